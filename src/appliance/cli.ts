@@ -1,0 +1,127 @@
+import { configSchema } from './config-schema';
+import { ConfigError } from './config-errors';
+import { loadConfig, DEFAULT_CONFIG_PATH } from './config-loader';
+import { Controller, VERSION } from './controller';
+import { createLogger, flushLogger } from './logger';
+
+const USAGE = `Usage: stagebox [options]
+
+Captures every input of the USB audio interface and streams it to in-ear
+monitor clients over WebSocket (HTTP and WebSocket on server.port, 5100).
+
+Options:
+  --config PATH      config file (default ${DEFAULT_CONFIG_PATH}, or $STAGEBOX_CONFIG)
+  --print-config     print the effective configuration as JSON and exit
+  --print-config-doc print docs/configuration.md (generated from the schema) and exit
+  --version          print the version and exit
+  -h, --help         show this help and exit
+
+Environment overrides: STAGEBOX_DEVICE, STAGEBOX_WAV_FILE, STAGEBOX_CHANNELS,
+STAGEBOX_FORMAT, STAGEBOX_RATE, STAGEBOX_PERIOD_FRAMES, STAGEBOX_HOST,
+STAGEBOX_PORT, STAGEBOX_MAX_CLIENTS, STAGEBOX_POOL_SIZE, STAGEBOX_LOG_LEVEL.
+Exit codes: 0 clean stop, 1 runtime failure, 2 invalid configuration or usage.`;
+
+/** Stop must finish within this; the issue allows 2 s. */
+const STOP_DEADLINE_MS = 1800;
+
+interface Args {
+  config?: string;
+  printConfig: boolean;
+  printConfigDoc: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { printConfig: false, printConfigDoc: false, help: false, version: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config') {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) throw new ConfigError('--config: got nothing; allowed: a file path');
+      a.config = v;
+    } else if (arg.startsWith('--config=')) a.config = arg.slice('--config='.length);
+    else if (arg === '--print-config') a.printConfig = true;
+    else if (arg === '--print-config-doc') a.printConfigDoc = true;
+    else if (arg === '--help' || arg === '-h') a.help = true;
+    else if (arg === '--version') a.version = true;
+    else throw new ConfigError(`unknown option ${JSON.stringify(arg)}; allowed: --config PATH, --print-config, --print-config-doc, --version, --help`);
+  }
+  return a;
+}
+
+/** Runs the service; resolves with the process exit code once stopped. */
+export async function main(argv: string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`stagebox: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (args.printConfigDoc) {
+    // Loaded lazily: only this flag needs the doc renderer.
+    const { renderConfigDoc } = require('./config-doc') as { renderConfigDoc(): string };
+    process.stdout.write(renderConfigDoc());
+    return 0;
+  }
+  let loaded;
+  try {
+    loaded = loadConfig({ path: args.config });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`stagebox: invalid configuration:\n${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (args.printConfig) {
+    process.stdout.write(`${JSON.stringify(configSchema.parse(loaded.config), null, 2)}\n`);
+    return 0;
+  }
+  const log = createLogger(loaded.config.log.level);
+  log.info({ version: VERSION, config: loaded.path ?? '(defaults: no file)', env: loaded.envApplied }, 'stagebox starting');
+  const controller = new Controller(loaded.config, log);
+  let stopping: Promise<number> | null = null;
+  const stop = (signal: string): Promise<number> => {
+    if (stopping) return stopping;
+    log.info({ signal }, 'stopping');
+    const deadline = new Promise<number>((resolve) =>
+      setTimeout(() => {
+        log.error({ deadlineMs: STOP_DEADLINE_MS }, 'stop took too long; exiting anyway');
+        resolve(1);
+      }, STOP_DEADLINE_MS).unref(),
+    );
+    stopping = Promise.race([controller.stop().then(() => 0), deadline]);
+    return stopping;
+  };
+  const exitCode = new Promise<number>((resolve) => {
+    process.once('SIGTERM', () => void stop('SIGTERM').then(resolve));
+    process.once('SIGINT', () => void stop('SIGINT').then(resolve));
+  });
+  try {
+    await controller.start();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`stagebox: invalid configuration:\n${err.message}\n`);
+      await controller.stop();
+      return 2;
+    }
+    log.fatal({ err: (err as Error).message }, 'start failed');
+    await controller.stop();
+    flushLogger(log);
+    return 1;
+  }
+  const code = await exitCode;
+  log.info({ code }, 'stopped');
+  flushLogger(log);
+  return code;
+}

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema. Every key has a default, a description and a
+ * needs-restart flag (all keys need a restart for now). docs/configuration.md
+ * lists every key; a test keeps the two in step.
+ */
+
+export const SAMPLE_FORMATS = ['S16_LE', 'S24_3LE', 'S32_LE', 'FLOAT_LE'] as const;
+export type SampleFormat = (typeof SAMPLE_FORMATS)[number];
+export const SAMPLE_RATES = [44100, 48000, 96000] as const;
+export const CODECS = ['pcm16', 'pcm24', 'deflate'] as const;
+export type Codec = (typeof CODECS)[number];
+
+const autoOr = <T extends z.ZodTypeAny>(t: T) => z.union([z.literal('auto'), t]);
+
+const captureSchema = z
+  .object({
+    device: z
+      .string()
+      .min(1)
+      .max(256)
+      .default('auto')
+      .describe(
+        '"auto" picks the USB interface with the most capture channels from /proc/asound and falls back to the built-in test signal; "test-signal" forces the test signal; anything else is an ALSA PCM name (hw:CARD=X, plughw:1, a name from asoundrc).',
+      ),
+    wavFile: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('Path of a WAV file to stream instead of a device, paced in real time and looped (demos). Overrides device.'),
+    channels: autoOr(z.number().int().min(1).max(64))
+      .default('auto')
+      .describe('Capture channels, 1-64. "auto": the card\'s maximum from /proc/asound; 32 for the test signal.'),
+    format: autoOr(z.enum(SAMPLE_FORMATS))
+      .default('auto')
+      .describe('Sample format. "auto": the card\'s first format from /proc/asound, else S32_LE.'),
+    rate: z
+      .union([z.literal(44100), z.literal(48000), z.literal(96000)])
+      .default(48000)
+      .describe('Sample rate in Hz: 44100, 48000 or 96000.'),
+    periodFrames: z.number().int().min(32).max(1024).default(128).describe('Frames per period, 32-1024 (128 @ 48 kHz = 2.67 ms).'),
+    bufferPeriods: z.number().int().min(2).max(16).default(4).describe('ALSA buffer size in periods (2-16). Reserved: alsa-capture lets ALSA choose.'),
+    retryInitialMs: z.number().int().min(50).max(60000).default(500).describe('First retry delay after a device fails to open or disappears, ms.'),
+    retryMaxMs: z.number().int().min(100).max(300000).default(10000).describe('Longest retry delay (the backoff doubles up to this), ms.'),
+    stallTimeoutMs: z.number().int().min(100).max(60000).default(2000).describe('A device that delivers no period for this long is treated as lost and reopened, ms.'),
+  })
+  .strict()
+  .default({});
+
+const serverSchema = z
+  .object({
+    host: z.string().min(1).default('0.0.0.0').describe('Address the HTTP/WebSocket server listens on ("::" for IPv6 too).'),
+    port: z.number().int().min(0).max(65535).default(5100).describe('TCP port of the stream server and dashboard (0 = any free port, logged).'),
+  })
+  .strict()
+  .default({});
+
+const streamSchema = z
+  .object({
+    maxClients: z.number().int().min(1).max(4096).default(256).describe('Most streaming clients at once; the next is closed with 1013.'),
+    sendQueuePackets: z.number().int().min(1).max(1024).default(8).describe('Per-client send queue, packets. Full: the oldest is dropped and counted.'),
+    maxInFlightPackets: z.number().int().min(1).max(64).default(2).describe('Packets handed to a client\'s socket but not yet written to the kernel before new ones wait in the queue.'),
+    maxPayloadBytes: z.number().int().min(512).max(1048576).default(16384).describe('Largest control frame accepted from a client; bigger closes with 1009.'),
+    helloTimeoutMs: z.number().int().min(100).max(120000).default(5000).describe('A client that has not sent hello by then is closed with 4001.'),
+    heartbeatIntervalMs: z.number().int().min(100).max(60000).default(2000).describe('WebSocket ping interval, ms.'),
+    heartbeatTimeoutMs: z.number().int().min(200).max(300000).default(10000).describe('A client silent (no frame, no pong) this long is closed with 4009.'),
+    stallTimeoutMs: z.number().int().min(100).max(300000).default(5000).describe('A client whose socket accepts nothing this long is closed with 4008.'),
+    controlRatePerSecond: z.number().int().min(1).max(10000).default(50).describe('Control messages per second a client may send (token bucket refill).'),
+    controlBurst: z.number().int().min(1).max(10000).default(100).describe('Control message burst allowance (token bucket size).'),
+  })
+  .strict()
+  .default({});
+
+const poolSchema = z
+  .object({
+    size: autoOr(z.number().int().min(0).max(64))
+      .default('auto')
+      .describe('Send pool worker threads. "auto": availableParallelism() - 1 (the main thread keeps a core), at least 1. 0 encodes on the main thread.'),
+    inlineMaxWork: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000000)
+      .default(256)
+      .describe('Periods whose work (distinct outputs x channels) is at most this are encoded on the main thread, where dispatch would cost more than it saves (see docs/architecture.md). 0: always use the pool.'),
+  })
+  .strict()
+  .default({});
+
+const logSchema = z
+  .object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
+  })
+  .strict()
+  .default({});
+
+export const configSchema = z
+  .object({
+    capture: captureSchema,
+    server: serverSchema,
+    stream: streamSchema,
+    pool: poolSchema,
+    log: logSchema,
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type CaptureConfig = Config['capture'];
+export type StreamConfig = Config['stream'];
+
+/** Env variables for the common keys: name → dotted config key. */
+export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string' | 'number' | 'auto-number' }>> = {
+  STAGEBOX_DEVICE: { key: 'capture.device', type: 'string' },
+  STAGEBOX_WAV_FILE: { key: 'capture.wavFile', type: 'string' },
+  STAGEBOX_CHANNELS: { key: 'capture.channels', type: 'auto-number' },
+  STAGEBOX_FORMAT: { key: 'capture.format', type: 'string' },
+  STAGEBOX_RATE: { key: 'capture.rate', type: 'number' },
+  STAGEBOX_PERIOD_FRAMES: { key: 'capture.periodFrames', type: 'number' },
+  STAGEBOX_HOST: { key: 'server.host', type: 'string' },
+  STAGEBOX_PORT: { key: 'server.port', type: 'number' },
+  STAGEBOX_MAX_CLIENTS: { key: 'stream.maxClients', type: 'number' },
+  STAGEBOX_POOL_SIZE: { key: 'pool.size', type: 'auto-number' },
+  STAGEBOX_LOG_LEVEL: { key: 'log.level', type: 'string' },
+};

@@ -1,0 +1,68 @@
+import { EventEmitter } from 'node:events';
+import type { SampleFormat } from '../appliance/config-schema';
+
+/** What a source delivers once it is running. */
+export interface CaptureFormat {
+  format: SampleFormat;
+  channels: number;
+  rate: number;
+  periodFrames: number;
+}
+
+export type CaptureState = 'starting' | 'running' | 'no-device' | 'retrying' | 'error' | 'stopped';
+
+export interface CaptureStatus {
+  kind: 'alsa' | 'test-signal' | 'wav';
+  state: CaptureState;
+  device: string;
+  format: CaptureFormat | null;
+  xruns: number;
+  /** Periods dropped by the source (short reads, read errors) rather than delivered. */
+  discardedPeriods: number;
+  reopenCount: number;
+  lastError: string | null;
+  /** Reader threads that were asked to close but never returned from the driver. */
+  stuckReaders: number;
+}
+
+/**
+ * One capture-source interface for ALSA, the test signal and WAV files.
+ * Events:
+ *  - 'period' (data: Buffer, frames: number): one period of interleaved samples in
+ *    `format`; the buffer may be reused after the handler returns.
+ *  - 'format' (f: CaptureFormat): the source (re)started with this format; emitted before its first period.
+ *  - 'discontinuity' (): samples were lost before the next period (xrun, reopen).
+ *  - 'state' (s: CaptureStatus): state changed.
+ */
+export abstract class CaptureSource extends EventEmitter {
+  protected status: CaptureStatus;
+
+  constructor(kind: CaptureStatus['kind'], device: string) {
+    super();
+    this.status = {
+      kind,
+      state: 'starting',
+      device,
+      format: null,
+      xruns: 0,
+      discardedPeriods: 0,
+      reopenCount: 0,
+      lastError: null,
+      stuckReaders: 0,
+    };
+  }
+
+  abstract start(): void;
+  abstract stop(): Promise<void>;
+
+  snapshot(): CaptureStatus {
+    return { ...this.status, format: this.status.format ? { ...this.status.format } : null };
+  }
+
+  protected setState(state: CaptureState, lastError: string | null = this.status.lastError): void {
+    const changed = state !== this.status.state || lastError !== this.status.lastError;
+    this.status.state = state;
+    this.status.lastError = lastError;
+    if (changed) this.emit('state', this.snapshot());
+  }
+}

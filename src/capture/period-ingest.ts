@@ -1,0 +1,76 @@
+import { FLAG_DISCONTINUITY } from '../engine/packet-format';
+import { toInt32 } from '../engine/sample-format';
+import { LatencyHistogram } from '../health/latency-histogram';
+import type { SendPool } from '../pool/send-pool';
+import type { CaptureFormat, CaptureSource } from './capture-source';
+
+/**
+ * The capture callback: stamp the period (seq, sample position, monotonic
+ * ns), convert it once into the shared ring, hand it to the send pool.
+ * No JSON, no logging, no per-client work here.
+ */
+export class PeriodIngest {
+  private seq = 0;
+  private samplePos = 0n;
+  private flags = FLAG_DISCONTINUITY;
+  private format: CaptureFormat | null = null;
+  private lastArrival = 0;
+  periods = 0;
+  /** Deviation of period arrival intervals from the nominal period, ms. */
+  readonly jitter = new LatencyHistogram();
+
+  constructor(private readonly pool: SendPool) {}
+
+  attach(source: CaptureSource): void {
+    source.on('format', this.onFormat);
+    source.on('discontinuity', this.onDiscontinuity);
+    source.on('period', this.onPeriod);
+  }
+
+  detach(source: CaptureSource): void {
+    source.off('format', this.onFormat);
+    source.off('discontinuity', this.onDiscontinuity);
+    source.off('period', this.onPeriod);
+  }
+
+  get currentFormat(): CaptureFormat | null {
+    return this.format;
+  }
+
+  private readonly onFormat = (f: CaptureFormat): void => {
+    this.format = f;
+    this.pool.setShape({ channels: f.channels, rate: f.rate });
+    this.flags |= FLAG_DISCONTINUITY;
+    this.lastArrival = 0;
+  };
+
+  private readonly onDiscontinuity = (): void => {
+    this.flags |= FLAG_DISCONTINUITY;
+  };
+
+  private readonly onPeriod = (data: Uint8Array, frames: number): void => {
+    const t0 = performance.now();
+    const captureNs = process.hrtime.bigint();
+    const f = this.format;
+    if (f === null || frames !== f.periodFrames) return;
+    if (this.lastArrival !== 0) this.jitter.record(Math.abs(t0 - this.lastArrival - (f.periodFrames / f.rate) * 1000));
+    this.lastArrival = t0;
+    const seq = this.seq;
+    this.seq = (seq + 1) >>> 0;
+    this.periods++;
+    const pos = this.samplePos;
+    this.samplePos += BigInt(frames);
+    if (!this.pool.canAccept()) {
+      // The pool is a ring behind: skip this period rather than overwrite unread audio.
+      this.flags |= FLAG_DISCONTINUITY;
+      this.pool.dispatch(seq, t0);
+      return;
+    }
+    const ring = this.pool.ring;
+    const slot = ring.slotOf(seq);
+    toInt32(data, f.format, ring.samples, slot * ring.samplesPerSlot, frames * f.channels);
+    ring.writeHeader(slot, seq, pos, captureNs, this.flags);
+    this.flags = 0;
+    this.pool.dispatch(seq, t0);
+  };
+}

@@ -1,0 +1,164 @@
+import type { StreamConfig } from '../appliance/config-schema';
+import type { OutputRegistry } from '../pool/output-registry';
+import type { ClientConnection } from '../transport/client-connection';
+import { CLOSE } from './close-codes';
+import { ControlError, parseClientMessage, SUPPORTED_PROTOCOLS, type ClientMessage } from './control-messages';
+import { TokenBucket } from './token-bucket';
+import { PROTOCOL_VERSION } from '../engine/packet-format';
+
+/** What clients are told about the capture source (welcome and "source" messages). */
+export interface SourceInfo {
+  state: string;
+  kind: string;
+  device: string;
+  channels: number | null;
+  rate: number | null;
+  periodFrames: number;
+  format: string | null;
+}
+
+export interface ControlDeps {
+  version: string;
+  stream: StreamConfig;
+  outputs: OutputRegistry;
+  source(): SourceInfo;
+  /** Called once a client has said hello with `clientId`; returns the connection it replaced, if any. */
+  claimClientId(conn: ClientConnection, clientId: string): ClientConnection | null;
+  close(conn: ClientConnection, code: number, reason: string): void;
+  log: { info(obj: object, msg: string): void };
+}
+
+/** Rejected messages past the bucket's burst before the client is closed for flooding. */
+const FLOOD_REJECTS = 200;
+
+interface ControlState {
+  bucket: TokenBucket;
+  rejected: number;
+  lastRateError: number;
+}
+
+/**
+ * Applies client control messages. Every error goes back to the client that
+ * caused it only; nothing a client sends can throw out of here.
+ */
+export class ControlHandler {
+  private readonly state = new WeakMap<ClientConnection, ControlState>();
+
+  constructor(private readonly deps: ControlDeps) {}
+
+  onText(conn: ClientConnection, text: string): void {
+    let st = this.state.get(conn);
+    if (!st) {
+      st = { bucket: new TokenBucket(this.deps.stream.controlRatePerSecond, this.deps.stream.controlBurst), rejected: 0, lastRateError: -Infinity };
+      this.state.set(conn, st);
+    }
+    const now = performance.now();
+    if (!st.bucket.take(now)) {
+      if (++st.rejected >= FLOOD_REJECTS) {
+        this.deps.close(conn, CLOSE.FLOOD, 'control message flood');
+        return;
+      }
+      if (now - st.lastRateError > 1000) {
+        st.lastRateError = now;
+        this.sendError(
+          conn,
+          new ControlError(
+            'rate-limited',
+            `more than ${this.deps.stream.controlRatePerSecond} control messages per second (burst ${this.deps.stream.controlBurst}); messages dropped`,
+          ),
+        );
+      }
+      return;
+    }
+    st.rejected = 0;
+    try {
+      this.apply(conn, parseClientMessage(text));
+    } catch (err) {
+      if (err instanceof ControlError) this.sendError(conn, err);
+      else this.sendError(conn, new ControlError('invalid-message', `internal error handling message: ${(err as Error).message}`));
+    }
+  }
+
+  private apply(conn: ClientConnection, msg: ClientMessage): void {
+    if (msg.type !== 'hello' && conn.clientId === null) {
+      throw new ControlError('hello-required', `send hello first; got ${msg.type}`, msg.type);
+    }
+    switch (msg.type) {
+      case 'hello': {
+        if (conn.clientId !== null) throw new ControlError('already-hello', `hello was already received for clientId ${conn.clientId}`, 'hello');
+        if (!(SUPPORTED_PROTOCOLS as readonly number[]).includes(msg.protocol)) {
+          this.sendError(conn, new ControlError('unsupported-protocol', `protocol ${msg.protocol} is not supported; supported: ${SUPPORTED_PROTOCOLS.join(', ')}`, 'hello'));
+          this.deps.close(conn, CLOSE.UNSUPPORTED_PROTOCOL, `unsupported protocol ${msg.protocol}`.slice(0, 120));
+          return;
+        }
+        conn.clientId = msg.clientId;
+        conn.name = msg.name;
+        const replaced = this.deps.claimClientId(conn, msg.clientId);
+        if (replaced) this.deps.close(replaced, CLOSE.REPLACED, 'replaced by a newer connection with the same clientId');
+        this.deps.log.info({ clientId: msg.clientId, name: msg.name, address: conn.address, replaced: replaced !== null }, 'client hello');
+        this.send(conn, {
+          type: 'welcome',
+          protocol: PROTOCOL_VERSION,
+          version: this.deps.version,
+          clientId: msg.clientId,
+          source: this.deps.source(),
+          codecs: ['pcm16', 'pcm24', 'deflate'],
+          boxNs: process.hrtime.bigint().toString(),
+        });
+        return;
+      }
+      case 'subscribe': {
+        const count = this.deps.source().channels;
+        const seen = new Set<number>();
+        for (const ch of msg.channels) {
+          if (count !== null && ch >= count) {
+            throw new ControlError('bad-channel', `channel ${ch} does not exist; the device has ${count} channels (0-${count - 1})`, 'subscribe');
+          }
+          if (seen.has(ch)) throw new ControlError('bad-channel', `channel ${ch} appears more than once`, 'subscribe');
+          seen.add(ch);
+        }
+        if (conn.output) this.deps.outputs.unsubscribe(conn, conn.output);
+        conn.clearQueue();
+        conn.output = this.deps.outputs.subscribe(conn, msg.codec, msg.channels);
+        this.send(conn, { type: 'subscribed', channels: msg.channels, codec: msg.codec });
+        return;
+      }
+      case 'unsubscribe': {
+        if (conn.output) this.deps.outputs.unsubscribe(conn, conn.output);
+        conn.output = null;
+        conn.clearQueue();
+        this.send(conn, { type: 'unsubscribed' });
+        return;
+      }
+      case 'ping': {
+        const reply: Record<string, unknown> = { type: 'pong', id: msg.id, boxNs: process.hrtime.bigint().toString() };
+        if (msg.t !== undefined) reply.t = msg.t;
+        this.send(conn, reply);
+        return;
+      }
+    }
+  }
+
+  /** The source's channel count changed: drop subscriptions it can no longer serve. */
+  revalidate(conn: ClientConnection): void {
+    const count = this.deps.source().channels;
+    if (!conn.output || count === null) return;
+    const bad = conn.output.channels.find((c) => c >= count);
+    if (bad === undefined) return;
+    this.deps.outputs.unsubscribe(conn, conn.output);
+    conn.output = null;
+    conn.clearQueue();
+    this.sendError(conn, new ControlError('bad-channel', `channel ${bad} no longer exists; the device now has ${count} channels; subscribe again`));
+  }
+
+  send(conn: ClientConnection, msg: object): void {
+    if (conn.closed) return;
+    conn.ws.send(JSON.stringify(msg));
+  }
+
+  private sendError(conn: ClientConnection, err: ControlError): void {
+    const msg: Record<string, unknown> = { type: 'error', code: err.code, message: err.message };
+    if (err.ref) msg.ref = err.ref;
+    this.send(conn, msg);
+  }
+}

@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import { CODECS } from '../appliance/config-schema';
+import { PROTOCOL_VERSION } from '../engine/packet-format';
+
+/**
+ * Client → box control messages (JSON text frames), parsed once here at the
+ * edge. docs/protocol.md describes each; keep them in step.
+ */
+
+export const SUPPORTED_PROTOCOLS = [PROTOCOL_VERSION] as const;
+
+const clientId = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, ".", "_", ":" or "-" only');
+
+export const helloSchema = z
+  .object({
+    type: z.literal('hello'),
+    protocol: z.number().int(),
+    clientId,
+    name: z.string().max(64).default(''),
+  })
+  .strict();
+
+export const subscribeSchema = z
+  .object({
+    type: z.literal('subscribe'),
+    channels: z.array(z.number().int().min(0).max(63)).min(1).max(64),
+    codec: z.enum(CODECS).default('pcm16'),
+  })
+  .strict();
+
+export const unsubscribeSchema = z.object({ type: z.literal('unsubscribe') }).strict();
+
+export const pingSchema = z
+  .object({
+    type: z.literal('ping'),
+    id: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    /** Client's own clock, echoed back untouched. */
+    t: z.number().finite().optional(),
+  })
+  .strict();
+
+export const MESSAGE_SCHEMAS = {
+  hello: helloSchema,
+  subscribe: subscribeSchema,
+  unsubscribe: unsubscribeSchema,
+  ping: pingSchema,
+} as const;
+
+export type MessageType = keyof typeof MESSAGE_SCHEMAS;
+export type Hello = z.infer<typeof helloSchema>;
+export type Subscribe = z.infer<typeof subscribeSchema>;
+export type Ping = z.infer<typeof pingSchema>;
+export type ClientMessage =
+  | Hello
+  | Subscribe
+  | z.infer<typeof unsubscribeSchema>
+  | Ping;
+
+/** Error codes the box sends in {"type":"error"} messages. */
+export type ErrorCode =
+  | 'bad-json'
+  | 'not-an-object'
+  | 'unknown-type'
+  | 'invalid-message'
+  | 'hello-required'
+  | 'already-hello'
+  | 'unsupported-protocol'
+  | 'bad-channel'
+  | 'rate-limited';
+
+export class ControlError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly ref?: string,
+  ) {
+    super(message);
+  }
+}
+
+function describeIssues(err: z.ZodError, raw: Record<string, unknown>): string {
+  return err.issues
+    .map((i) => {
+      const key = i.path.join('.') || '(message)';
+      if (i.code === 'unrecognized_keys') return `unknown field(s) ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+      let v: unknown = raw;
+      for (const p of i.path) v = v !== null && typeof v === 'object' ? (v as Record<string | number, unknown>)[p] : undefined;
+      const got = v === undefined ? 'nothing' : JSON.stringify(v)?.slice(0, 60);
+      return `${key}: got ${got}; ${i.message}`;
+    })
+    .join('; ');
+}
+
+/** Parses one text frame. Throws ControlError with a code and a message naming the field, the value and the rule. */
+export function parseClientMessage(text: string): ClientMessage {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ControlError('bad-json', `not valid JSON: ${(err as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ControlError('not-an-object', `a control message is a JSON object with a "type"; got ${Array.isArray(raw) ? 'an array' : typeof raw}`);
+  }
+  const obj = raw as Record<string, unknown>;
+  const type = obj.type;
+  if (typeof type !== 'string' || !Object.hasOwn(MESSAGE_SCHEMAS, type)) {
+    throw new ControlError(
+      'unknown-type',
+      `unknown message type ${JSON.stringify(type)?.slice(0, 40) ?? 'undefined'}; allowed: ${Object.keys(MESSAGE_SCHEMAS).join(', ')}`,
+    );
+  }
+  const parsed = MESSAGE_SCHEMAS[type as MessageType].safeParse(obj);
+  if (!parsed.success) throw new ControlError('invalid-message', `${type}: ${describeIssues(parsed.error, obj)}`, type);
+  return parsed.data as ClientMessage;
+}

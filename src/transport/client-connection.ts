@@ -1,0 +1,119 @@
+import type { WebSocket } from 'ws';
+import type { Codec } from '../appliance/config-schema';
+import type { LatencyHistogram } from '../health/latency-histogram';
+import type { Output, PacketSink } from '../pool/output-registry';
+import { PacketQueue } from './packet-queue';
+
+const SEND_OPTIONS = { binary: true, compress: false } as const;
+
+export interface ClientLimits {
+  sendQueuePackets: number;
+  maxInFlightPackets: number;
+}
+
+/** Public view of a client, for status. */
+export interface ClientInfo {
+  clientId: string | null;
+  name: string;
+  address: string;
+  codec: Codec | null;
+  channels: number[];
+  sentPackets: number;
+  drops: number;
+  queued: number;
+  rttMs: number | null;
+  connectedS: number;
+}
+
+/**
+ * One WebSocket client: its subscription, its bounded send queue and its
+ * counters. Audio goes straight to the socket while fewer than
+ * maxInFlightPackets are unwritten; after that it waits in the queue, which
+ * drops the oldest packet when full. Nothing here ever awaits.
+ */
+export class ClientConnection implements PacketSink {
+  clientId: string | null = null;
+  name = '';
+  output: Output | null = null;
+  rttMs: number | null = null;
+  sentPackets = 0;
+  drops = 0;
+  closed = false;
+  readonly connectedAt = performance.now();
+  lastHeardAt = performance.now();
+  /** Last time the socket accepted a write (or the client became idle). */
+  lastWriteAt = performance.now();
+  private inFlight = 0;
+  private readonly queue: PacketQueue;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly address: string,
+    private readonly limits: ClientLimits,
+    private readonly serverLatency: LatencyHistogram,
+  ) {
+    this.queue = new PacketQueue(limits.sendQueuePackets);
+  }
+
+  pushPacket(packet: Buffer, arrivalMs: number): void {
+    if (this.closed) return;
+    if (this.inFlight < this.limits.maxInFlightPackets && this.queue.length === 0) {
+      this.send(packet, arrivalMs);
+    } else if (this.queue.push(packet, arrivalMs)) {
+      this.drops++;
+    }
+  }
+
+  /** True when the client has audio waiting that its socket has not taken for longer than `ms`. */
+  isStalled(now: number, ms: number): boolean {
+    return this.inFlight >= this.limits.maxInFlightPackets && now - this.lastWriteAt > ms;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Drops queued audio (on unsubscribe and close). */
+  clearQueue(): void {
+    this.queue.clear();
+  }
+
+  markClosed(): void {
+    this.closed = true;
+    this.queue.clear();
+  }
+
+  info(now: number): ClientInfo {
+    return {
+      clientId: this.clientId,
+      name: this.name,
+      address: this.address,
+      codec: this.output?.codec ?? null,
+      channels: this.output ? [...this.output.channels] : [],
+      sentPackets: this.sentPackets,
+      drops: this.drops,
+      queued: this.queue.length,
+      rttMs: this.rttMs,
+      connectedS: Math.round((now - this.connectedAt) / 1000),
+    };
+  }
+
+  private send(packet: Buffer, arrivalMs: number): void {
+    if (this.inFlight === 0) this.lastWriteAt = performance.now();
+    this.inFlight++;
+    this.sentPackets++;
+    this.ws.send(packet, SEND_OPTIONS, this.onWritten);
+    this.serverLatency.record(performance.now() - arrivalMs);
+  }
+
+  /** Socket wrote a packet to the kernel (or failed): send what waits. Bound once, no closure per send. */
+  private readonly onWritten = (err?: Error): void => {
+    this.inFlight--;
+    this.lastWriteAt = performance.now();
+    if (err || this.closed) return;
+    while (this.inFlight < this.limits.maxInFlightPackets && this.queue.length > 0) {
+      const arrival = this.queue.peekArrival();
+      this.send(this.queue.shift()!, arrival);
+    }
+  };
+}
