@@ -9,6 +9,7 @@ import { OutputRegistry } from '../pool/output-registry';
 import { resolvePoolSize } from '../pool/pool-size';
 import { SendPool } from '../pool/send-pool';
 import { StreamServer } from '../transport/stream-server';
+import { frameInPlace } from '../transport/ws-frame';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
@@ -43,7 +44,7 @@ export class Controller {
     this.pool = new SendPool({ size: poolSize, inlineMaxWork: cfg.pool.inlineMaxWork, periodFrames: cfg.capture.periodFrames }, this.outputs, {
       channels: 1,
       rate: cfg.capture.rate,
-    });
+    }, frameInPlace);
     this.pool.onEncodeError = (err) => this.log.error({ err: err.message }, 'encode failed; period dropped');
     this.log.info(
       { poolSize, configured: cfg.pool.size, inlineMaxWork: cfg.pool.inlineMaxWork, threadpool: process.env.UV_THREADPOOL_SIZE ?? '4 (default)' },

@@ -7,6 +7,8 @@
  *   [outputId, codecId, channelCount, ch0, ch1, ...]
  * Result layout (all Uint32, little-endian):
  *   [count, then count x (outputId, byteOffset, byteLength)], packets (4-aligned)
+ * Every packet is preceded by at least PACKET_HEADROOM free bytes, so the
+ * transport can put its frame header in front of it without copying.
  */
 import { deflateSync, constants as zc } from 'node:zlib';
 import { AudioRing, SLOT_HEADER_WORDS } from './audio-ring';
@@ -18,6 +20,9 @@ const DEFLATE = CODEC_IDS.deflate;
 
 /** zlib level for the deflate codec: speed over ratio, since late audio is worthless. */
 export const DEFLATE_LEVEL = zc.Z_BEST_SPEED;
+
+/** Free bytes before each packet: the largest WebSocket frame header (10), rounded up to 4-byte alignment. */
+export const PACKET_HEADROOM = 12;
 
 function align4(n: number): number {
   return (n + 3) & ~3;
@@ -77,7 +82,7 @@ export function encodeSlot(ring: AudioRing, slot: number, spec: Int32Array): Arr
 
   // Deflate payloads are sized only after compressing; do them first.
   let deflated: Buffer[] | undefined;
-  let total = align4(indexBytes);
+  let total = align4(indexBytes) + PACKET_HEADROOM;
   for (let p = 0, i = 0; p < spec.length; p += 3 + spec[p + 2]!, i++) {
     const codec = spec[p + 1]!;
     const n = spec[p + 2]!;
@@ -89,14 +94,14 @@ export function encodeSlot(ring: AudioRing, slot: number, spec: Int32Array): Arr
       (deflated ??= [])[i] = z;
       payload = z.length;
     }
-    total += align4(headerBytesFor(n) + payload);
+    total += align4(headerBytesFor(n) + payload) + PACKET_HEADROOM;
   }
 
   const out = new ArrayBuffer(total);
   const bytes = new Uint8Array(out);
   const view = new DataView(out);
   view.setUint32(0, count, true);
-  let at = align4(indexBytes);
+  let at = align4(indexBytes) + PACKET_HEADROOM;
   for (let p = 0, i = 0; p < spec.length; p += 3 + spec[p + 2]!, i++) {
     const id = spec[p]!;
     const codec = spec[p + 1]!;
@@ -126,7 +131,7 @@ export function encodeSlot(ring: AudioRing, slot: number, spec: Int32Array): Arr
     view.setUint32(4 + i * 12, id, true);
     view.setUint32(8 + i * 12, at, true);
     view.setUint32(12 + i * 12, len, true);
-    at += align4(len);
+    at += align4(len) + PACKET_HEADROOM;
   }
   return out;
 }

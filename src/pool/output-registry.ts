@@ -3,8 +3,8 @@ import { CODEC_IDS } from '../engine/packet-format';
 
 /** Anything that takes encoded packets: a client connection. */
 export interface PacketSink {
-  /** Called on the main thread; must never block or await. */
-  pushPacket(packet: Buffer, arrivalMs: number): void;
+  /** `frame` is one packet, already framed for the wire. Main thread; must never block or await. */
+  pushPacket(frame: Buffer, arrivalMs: number): void;
 }
 
 /** One distinct output: a codec and an ordered channel list, shared by every client that wants exactly it. */

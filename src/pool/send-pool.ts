@@ -64,10 +64,15 @@ export class SendPool {
   onSkip: (() => void) | null = null;
   onEncodeError: ((err: Error) => void) | null = null;
 
+  /**
+   * `frame` turns one packet of an encode result into the bytes every
+   * subscriber's socket gets (the transport's framing), once per packet.
+   */
   constructor(
     private readonly opts: SendPoolOptions,
     private readonly outputs: OutputRegistry,
     shape: { channels: number; rate: number },
+    private readonly frame: (ab: ArrayBuffer, offset: number, length: number) => Buffer,
   ) {
     this.ringSab = new SharedArrayBuffer(ringBytes(MAX_CHANNELS, opts.periodFrames, RING_SLOTS));
     this.ringView = new AudioRing({ ...shape, periodFrames: opts.periodFrames, slotCount: RING_SLOTS }, this.ringSab);
@@ -194,8 +199,8 @@ export class SendPool {
     for (let i = 0; i < count; i++) {
       const out = this.outputs.get(view.getUint32(4 + i * 12, true));
       if (!out || out.sinks.size === 0) continue;
-      const packet = Buffer.from(ab, view.getUint32(8 + i * 12, true), view.getUint32(12 + i * 12, true));
-      for (const sink of out.sinks) sink.pushPacket(packet, arrivalMs);
+      const frame = this.frame(ab, view.getUint32(8 + i * 12, true), view.getUint32(12 + i * 12, true));
+      for (const sink of out.sinks) sink.pushPacket(frame, arrivalMs);
     }
   }
 

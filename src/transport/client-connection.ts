@@ -1,10 +1,9 @@
-import type { WebSocket } from 'ws';
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
 import type { Codec } from '../appliance/config-schema';
 import type { LatencyHistogram } from '../health/latency-histogram';
 import type { Output, PacketSink } from '../pool/output-registry';
 import { PacketQueue } from './packet-queue';
-
-const SEND_OPTIONS = { binary: true, compress: false } as const;
 
 export interface ClientLimits {
   sendQueuePackets: number;
@@ -27,9 +26,14 @@ export interface ClientInfo {
 
 /**
  * One WebSocket client: its subscription, its bounded send queue and its
- * counters. Audio goes straight to the socket while fewer than
- * maxInFlightPackets are unwritten; after that it waits in the queue, which
- * drops the oldest packet when full. Nothing here ever awaits.
+ * counters. Audio frames (already framed once per packet, shared by every
+ * subscriber) go straight to the socket while fewer than maxInFlightPackets
+ * are unwritten; after that they wait in the queue, which drops the oldest
+ * when full. Nothing here ever awaits.
+ *
+ * Audio bypasses ws's sender and is written whole to the raw socket: with
+ * permessage-deflate off, ws writes each of its own frames synchronously and
+ * whole too, so frames never interleave.
  */
 export class ClientConnection implements PacketSink {
   clientId: string | null = null;
@@ -48,6 +52,7 @@ export class ClientConnection implements PacketSink {
 
   constructor(
     readonly ws: WebSocket,
+    private readonly socket: Duplex,
     readonly address: string,
     private readonly limits: ClientLimits,
     private readonly serverLatency: LatencyHistogram,
@@ -56,7 +61,7 @@ export class ClientConnection implements PacketSink {
   }
 
   pushPacket(packet: Buffer, arrivalMs: number): void {
-    if (this.closed) return;
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
     if (this.inFlight < this.limits.maxInFlightPackets && this.queue.length === 0) {
       this.send(packet, arrivalMs);
     } else if (this.queue.push(packet, arrivalMs)) {
@@ -102,15 +107,15 @@ export class ClientConnection implements PacketSink {
     if (this.inFlight === 0) this.lastWriteAt = performance.now();
     this.inFlight++;
     this.sentPackets++;
-    this.ws.send(packet, SEND_OPTIONS, this.onWritten);
+    this.socket.write(packet, this.onWritten);
     this.serverLatency.record(performance.now() - arrivalMs);
   }
 
   /** Socket wrote a packet to the kernel (or failed): send what waits. Bound once, no closure per send. */
-  private readonly onWritten = (err?: Error): void => {
+  private readonly onWritten = (err?: Error | null): void => {
     this.inFlight--;
     this.lastWriteAt = performance.now();
-    if (err || this.closed) return;
+    if (err || this.closed || this.ws.readyState !== WebSocket.OPEN) return;
     while (this.inFlight < this.limits.maxInFlightPackets && this.queue.length > 0) {
       const arrival = this.queue.peekArrival();
       this.send(this.queue.shift()!, arrival);

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { StreamConfig } from '../appliance/config-schema';
 import { CLOSE } from '../control/close-codes';
@@ -54,12 +55,13 @@ export class StreamServer {
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: opts.stream.maxPayloadBytes,
+      // Must stay off: audio frames are written raw to the socket (see client-connection.ts).
       perMessageDeflate: false,
       clientTracking: false,
     });
     this.http.on('upgrade', (req, socket, head) => {
       socket.on('error', () => socket.destroy());
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, socket));
     });
   }
 
@@ -78,9 +80,9 @@ export class StreamServer {
     });
   }
 
-  private accept(ws: WebSocket, req: http.IncomingMessage): void {
+  private accept(ws: WebSocket, req: http.IncomingMessage, socket: Duplex): void {
     const address = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    const conn = new ClientConnection(ws, address, this.opts.stream, this.serverLatency);
+    const conn = new ClientConnection(ws, socket, address, this.opts.stream, this.serverLatency);
     (ws as TaggedSocket)[kConn] = conn;
     (ws as unknown as { [kServer]: StreamServer })[kServer] = this;
     ws.on('error', onSocketError);
