@@ -122,5 +122,6 @@ export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string
   STAGEBOX_PORT: { key: 'server.port', type: 'number' },
   STAGEBOX_MAX_CLIENTS: { key: 'stream.maxClients', type: 'number' },
   STAGEBOX_POOL_SIZE: { key: 'pool.size', type: 'auto-number' },
+  STAGEBOX_POOL_INLINE_MAX_WORK: { key: 'pool.inlineMaxWork', type: 'number' },
   STAGEBOX_LOG_LEVEL: { key: 'log.level', type: 'string' },
 };
