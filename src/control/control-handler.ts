@@ -1,5 +1,5 @@
 import type { StreamConfig } from '../appliance/config-schema';
-import type { OutputRegistry } from '../pool/output-registry';
+import { OutputRegistry } from '../pool/output-registry';
 import type { ClientConnection } from '../transport/client-connection';
 import { CLOSE } from './close-codes';
 import { ControlError, parseClientMessage, SUPPORTED_PROTOCOLS, type ClientMessage } from './control-messages';
@@ -117,9 +117,12 @@ export class ControlHandler {
           if (seen.has(ch)) throw new ControlError('bad-channel', `channel ${ch} appears more than once`, 'subscribe');
           seen.add(ch);
         }
-        if (conn.output) this.deps.outputs.unsubscribe(conn, conn.output);
-        conn.clearQueue();
-        conn.output = this.deps.outputs.subscribe(conn, msg.codec, msg.channels);
+        // Re-subscribing to the same output must not cost a period of audio.
+        if (conn.output?.key !== OutputRegistry.keyOf(msg.codec, msg.channels)) {
+          if (conn.output) this.deps.outputs.unsubscribe(conn, conn.output);
+          conn.clearQueue();
+          conn.output = this.deps.outputs.subscribe(conn, msg.codec, msg.channels);
+        }
         this.send(conn, { type: 'subscribed', channels: msg.channels, codec: msg.codec });
         return;
       }
