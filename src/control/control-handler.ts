@@ -2,7 +2,7 @@ import type { StreamConfig } from '../appliance/config-schema';
 import { OutputRegistry } from '../pool/output-registry';
 import type { ClientConnection } from '../transport/client-connection';
 import { CLOSE } from './close-codes';
-import { ControlError, parseClientMessage, SUPPORTED_PROTOCOLS, type ClientMessage } from './control-messages';
+import { ControlError, parseClientMessage, type ClientMessage } from './control-messages';
 import { TokenBucket } from './token-bucket';
 import { PROTOCOL_VERSION } from '../engine/packet-format';
 
@@ -74,8 +74,10 @@ export class ControlHandler {
     try {
       this.apply(conn, parseClientMessage(text));
     } catch (err) {
-      if (err instanceof ControlError) this.sendError(conn, err);
-      else this.sendError(conn, new ControlError('invalid-message', `internal error handling message: ${(err as Error).message}`));
+      if (err instanceof ControlError) {
+        this.sendError(conn, err);
+        if (err.code === 'unsupported-protocol') this.deps.close(conn, CLOSE.UNSUPPORTED_PROTOCOL, err.message.slice(0, 120));
+      } else this.sendError(conn, new ControlError('invalid-message', `internal error handling message: ${(err as Error).message}`));
     }
   }
 
@@ -86,11 +88,6 @@ export class ControlHandler {
     switch (msg.type) {
       case 'hello': {
         if (conn.clientId !== null) throw new ControlError('already-hello', `hello was already received for clientId ${conn.clientId}`, 'hello');
-        if (!(SUPPORTED_PROTOCOLS as readonly number[]).includes(msg.protocol)) {
-          this.sendError(conn, new ControlError('unsupported-protocol', `protocol ${msg.protocol} is not supported; supported: ${SUPPORTED_PROTOCOLS.join(', ')}`, 'hello'));
-          this.deps.close(conn, CLOSE.UNSUPPORTED_PROTOCOL, `unsupported protocol ${msg.protocol}`.slice(0, 120));
-          return;
-        }
         conn.clientId = msg.clientId;
         conn.name = msg.name;
         const replaced = this.deps.claimClientId(conn, msg.clientId);

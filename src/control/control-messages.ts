@@ -114,6 +114,11 @@ export function parseClientMessage(text: string): ClientMessage {
       `unknown message type ${JSON.stringify(type)?.slice(0, 40) ?? 'undefined'}; allowed: ${Object.keys(MESSAGE_SCHEMAS).join(', ')}`,
     );
   }
+  // The version is checked before the strict schema, so a newer client whose
+  // hello has fields we do not know still learns that its version is the problem.
+  if (type === 'hello' && typeof obj.protocol === 'number' && !(SUPPORTED_PROTOCOLS as readonly number[]).includes(obj.protocol)) {
+    throw new ControlError('unsupported-protocol', `protocol ${obj.protocol} is not supported; supported: ${SUPPORTED_PROTOCOLS.join(', ')}`, 'hello');
+  }
   const parsed = MESSAGE_SCHEMAS[type as MessageType].safeParse(obj);
   if (!parsed.success) throw new ControlError('invalid-message', `${type}: ${describeIssues(parsed.error, obj)}`, type);
   return parsed.data as ClientMessage;
