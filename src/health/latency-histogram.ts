@@ -38,7 +38,7 @@ export class LatencyHistogram {
     return this.n;
   }
 
-  /** Upper edge of the bucket holding quantile q (0..1), ms. */
+  /** Upper edge of the bucket holding quantile q (0..1), never above the largest value recorded, ms. */
   quantile(q: number): number {
     if (this.n === 0) return 0;
     const target = Math.max(1, Math.ceil(q * this.n));
@@ -46,8 +46,8 @@ export class LatencyHistogram {
     for (let b = 0; b < BUCKETS; b++) {
       seen += this.counts[b]!;
       if (seen >= target) {
-        if (b < FINE_US) return (b + 1) / 1000;
-        if (b < BUCKETS - 1) return (FINE_US + (b - FINE_US + 1) * COARSE_STEP_US) / 1000;
+        if (b < FINE_US) return Math.min(this.max, (b + 1) / 1000);
+        if (b < BUCKETS - 1) return Math.min(this.max, (FINE_US + (b - FINE_US + 1) * COARSE_STEP_US) / 1000);
         return this.max;
       }
     }

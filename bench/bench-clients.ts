@@ -1,0 +1,283 @@
+/**
+ * Bench client process, forked by run-bench so that receiving and timing
+ * packets never shares an event loop with the service under test. Driven
+ * over IPC (bench-ipc.ts); writes nothing to stdout.
+ */
+import WebSocket, { type RawData } from 'ws';
+import { LatencyHistogram } from '../src/health/latency-histogram';
+import type { ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
+
+const MAGIC0 = 0x53;
+const MAGIC1 = 0x42;
+const FIXED_HEADER_BYTES = 36;
+const FLAG_DISCONTINUITY = 1;
+const HALF_U32 = 0x8000_0000;
+/** Clients connecting at once: enough to be quick, few enough not to look like a SYN flood. */
+const CONNECT_CONCURRENCY = 32;
+/** How long close() waits for sockets to finish their close handshake. */
+const CLOSE_WAIT_MS = 1000;
+
+/** One histogram for every normal client: the report is about the population, not one phone. */
+const e2e = new LatencyHistogram();
+let malformed = 0;
+
+class BenchClient {
+  packets = 0;
+  lost = 0;
+  discontinuities = 0;
+  payloadBytes = 0;
+  pcm16Bytes = 0;
+  open = false;
+  closeCode: number | null = null;
+  private lastSeq = -1;
+  private ws: WebSocket | null = null;
+
+  constructor(readonly spec: ClientSpec) {}
+
+  /** Connects, says hello, subscribes; resolves once "subscribed" arrives. */
+  connect(port: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (err: Error | null): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          this.ws?.terminate();
+          reject(err);
+        } else resolve();
+      };
+      const timer = setTimeout(() => settle(new Error(`${this.spec.clientId}: no "subscribed" within ${timeoutMs} ms`)), timeoutMs);
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+      this.ws = ws;
+      ws.on('open', () => {
+        this.open = true;
+        // hello and subscribe back to back: the box applies control messages in order.
+        ws.send(JSON.stringify({ type: 'hello', protocol: 1, clientId: this.spec.clientId, name: 'bench' }));
+        ws.send(JSON.stringify({ type: 'subscribe', channels: this.spec.channels, codec: this.spec.codec }));
+      });
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        if (isBinary) {
+          this.onPacket(data as Buffer);
+          return;
+        }
+        const reply = parseControl(data);
+        if (reply.type === 'subscribed') {
+          if (this.spec.stalled) ws.pause();
+          settle(null);
+        } else if (reply.type === 'error') {
+          settle(new Error(`${this.spec.clientId}: box answered error ${reply.code ?? '?'}: ${reply.message ?? ''}`));
+        }
+      });
+      ws.on('error', (err: Error) => settle(new Error(`${this.spec.clientId}: ${err.message}`)));
+      // Stays attached after connect: records how a client went away mid-measurement.
+      ws.on('close', (code: number, reason: Buffer) => {
+        this.open = false;
+        this.closeCode = code;
+        settle(new Error(`${this.spec.clientId}: closed ${code} ${reason.toString()} before "subscribed"`));
+      });
+    });
+  }
+
+  /**
+   * Hot path, once per packet per client: fixed-offset reads only, no parse
+   * object. The receipt time is taken first so that our own work is not
+   * counted as latency.
+   */
+  private onPacket(buf: Buffer): void {
+    const now = process.hrtime.bigint();
+    if (buf.length < FIXED_HEADER_BYTES || buf[0] !== MAGIC0 || buf[1] !== MAGIC1) {
+      malformed++;
+      return;
+    }
+    if (this.spec.stalled) {
+      // Bytes the socket had already buffered before pause(); not part of the measured population.
+      this.packets++;
+      return;
+    }
+    // captureNs is CLOCK_MONOTONIC on the same machine, the clock behind hrtime.bigint().
+    e2e.record(Number(now - buf.readBigUInt64LE(24)) / 1e6);
+    const seq = buf.readUInt32LE(8);
+    if (this.lastSeq >= 0) {
+      const gap = (seq - this.lastSeq - 1) >>> 0;
+      // A "gap" of more than half the space is a reordered or repeated seq, not loss.
+      if (gap !== 0 && gap < HALF_U32) this.lost += gap;
+    }
+    this.lastSeq = seq;
+    if ((buf[33]! & FLAG_DISCONTINUITY) !== 0) this.discontinuities++;
+    this.packets++;
+    this.payloadBytes += buf.length - buf.readUInt16LE(4);
+    this.pcm16Bytes += buf.readUInt16LE(6) * buf[32]! * 2;
+  }
+
+  /** Zeroes counters but keeps lastSeq, so a gap straddling the reset still counts once. */
+  resetStats(): void {
+    this.packets = this.lost = this.discontinuities = this.payloadBytes = this.pcm16Bytes = 0;
+  }
+
+  close(): void {
+    const ws = this.ws;
+    if (!ws) return;
+    try {
+      // A stalled socket never reads the close reply; terminate instead of waiting on it.
+      if (this.spec.stalled) ws.terminate();
+      else ws.close(1000, 'bench done');
+    } catch {
+      ws.terminate();
+    }
+  }
+
+  terminate(): void {
+    this.ws?.terminate();
+  }
+}
+
+interface ControlReply {
+  type?: string;
+  code?: string;
+  message?: string;
+}
+
+function parseControl(data: RawData): ControlReply {
+  try {
+    const v: unknown = JSON.parse(data.toString());
+    return typeof v === 'object' && v !== null ? (v as ControlReply) : {};
+  } catch {
+    return {};
+  }
+}
+
+const clients: BenchClient[] = [];
+
+async function connectAll(port: number, specs: ClientSpec[], perClientTimeoutMs: number): Promise<ConnectResult> {
+  const result: ConnectResult = { connected: 0, failed: 0, firstError: null };
+  for (let i = 0; i < specs.length; i += CONNECT_CONCURRENCY) {
+    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => new BenchClient(s));
+    const outcomes = await Promise.allSettled(batch.map((c) => c.connect(port, perClientTimeoutMs)));
+    outcomes.forEach((o, k) => {
+      const c = batch[k]!;
+      if (o.status === 'fulfilled') {
+        result.connected++;
+        clients.push(c);
+      } else {
+        result.failed++;
+        result.firstError ??= (o.reason as Error).message;
+      }
+    });
+    // Stop early: the report needs the first error, not 1000 copies of it.
+    if (result.failed > 0) break;
+  }
+  return result;
+}
+
+function collectStats(): FleetStats {
+  const s: FleetStats = {
+    clients: 0,
+    open: 0,
+    closes: {},
+    e2e: e2e.summary(),
+    packets: 0,
+    lostPackets: 0,
+    discontinuities: 0,
+    malformed,
+    minPackets: 0,
+    maxPackets: 0,
+    payloadBytes: 0,
+    pcm16Bytes: 0,
+    stalled: { clients: 0, open: 0, packets: 0 },
+  };
+  let min = Infinity;
+  for (const c of clients) {
+    if (c.spec.stalled) {
+      s.stalled.clients++;
+      if (c.open) s.stalled.open++;
+      s.stalled.packets += c.packets;
+      continue;
+    }
+    s.clients++;
+    if (c.open) {
+      s.open++;
+      min = Math.min(min, c.packets);
+    } else if (c.closeCode !== null) {
+      s.closes[c.closeCode] = (s.closes[c.closeCode] ?? 0) + 1;
+    }
+    s.packets += c.packets;
+    s.maxPackets = Math.max(s.maxPackets, c.packets);
+    s.lostPackets += c.lost;
+    s.discontinuities += c.discontinuities;
+    s.payloadBytes += c.payloadBytes;
+    s.pcm16Bytes += c.pcm16Bytes;
+  }
+  s.minPackets = min === Infinity ? 0 : min;
+  return s;
+}
+
+function resetStats(): void {
+  e2e.reset();
+  malformed = 0;
+  for (const c of clients) c.resetStats();
+}
+
+/** Closes `victims` and waits (bounded) for the close handshakes, so the box has detached them on return. */
+async function closeClients(victims: BenchClient[]): Promise<void> {
+  for (const c of victims) c.close();
+  const deadline = Date.now() + CLOSE_WAIT_MS;
+  while (Date.now() < deadline && victims.some((c) => c.open)) await new Promise((r) => setTimeout(r, 50));
+  for (const c of victims) c.terminate();
+}
+
+async function trim(keep: number): Promise<number> {
+  let normal = 0;
+  const victims: BenchClient[] = [];
+  for (let i = 0; i < clients.length; i++) {
+    const c = clients[i]!;
+    if (c.spec.stalled || ++normal <= keep) continue;
+    victims.push(c);
+    clients.splice(i--, 1);
+  }
+  await closeClients(victims);
+  return Math.min(normal, keep);
+}
+
+function reply(msg: FleetReply): void {
+  process.send?.(msg);
+}
+
+async function handle(req: FleetRequest): Promise<void> {
+  try {
+    switch (req.op) {
+      case 'connect':
+        reply({ rid: req.rid, op: 'connect', result: await connectAll(req.port, req.clients, req.perClientTimeoutMs) });
+        return;
+      case 'reset':
+        resetStats();
+        reply({ rid: req.rid, op: 'reset' });
+        return;
+      case 'stats':
+        reply({ rid: req.rid, op: 'stats', stats: collectStats() });
+        return;
+      case 'trim':
+        reply({ rid: req.rid, op: 'trim', clients: await trim(req.keep) });
+        return;
+      case 'close':
+        await closeClients(clients);
+        reply({ rid: req.rid, op: 'close' });
+        process.disconnect?.();
+        setTimeout(() => process.exit(0), 100).unref();
+        return;
+    }
+  } catch (err) {
+    reply({ rid: req.rid, op: 'error', message: (err as Error).message });
+  }
+}
+
+if (typeof process.send !== 'function') {
+  process.stderr.write('bench-clients: must be forked by run-bench (needs an IPC channel)\n');
+  process.exit(2);
+}
+process.on('message', (msg: FleetRequest) => void handle(msg));
+// The parent went away (crash, kill): never outlive it with open sockets.
+process.on('disconnect', () => {
+  for (const c of clients) c.terminate();
+  setTimeout(() => process.exit(0), 50).unref();
+});

@@ -1,0 +1,69 @@
+/**
+ * Messages between run-bench (parent) and bench-clients (forked child).
+ * Every request carries a request id (rid) that its reply echoes.
+ */
+import type { LatencySummary } from '../src/health/latency-histogram';
+
+export type BenchCodec = 'pcm16' | 'pcm24' | 'deflate';
+
+export interface ClientSpec {
+  clientId: string;
+  channels: number[];
+  codec: BenchCodec;
+  /** Stops reading right after "subscribed" (slow-client scenario). */
+  stalled: boolean;
+}
+
+export type FleetRequest =
+  | { rid: number; op: 'connect'; port: number; clients: ClientSpec[]; perClientTimeoutMs: number }
+  | { rid: number; op: 'reset' }
+  | { rid: number; op: 'stats' }
+  /** Closes every normal client after the first `keep` (in connection order). */
+  | { rid: number; op: 'trim'; keep: number }
+  | { rid: number; op: 'close' };
+
+export interface ConnectResult {
+  connected: number;
+  failed: number;
+  /** First failure, verbatim, for the report. */
+  firstError: string | null;
+}
+
+export interface StalledStats {
+  clients: number;
+  /** Still open from the client side (a paused socket rarely notices the server closing it). */
+  open: number;
+  packets: number;
+}
+
+export interface FleetStats {
+  /** Normal (reading) clients connected so far. */
+  clients: number;
+  /** Normal clients whose socket is still open. */
+  open: number;
+  /** Close codes of normal clients that went away, code -> count. */
+  closes: Record<string, number>;
+  /** End-to-end latency of every packet received by normal clients since the last reset. */
+  e2e: LatencySummary;
+  packets: number;
+  /** Sequence gaps: packets the client never saw. */
+  lostPackets: number;
+  /** Packets flagged as following a discontinuity (pacer or pool skipped audio). */
+  discontinuities: number;
+  malformed: number;
+  /** Fewest packets one open normal client received: 0 means some client starved. */
+  minPackets: number;
+  maxPackets: number;
+  /** Encoded payload bytes and what they would be as pcm16, for the compression ratio. */
+  payloadBytes: number;
+  pcm16Bytes: number;
+  stalled: StalledStats;
+}
+
+export type FleetReply =
+  | { rid: number; op: 'connect'; result: ConnectResult }
+  | { rid: number; op: 'reset' }
+  | { rid: number; op: 'stats'; stats: FleetStats }
+  | { rid: number; op: 'trim'; clients: number }
+  | { rid: number; op: 'close' }
+  | { rid: number; op: 'error'; message: string };

@@ -1,0 +1,128 @@
+/**
+ * stagebox benchmark: starts the real service per scenario, drives it with
+ * WebSocket clients from a separate process, prints one JSON line per
+ * scenario on stdout (progress on stderr).
+ *
+ *   node dist/bench/run-bench.js [--scenarios seed,wide] [--seconds N]
+ *   (or env SCENARIOS / SECONDS; flags win)
+ */
+import { cleanupAllSync, installCleanupHandlers } from './cleanup';
+import { runScenario, SCENARIO_NAMES, type ScenarioName } from './scenarios';
+
+const USAGE = `Usage: node dist/bench/run-bench.js [--scenarios LIST] [--seconds N]
+
+  --scenarios LIST  comma-separated, run in this order (default: ${SCENARIO_NAMES.join(',')})
+  --seconds N       measurement window per scenario, 1-600 (default 10)
+Env SCENARIOS and SECONDS are used when the flags are absent.
+Output: one JSON line per scenario on stdout; progress on stderr.
+Exit code: 0 all scenarios ran, 1 a scenario failed, 2 usage error.`;
+
+const DEFAULT_SECONDS = 10;
+/** A scenario stuck past this is torn down: every wait inside is bounded, this is the backstop. */
+const FIXED_WATCHDOG_EXTRA_MS = 120_000;
+const RAMP_WATCHDOG_MS = 300_000;
+
+class UsageError extends Error {}
+
+interface Args {
+  scenarios: ScenarioName[];
+  seconds: number;
+}
+
+function parseScenarios(text: string): ScenarioName[] {
+  const names = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (names.length === 0) throw new UsageError('--scenarios: got an empty list');
+  for (const n of names) {
+    if (!(SCENARIO_NAMES as readonly string[]).includes(n)) throw new UsageError(`--scenarios: unknown scenario "${n}"; allowed: ${SCENARIO_NAMES.join(', ')}`);
+  }
+  return names as ScenarioName[];
+}
+
+function parseSeconds(text: string): number {
+  const v = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || v < 1 || v > 600) throw new UsageError(`--seconds: got "${text}"; allowed: a number of seconds, 1-600`);
+  return v;
+}
+
+function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | 'help' {
+  let scenarios: string | undefined = env.SCENARIOS?.trim() || undefined;
+  let seconds: string | undefined = env.SECONDS?.trim() || undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const [flag, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    if (flag === '--help' || flag === '-h') return 'help';
+    if (flag !== '--scenarios' && flag !== '--seconds') throw new UsageError(`unknown option "${arg}"; allowed: --scenarios LIST, --seconds N, --help`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new UsageError(`${flag}: a value is needed`);
+    if (flag === '--scenarios') scenarios = value;
+    else seconds = value;
+  }
+  return {
+    scenarios: scenarios === undefined ? [...SCENARIO_NAMES] : parseScenarios(scenarios),
+    seconds: seconds === undefined ? DEFAULT_SECONDS : parseSeconds(seconds),
+  };
+}
+
+function log(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+/** Rejects after `ms` and kills every child, which makes the stuck scenario's own waits fail fast. */
+function withWatchdog<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const watchdog = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      cleanupAllSync();
+      reject(new Error(`${name}: still running after ${Math.round(ms / 1000)} s; child processes killed`));
+    }, ms);
+  });
+  return Promise.race([p, watchdog]).finally(() => clearTimeout(timer));
+}
+
+async function main(): Promise<number> {
+  let args: Args | 'help';
+  try {
+    args = parseArgs(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`run-bench: ${err.message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  installCleanupHandlers();
+  const { seconds } = args;
+  let failures = 0;
+  for (const name of args.scenarios) {
+    const t0 = Date.now();
+    const watchdogMs = name === 'ramp' || name === 'shared' ? RAMP_WATCHDOG_MS + 2 * seconds * 1000 : FIXED_WATCHDOG_EXTRA_MS + seconds * 1000;
+    try {
+      const line = await withWatchdog(runScenario(name, { seconds, log }), watchdogMs, name);
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+      log(`${name}: done in ${Math.round((Date.now() - t0) / 1000)} s`);
+    } catch (err) {
+      failures++;
+      const message = (err as Error).message;
+      log(`${name}: FAILED: ${message}`);
+      process.stdout.write(`${JSON.stringify({ scenario: name, error: message.split('\n')[0] })}\n`);
+    } finally {
+      // Normally a no-op; after a failure it reaps whatever the scenario left behind.
+      cleanupAllSync();
+    }
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    process.stderr.write(`run-bench: fatal: ${err.stack ?? err.message}\n`);
+    cleanupAllSync();
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,194 @@
+/**
+ * Starts the real service (dist/src/main.js) as its own process on a free
+ * loopback port with a temp config, waits for capture to run, and stops it
+ * the way systemd would (SIGTERM, then SIGKILL).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { removeDir, trackChild, trackDir } from './cleanup';
+import { getJson } from './http-json';
+import { captureStateOf, parseStatus, type ServiceStatus } from './service-status';
+
+/** dist/bench/ → repo root. */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const SERVICE_MAIN = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
+
+const READY_TIMEOUT_MS = 15_000;
+const READY_POLL_MS = 100;
+const STOP_GRACE_MS = 5000;
+const KILL_WAIT_MS = 2000;
+const LOG_TAIL_LINES = 30;
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface StopInfo {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stopMs: number;
+  /** SIGTERM was not enough within STOP_GRACE_MS. */
+  killed: boolean;
+}
+
+export interface ServiceOptions {
+  /** STAGEBOX_POOL_SIZE; undefined keeps the service default ("auto"). */
+  poolSize?: number;
+  maxClients?: number;
+}
+
+export class ServiceProcess {
+  private exitInfo: ExitInfo | null = null;
+  private readonly tail: string[] = [];
+  private partial = '';
+  readonly exited: Promise<ExitInfo>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+    private readonly dir: string,
+  ) {
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      }),
+    );
+    // Pipes must be drained or a chatty service would block on a full pipe.
+    child.stdout?.on('data', (c: Buffer) => this.keepTail(c));
+    child.stderr?.on('data', (c: Buffer) => this.keepTail(c));
+  }
+
+  static async start(opts: ServiceOptions = {}): Promise<ServiceProcess> {
+    if (!existsSync(SERVICE_MAIN)) throw new Error(`${SERVICE_MAIN} does not exist; build first (npx tsc -p tsconfig.json)`);
+    const port = await pickFreePort();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'stagebox-bench-'));
+    trackDir(dir);
+    const configPath = path.join(dir, 'config.json');
+    const config = {
+      capture: { device: 'test-signal', channels: 32, rate: 48000, periodFrames: 128 },
+      server: { host: '127.0.0.1', port },
+      stream: { maxClients: opts.maxClients ?? 2000 },
+      log: { level: 'warn' },
+    };
+    writeFileSync(configPath, JSON.stringify(config));
+    const child = spawn(process.execPath, [SERVICE_MAIN, '--config', configPath], {
+      cwd: REPO_ROOT,
+      env: serviceEnv(opts),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    trackChild(child);
+    const svc = new ServiceProcess(child, port, dir);
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', () => resolve());
+      child.once('error', (err) => reject(new Error(`cannot start the service: ${err.message}`)));
+    });
+    return svc;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get hasExited(): boolean {
+    return this.exitInfo !== null;
+  }
+
+  logTail(): string {
+    return [...this.tail, this.partial].filter((l) => l.length > 0).join('\n');
+  }
+
+  /** Polls /api/status until capture.state is "running"; bounded by READY_TIMEOUT_MS. */
+  async waitRunning(): Promise<ServiceStatus> {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let last = 'no answer yet';
+    while (Date.now() < deadline) {
+      if (this.exitInfo) {
+        throw new Error(`service exited (code ${this.exitInfo.code}, signal ${this.exitInfo.signal}) before capture ran; its last output:\n${this.logTail()}`);
+      }
+      try {
+        const json = await getJson(this.port, '/api/status', 1000);
+        const state = captureStateOf(json);
+        if (state === 'running') return parseStatus(json);
+        last = `capture.state "${state}"`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await sleep(READY_POLL_MS);
+    }
+    throw new Error(`service on port ${this.port} not running within ${READY_TIMEOUT_MS / 1000} s (last: ${last}); its last output:\n${this.logTail()}`);
+  }
+
+  async stop(): Promise<StopInfo> {
+    const t0 = Date.now();
+    try {
+      if (!this.exitInfo) {
+        this.child.kill('SIGTERM');
+        const graceful = await Promise.race([this.exited, deadline(STOP_GRACE_MS)]);
+        if (!graceful) {
+          this.child.kill('SIGKILL');
+          const info = await Promise.race([this.exited, deadline(KILL_WAIT_MS)]);
+          return { exitCode: info?.code ?? null, signal: info?.signal ?? 'SIGKILL', stopMs: Date.now() - t0, killed: true };
+        }
+      }
+      const info = await this.exited;
+      return { exitCode: info.code, signal: info.signal, stopMs: Date.now() - t0, killed: false };
+    } finally {
+      removeDir(this.dir);
+    }
+  }
+
+  private keepTail(chunk: Buffer): void {
+    const lines = (this.partial + chunk.toString('utf8')).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.length === 0) continue;
+      this.tail.push(line.length > 500 ? `${line.slice(0, 500)}…` : line);
+      if (this.tail.length > LOG_TAIL_LINES) this.tail.shift();
+    }
+    if (this.partial.length > 4096) this.partial = this.partial.slice(-4096);
+  }
+}
+
+/** Pool knobs a user may set around the whole bench (e.g. STAGEBOX_POOL_SIZE=0 make bench) to compare runs. */
+const PASS_THROUGH_ENV = ['STAGEBOX_POOL_SIZE', 'STAGEBOX_POOL_INLINE_MAX_WORK'];
+
+/**
+ * Any other STAGEBOX_* variable in the bench's env (port, device, log
+ * level...) would override the temp config, so it is not passed on.
+ */
+function serviceEnv(opts: ServiceOptions): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('STAGEBOX_') || PASS_THROUGH_ENV.includes(k)) env[k] = v;
+  }
+  if (opts.poolSize !== undefined) env.STAGEBOX_POOL_SIZE = String(opts.poolSize);
+  return env;
+}
+
+/** Binds port 0 on loopback and releases it: a small race, retried by the caller's error. */
+export function pickFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A sleep for Promise.race deadlines: unref'd so a race already won never holds the process open. */
+export function deadline(ms: number): Promise<null> {
+  return new Promise((resolve) => setTimeout(() => resolve(null), ms).unref());
+}
