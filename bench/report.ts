@@ -44,7 +44,7 @@ export function measurementFields(load: LoadShape, m: Measurement): ReportLine {
     channelsPerClient: load.channelsPerClient,
     codec: load.codec,
     poolSize: after.pool.size,
-    inlineMaxWork: after.pool.inlineMaxWork,
+    inlineBudgetPct: after.pool.inlineBudgetPct,
     seconds: m.seconds,
     ...quantiles('serverLatency', after.perf.serverLatency),
     ...quantiles('e2eLatency', fleet.e2e),

@@ -155,7 +155,7 @@ export class ServiceProcess {
 }
 
 /** Pool knobs a user may set around the whole bench (e.g. STAGEBOX_POOL_SIZE=0 make bench) to compare runs. */
-const PASS_THROUGH_ENV = ['STAGEBOX_POOL_SIZE', 'STAGEBOX_POOL_INLINE_MAX_WORK'];
+const PASS_THROUGH_ENV = ['STAGEBOX_POOL_SIZE', 'STAGEBOX_POOL_INLINE_BUDGET_PCT'];
 
 /**
  * Any other STAGEBOX_* variable in the bench's env (port, device, log

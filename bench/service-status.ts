@@ -16,7 +16,7 @@ export interface ServiceStatus {
   pool: {
     size: number;
     /** Absent from older services: null. */
-    inlineMaxWork: number | null;
+    inlineBudgetPct: number | null;
     periods: number;
     inlinePeriods: number;
     pooledPeriods: number;
@@ -63,7 +63,7 @@ export function parseStatus(json: unknown): ServiceStatus {
     },
     pool: {
       size: num(pool, 'size', 'pool'),
-      inlineMaxWork: typeof pool.inlineMaxWork === 'number' ? pool.inlineMaxWork : null,
+      inlineBudgetPct: typeof pool.inlineBudgetPct === 'number' ? pool.inlineBudgetPct : null,
       periods: optNum(pool, 'periods'),
       inlinePeriods: num(pool, 'inlinePeriods', 'pool'),
       pooledPeriods: num(pool, 'pooledPeriods', 'pool'),

@@ -78,13 +78,14 @@ const poolSchema = z
     size: autoOr(z.number().int().min(0).max(64))
       .default('auto')
       .describe('Send pool worker threads. "auto": availableParallelism() - 1 (the main thread keeps a core), at least 1. 0 encodes on the main thread.'),
-    inlineMaxWork: z
+    inlineBudgetPct: z
       .number()
-      .int()
       .min(0)
-      .max(1000000)
-      .default(256)
-      .describe('Periods whose work (distinct outputs x channels) is at most this are encoded on the main thread, where dispatch would cost more than it saves (see docs/architecture.md). 0: always use the pool.'),
+      .max(90)
+      .default(50)
+      .describe(
+        'Share of one period the main thread may spend encoding it, percent. The pool measures what encoding costs on this machine and encodes a period on the main thread while the predicted time fits this budget, in the workers otherwise (the hop costs more than it saves for small loads; see docs/architecture.md). 0: always use the workers.',
+      ),
   })
   .strict()
   .default({});
@@ -122,6 +123,6 @@ export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string
   STAGEBOX_PORT: { key: 'server.port', type: 'number' },
   STAGEBOX_MAX_CLIENTS: { key: 'stream.maxClients', type: 'number' },
   STAGEBOX_POOL_SIZE: { key: 'pool.size', type: 'auto-number' },
-  STAGEBOX_POOL_INLINE_MAX_WORK: { key: 'pool.inlineMaxWork', type: 'number' },
+  STAGEBOX_POOL_INLINE_BUDGET_PCT: { key: 'pool.inlineBudgetPct', type: 'number' },
   STAGEBOX_LOG_LEVEL: { key: 'log.level', type: 'string' },
 };

@@ -41,13 +41,13 @@ export class Controller {
     else this.log.info({ source: source.snapshot().kind }, reason);
 
     const poolSize = resolvePoolSize(cfg.pool.size);
-    this.pool = new SendPool({ size: poolSize, inlineMaxWork: cfg.pool.inlineMaxWork, periodFrames: cfg.capture.periodFrames }, this.outputs, {
+    this.pool = new SendPool({ size: poolSize, inlineBudgetPct: cfg.pool.inlineBudgetPct, periodFrames: cfg.capture.periodFrames }, this.outputs, {
       channels: 1,
       rate: cfg.capture.rate,
     }, frameInPlace);
     this.pool.onEncodeError = (err) => this.log.error({ err: err.message }, 'encode failed; period dropped');
     this.log.info(
-      { poolSize, configured: cfg.pool.size, inlineMaxWork: cfg.pool.inlineMaxWork, threadpool: process.env.UV_THREADPOOL_SIZE ?? '4 (default)' },
+      { poolSize, configured: cfg.pool.size, inlineBudgetPct: cfg.pool.inlineBudgetPct, threadpool: process.env.UV_THREADPOOL_SIZE ?? '4 (default)' },
       `send pool: ${poolSize} worker thread(s)`,
     );
     this.ingest = new PeriodIngest(this.pool);

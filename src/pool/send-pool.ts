@@ -8,12 +8,24 @@ import type { EncodeTask } from './encode-worker';
 
 export const RING_SLOTS = 32;
 export const MAX_CHANNELS = 64;
+/** While pooled, every this many periods one is encoded inline to re-measure its cost. */
+const PROBE_EVERY = 256;
+/** Weight of the newest sample in the encode cost average (probes are rare, so they count more). */
+const COST_EWMA = 0.05;
+const PROBE_EWMA = 0.3;
+/**
+ * The first inline periods run before V8 has optimised the kernels and cost
+ * many times their steady price; they are encoded inline but not learned from.
+ */
+const WARMUP_PERIODS = 200;
+/** Back from the pool only below this share of the budget, so a load near it does not flip every period. */
+const RETURN_SHARE = 0.7;
 
 export interface SendPoolOptions {
   /** Worker threads (already resolved from "auto"); 0 = encode on the main thread. */
   size: number;
-  /** Periods whose weighted work is at most this are encoded inline. */
-  inlineMaxWork: number;
+  /** Share of a period the main thread may spend encoding it, percent; 0 = always the pool. */
+  inlineBudgetPct: number;
   periodFrames: number;
 }
 
@@ -30,7 +42,9 @@ interface PendingPeriod {
 
 export interface SendPoolStats {
   size: number;
-  inlineMaxWork: number;
+  inlineBudgetPct: number;
+  /** Measured main-thread encode cost per unit of work (channel x codec weight), µs. */
+  inlineCostUsPerWork: number;
   outputs: number;
   periods: number;
   inlinePeriods: number;
@@ -55,6 +69,12 @@ export class SendPool {
   private head = 0; // oldest pending seq
   private tail = 0; // next seq to be dispatched
   private periodMs = 0;
+  /** EWMA of inline encode ms per unit of work; 0 until measured. */
+  private costPerWork = 0;
+  private periodsSinceProbe = 0;
+  private warmupLeft = WARMUP_PERIODS;
+  private probing = false;
+  private pooled = false;
   private stats = { periods: 0, inlinePeriods: 0, pooledPeriods: 0, skippedPeriods: 0, deadlineMisses: 0, encodeErrors: 0 };
   /** Period arrival → packet handed to a client's socket. */
   readonly serverLatency = new LatencyHistogram();
@@ -137,12 +157,13 @@ export class SendPool {
     p.results.length = 0;
     p.active = true;
     this.tail++;
-    const work = this.outputs.periodWork;
-    if (this.piscina === null || work <= this.opts.inlineMaxWork) {
+    if (this.encodeInline(this.outputs.periodWork)) {
       this.stats.inlinePeriods++;
       p.remaining = 1;
       try {
+        const t0 = performance.now();
         p.results.push(encodeSlot(this.ring, slot, this.outputs.wholeSpec));
+        this.learnCost(performance.now() - t0, this.outputs.periodWork);
       } catch (err) {
         this.stats.encodeErrors++;
         this.onEncodeError?.(err as Error);
@@ -152,18 +173,53 @@ export class SendPool {
       this.release();
       return;
     }
+    const piscina = this.piscina!; // encodeInline() is true whenever there is no pool
     this.stats.pooledPeriods++;
     const shards = this.outputs.shardSpecs;
     p.remaining = shards.length;
     const { channels, rate } = this.ring.shape;
     for (const spec of shards) {
       const task: EncodeTask = { slot, channels, rate, spec };
-      this.piscina.run(task).then(
+      piscina.run(task).then(
         (ab: ArrayBuffer) => this.shardDone(p, seq, ab),
         (err: Error) => this.shardDone(p, seq, null, err),
       );
     }
     p.blockMs += performance.now() - ingestStartMs;
+  }
+
+  /**
+   * Inline when the predicted encode time fits the budget. The cost is
+   * measured on inline periods; while pooled, one period in PROBE_EVERY is
+   * encoded inline to re-measure, so one slow period (GC, a busy core) cannot
+   * banish the load to the pool for good.
+   */
+  private encodeInline(work: number): boolean {
+    if (this.piscina === null) return true;
+    if (this.opts.inlineBudgetPct === 0) return false;
+    this.probing = false;
+    if (this.warmupLeft > 0 || this.costPerWork === 0) return true;
+    const predicted = work * this.costPerWork;
+    const budgetMs = (this.periodMs * this.opts.inlineBudgetPct) / 100;
+    this.pooled = predicted > budgetMs * (this.pooled ? RETURN_SHARE : 1);
+    if (!this.pooled) return true;
+    if (++this.periodsSinceProbe >= PROBE_EVERY) {
+      this.periodsSinceProbe = 0;
+      this.probing = true;
+      return true;
+    }
+    return false;
+  }
+
+  private learnCost(ms: number, work: number): void {
+    if (work <= 0) return;
+    if (this.warmupLeft > 0) {
+      this.warmupLeft--;
+      return;
+    }
+    const sample = ms / work;
+    const alpha = this.probing ? PROBE_EWMA : COST_EWMA;
+    this.costPerWork = this.costPerWork === 0 ? sample : this.costPerWork + alpha * (sample - this.costPerWork);
   }
 
   private shardDone(p: PendingPeriod, seq: number, ab: ArrayBuffer | null, err?: Error): void {
@@ -207,7 +263,8 @@ export class SendPool {
   snapshot(): SendPoolStats {
     return {
       size: this.opts.size,
-      inlineMaxWork: this.opts.inlineMaxWork,
+      inlineBudgetPct: this.opts.inlineBudgetPct,
+      inlineCostUsPerWork: Math.round(this.costPerWork * 1e6) / 1000,
       outputs: this.outputs.size,
       ...this.stats,
       utilization: this.piscina ? this.piscina.utilization : 0,
