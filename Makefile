@@ -39,7 +39,7 @@ run: build
 	node bin/stagebox.js
 
 test: build
-	node --test --test-concurrency=1 --test-timeout=120000 dist/test/
+	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -name '*.test.js' | sort)
 
 bench: build
 	node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS))

@@ -5,7 +5,14 @@ import { main } from './appliance/cli';
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  ({ code, stuckThreads }) => {
+    if (stuckThreads === 0) process.exit(code);
+    // Give the async log destination a moment, then die by the default SIGTERM action.
+    setTimeout(() => {
+      process.removeAllListeners('SIGTERM');
+      process.kill(process.pid, 'SIGTERM');
+    }, 50);
+  },
   (err: Error) => {
     process.stderr.write(`stagebox: fatal: ${err.stack ?? err.message}\n`);
     process.exit(1);

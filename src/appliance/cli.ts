@@ -51,8 +51,23 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Runs the service; resolves with the process exit code once stopped. */
-export async function main(argv: string[]): Promise<number> {
+export interface MainResult {
+  code: number;
+  /**
+   * Capture threads still blocked in the driver. libuv joins its threadpool
+   * at exit, so process.exit() would hang on them; the caller ends the
+   * process by SIGTERM instead (a clean stop for systemd).
+   */
+  stuckThreads: number;
+}
+
+/** Runs the service; resolves with the exit code once stopped. */
+export async function main(argv: string[]): Promise<MainResult> {
+  const r = await run(argv);
+  return typeof r === 'number' ? { code: r, stuckThreads: 0 } : r;
+}
+
+async function run(argv: string[]): Promise<number | MainResult> {
   let args: Args;
   try {
     args = parseArgs(argv);
@@ -122,7 +137,9 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const code = await exitCode;
-  log.info({ code }, 'stopped');
+  const stuckThreads = controller.unfinishedCaptureThreads();
+  if (stuckThreads > 0) log.warn({ code, stuckThreads }, 'stopped; capture thread(s) blocked in the ALSA driver: ending the process by SIGTERM, as a normal exit would wait for them forever');
+  else log.info({ code }, 'stopped');
   flushLogger(log);
-  return code;
+  return { code, stuckThreads };
 }

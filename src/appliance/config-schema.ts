@@ -35,7 +35,7 @@ const captureSchema = z
       .describe('Capture channels, 1-64. "auto": the card\'s maximum from /proc/asound; 32 for the test signal.'),
     format: autoOr(z.enum(SAMPLE_FORMATS))
       .default('auto')
-      .describe('Sample format. "auto": the card\'s first format from /proc/asound, else S32_LE.'),
+      .describe('Sample format. "auto": the card\'s format from /proc/asound; a device whose card cannot be read there needs it set.'),
     rate: z
       .union([z.literal(44100), z.literal(48000), z.literal(96000)])
       .default(48000)

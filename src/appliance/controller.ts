@@ -114,6 +114,11 @@ export class Controller {
     for (const c of this.server.clients) c.drops = 0;
   }
 
+  /** Capture threads still blocked in the driver after stop (they make a normal exit hang). */
+  unfinishedCaptureThreads(): number {
+    return this.source?.unfinishedReaders() ?? 0;
+  }
+
   /** Stops in reverse order; each part's failure is logged by name and the others still stop. */
   async stop(): Promise<void> {
     const steps: [string, () => Promise<void>][] = [

@@ -56,7 +56,8 @@ interface Reader {
  * refuses the channel count or format is caught by the buffer size), keeps
  * emitting stale buffers after overruns and read errors (discarded here),
  * spins on short reads at end of stream, and holds a threadpool thread for
- * its whole life (readers that never return are counted and capped).
+ * its whole life (readers that never return are counted and capped; opening
+ * resumes when they come back).
  * A device that fails to open or disappears is retried with backoff, forever.
  */
 export class AlsaSource extends CaptureSource {
@@ -66,6 +67,8 @@ export class AlsaSource extends CaptureSource {
   private watchTimer: NodeJS.Timeout | null = null;
   private backoffMs: number;
   private stopped = false;
+  /** Opening is paused until stuck readers return (see MAX_STUCK_READERS). */
+  private waitingForStuck = false;
   private discardNext = false;
   private shortReads = 0;
   private lastPeriodAt = 0;
@@ -111,7 +114,9 @@ export class AlsaSource extends CaptureSource {
     }
     const stuck = this.countStuck();
     if (stuck >= MAX_STUCK_READERS) {
-      this.setState('error', `${stuck} capture threads are stuck in the ALSA driver; not opening more (restart the service)`);
+      // watch() reopens as soon as one of them returns from the driver.
+      this.waitingForStuck = true;
+      this.setState('error', `${stuck} capture threads are stuck in the ALSA driver; not opening more until they return`);
       return;
     }
     let handle: AlsaCaptureHandle;
@@ -206,12 +211,23 @@ export class AlsaSource extends CaptureSource {
   private readonly watch = (): void => {
     const r = this.reader;
     this.status.stuckReaders = this.countStuck();
+    if (this.waitingForStuck && this.status.stuckReaders < MAX_STUCK_READERS && !this.stopped) {
+      this.waitingForStuck = false;
+      this.open();
+      return;
+    }
     if (!r || r.closing) return;
     const since = this.lastPeriodAt || this.openedAt;
     if (performance.now() - since > this.opts.stallTimeoutMs) {
       this.fail(r, `${this.opts.device} delivered no period for ${this.opts.stallTimeoutMs} ms`, 'no-device');
     }
   };
+
+  override unfinishedReaders(): number {
+    let n = 0;
+    for (const r of this.closing) if (!r.finished) n++;
+    return n;
+  }
 
   private countStuck(): number {
     const now = performance.now();
@@ -243,7 +259,6 @@ export class AlsaSource extends CaptureSource {
     if (this.stopped) return;
     const wasRunning = this.status.state === 'running';
     this.status.reopenCount++;
-    this.status.format = wasRunning ? this.status.format : this.status.format;
     this.setState(state === 'no-device' ? 'no-device' : 'error', reason);
     if (wasRunning) this.emit('discontinuity');
     if (this.retryTimer) clearTimeout(this.retryTimer);

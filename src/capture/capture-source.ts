@@ -55,6 +55,11 @@ export abstract class CaptureSource extends EventEmitter {
   abstract start(): void;
   abstract stop(): Promise<void>;
 
+  /** Reader threads still inside the driver after stop(); they block a normal process exit. */
+  unfinishedReaders(): number {
+    return 0;
+  }
+
   snapshot(): CaptureStatus {
     return { ...this.status, format: this.status.format ? { ...this.status.format } : null };
   }

@@ -53,7 +53,14 @@ export function createSource(cfg: CaptureConfig, procRoot?: string): SourceChoic
       `config: capture.channels: got "auto"; allowed: a number 1-64 when capture.device is ${JSON.stringify(cfg.device)} (its channel count cannot be read from /proc/asound)`,
     );
   }
-  const format: SampleFormat = cfg.format !== 'auto' ? cfg.format : (card?.formats[0] ?? 'S32_LE');
+  let format: SampleFormat;
+  if (cfg.format !== 'auto') format = cfg.format;
+  else if (card && card.formats.length > 0) format = card.formats[0]!;
+  else {
+    throw new ConfigError(
+      `config: capture.format: got "auto"; allowed: one of "S16_LE", "S24_3LE", "S32_LE", "FLOAT_LE" when capture.device is ${JSON.stringify(cfg.device)} (its format cannot be read from /proc/asound)`,
+    );
+  }
   const source = new AlsaSource({
     device,
     format,

@@ -39,7 +39,9 @@ export class ClientConnection implements PacketSink {
   clientId: string | null = null;
   name = '';
   output: Output | null = null;
+  /** Round trip of the box's last WebSocket ping, ms. */
   rttMs: number | null = null;
+  pingSentAt = 0;
   sentPackets = 0;
   drops = 0;
   closed = false;

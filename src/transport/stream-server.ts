@@ -163,8 +163,10 @@ export class StreamServer {
   };
 
   private readonly pingAll = (): void => {
+    const now = performance.now();
     for (const conn of this.clients) {
       try {
+        conn.pingSentAt = now;
         conn.ws.ping();
       } catch {
         // A socket closing under us; the close handler detaches it.
@@ -206,7 +208,12 @@ function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): voi
 
 function onSocketPong(this: WebSocket): void {
   const conn = (this as TaggedSocket)[kConn];
-  if (conn) conn.lastHeardAt = performance.now();
+  if (!conn) return;
+  conn.lastHeardAt = performance.now();
+  if (conn.pingSentAt > 0) {
+    conn.rttMs = Math.round((conn.lastHeardAt - conn.pingSentAt) * 1000) / 1000;
+    conn.pingSentAt = 0;
+  }
 }
 
 function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {

@@ -1,0 +1,177 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { removeTempDirs, runCli, writeTempFile, type CliResult } from '../helpers/service-process';
+
+/**
+ * The command line and the config file, through the real binary: invalid
+ * configuration exits with code 2 and a stderr message naming the key, the
+ * value and what is allowed; --help and --print-config exit 0.
+ */
+
+after(() => removeTempDirs());
+
+/** Stops a run that (wrongly) got as far as listening, instead of waiting for the timeout. */
+const LISTENING = /"msg":"listening"/;
+
+function configFile(obj: unknown): string {
+  return writeTempFile('stagebox.json', typeof obj === 'string' ? obj : JSON.stringify(obj));
+}
+
+function show(r: CliResult): string {
+  return `exit ${r.code} (signal ${r.signal}); stderr: ${JSON.stringify(r.stderr.slice(0, 1500))}; stdout: ${JSON.stringify(r.stdout.slice(0, 500))}`;
+}
+
+function assertConfigRejected(r: CliResult, mustMention: string[]): void {
+  assert.equal(r.code, 2, `expected exit code 2 for an invalid configuration; ${show(r)}`);
+  for (const m of mustMention) assert.ok(r.stderr.includes(m), `stderr should mention ${JSON.stringify(m)}; ${show(r)}`);
+  assert.ok(!r.stoppedEarly && !r.stdout.includes('"msg":"listening"'), `the service must not start listening on an invalid configuration; ${show(r)}`);
+}
+
+describe('invalid configuration is refused with exit code 2', () => {
+  test('an unknown key in a section is refused and the message names the key', async () => {
+    const r = await runCli(['--config', configFile({ capture: { devise: 'test-signal' } })]);
+    assertConfigRejected(r, ['capture.devise']);
+  });
+
+  test('an unknown top-level key is refused and the message names the key', async () => {
+    const r = await runCli(['--config', configFile({ servr: { port: 0 } })]);
+    assertConfigRejected(r, ['servr']);
+  });
+
+  test('capture.rate 22050 is refused naming the key, the value and the allowed rates', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal', rate: 22050 } })]);
+    assertConfigRejected(r, ['capture.rate', '22050', 'allowed', '44100', '48000', '96000']);
+  });
+
+  test('capture.periodFrames 16 is refused naming the key, the value and the lower bound 32', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal', periodFrames: 16 } })]);
+    assertConfigRejected(r, ['capture.periodFrames', '16', 'allowed', '32']);
+  });
+
+  test('capture.channels 65 is refused naming the key, the value and the upper bound 64', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal', channels: 65 } })]);
+    assertConfigRejected(r, ['capture.channels', '65', 'allowed', '64']);
+  });
+
+  test('a config file that is not valid JSON is refused and the message names the file', async () => {
+    const file = configFile('{ "capture": { "device": "test-signal", } ');
+    const r = await runCli(['--config', file]);
+    assertConfigRejected(r, [file, 'JSON']);
+  });
+
+  test('a JSON array as the config file is refused', async () => {
+    const r = await runCli(['--config', configFile([1, 2])]);
+    assertConfigRejected(r, ['allowed']);
+  });
+
+  test('--config naming a file that does not exist is refused and the message names the path', async () => {
+    const missing = '/nonexistent-stagebox-dir/stagebox.json';
+    const r = await runCli(['--config', missing]);
+    assertConfigRejected(r, [missing]);
+  });
+
+  test('the env override STAGEBOX_PORT=abc is refused naming the variable, the value and that a number is allowed', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' } })], { env: { STAGEBOX_PORT: 'abc' } });
+    assertConfigRejected(r, ['STAGEBOX_PORT', 'abc', 'allowed', 'number']);
+  });
+
+  test('the env override STAGEBOX_PORT=70000 is refused naming server.port, the value and the bound', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' } })], { env: { STAGEBOX_PORT: '70000' } });
+    assertConfigRejected(r, ['server.port', '70000', '65535']);
+  });
+
+  test('stream.heartbeatTimeoutMs not above stream.heartbeatIntervalMs is refused naming both keys', async () => {
+    const r = await runCli(['--config', configFile({ stream: { heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 800 } })]);
+    assertConfigRejected(r, ['stream.heartbeatTimeoutMs', '800', 'stream.heartbeatIntervalMs']);
+  });
+
+  test('capture.retryMaxMs below capture.retryInitialMs is refused naming both keys', async () => {
+    const r = await runCli(['--config', configFile({ capture: { retryInitialMs: 2000, retryMaxMs: 1000 } })]);
+    assertConfigRejected(r, ['capture.retryMaxMs', '1000', 'capture.retryInitialMs']);
+  });
+
+  test('a wrongly typed value (server.port "80") is refused naming the key and the expected type', async () => {
+    const r = await runCli(['--config', configFile({ server: { port: '80' } })]);
+    assertConfigRejected(r, ['server.port', '"80"', 'number']);
+  });
+
+  test('an unknown capture.format is refused listing the allowed formats', async () => {
+    const r = await runCli(['--config', configFile({ capture: { format: 'S8' } })]);
+    assertConfigRejected(r, ['capture.format', 'S8', 'S16_LE', 'S24_3LE', 'S32_LE']);
+  });
+
+  test('an ALSA PCM name with capture.channels "auto" is refused: the channel count must be given', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'sb_named_pcm', channels: 'auto', format: 'S16_LE' }, server: { host: '127.0.0.1', port: 0 } })], {
+      stopWhen: LISTENING,
+    });
+    assertConfigRejected(r, ['capture.channels', 'auto']);
+  });
+
+  test('an ALSA PCM name with capture.format "auto" is refused: the contract says the format must be given explicitly', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'sb_named_pcm', channels: 2, format: 'auto' }, server: { host: '127.0.0.1', port: 0 } })], {
+      stopWhen: LISTENING,
+    });
+    assertConfigRejected(r, ['capture.format', 'auto']);
+  });
+
+  test('an unknown command-line option is refused with exit code 2 and names the option', async () => {
+    const r = await runCli(['--no-such-option']);
+    assert.equal(r.code, 2, show(r));
+    assert.ok(r.stderr.includes('--no-such-option'), show(r));
+  });
+});
+
+describe('informational commands exit 0', () => {
+  test('--help prints the usage with every option and exits 0', async () => {
+    const r = await runCli(['--help']);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /usage/i, show(r));
+    for (const opt of ['--config', '--print-config', '--help']) assert.ok(r.stdout.includes(opt), `usage should list ${opt}; ${show(r)}`);
+  });
+
+  test('--print-config prints the effective config as JSON with defaults filled in and exits 0', async () => {
+    const file = configFile({ capture: { device: 'test-signal', channels: 4 }, stream: { helloTimeoutMs: 1234 } });
+    const r = await runCli(['--config', file, '--print-config']);
+    assert.equal(r.code, 0, show(r));
+    let cfg: Record<string, Record<string, unknown>>;
+    try {
+      cfg = JSON.parse(r.stdout) as Record<string, Record<string, unknown>>;
+    } catch (err) {
+      assert.fail(`--print-config stdout is not one JSON document (${(err as Error).message}); ${show(r)}`);
+    }
+    // From the file:
+    assert.equal(cfg.capture!.device, 'test-signal');
+    assert.equal(cfg.capture!.channels, 4);
+    assert.equal(cfg.stream!.helloTimeoutMs, 1234);
+    // Defaults filled in:
+    assert.equal(cfg.capture!.rate, 48000);
+    assert.equal(cfg.capture!.periodFrames, 128);
+    assert.equal(cfg.server!.port, 5100);
+    assert.equal(cfg.stream!.maxClients, 256);
+    assert.equal(cfg.stream!.maxPayloadBytes, 16384);
+    assert.equal(cfg.log!.level, 'info');
+    for (const section of ['capture', 'server', 'stream', 'pool', 'log']) assert.ok(cfg[section], `section ${section} missing from --print-config`);
+  });
+
+  test('--print-config applies STAGEBOX_* env overrides over the file', async () => {
+    const file = configFile({ capture: { device: 'test-signal', channels: 4 }, server: { port: 6000 }, stream: { maxClients: 3 } });
+    const r = await runCli(['--config', file, '--print-config'], {
+      env: { STAGEBOX_PORT: '6123', STAGEBOX_MAX_CLIENTS: '9', STAGEBOX_CHANNELS: '6', STAGEBOX_LOG_LEVEL: 'warn' },
+    });
+    assert.equal(r.code, 0, show(r));
+    const cfg = JSON.parse(r.stdout) as Record<string, Record<string, unknown>>;
+    assert.equal(cfg.server!.port, 6123);
+    assert.equal(cfg.stream!.maxClients, 9);
+    assert.equal(cfg.capture!.channels, 6);
+    assert.equal(cfg.log!.level, 'warn');
+    assert.equal(cfg.capture!.device, 'test-signal', 'values without an override come from the file');
+  });
+
+  test('STAGEBOX_CONFIG names the config file when --config is not given', async () => {
+    const file = configFile({ capture: { device: 'test-signal', channels: 2 }, stream: { helloTimeoutMs: 4321 } });
+    const r = await runCli(['--print-config'], { env: { STAGEBOX_CONFIG: file } });
+    assert.equal(r.code, 0, show(r));
+    const cfg = JSON.parse(r.stdout) as Record<string, Record<string, unknown>>;
+    assert.equal(cfg.stream!.helloTimeoutMs, 4321);
+  });
+});

@@ -1,0 +1,215 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
+import { StreamClient } from '../helpers/stream-client';
+import { getStatus, type Status } from '../helpers/http-client';
+import { checkPackets, makeAlsaFixture, type AlsaFixture } from '../helpers/alsa-fixture';
+import { waitFor } from '../helpers/wait';
+
+/**
+ * A missing or failing capture device never takes the service down: it keeps
+ * serving HTTP and WebSocket, reports the problem in /api/status, retries,
+ * and streams again once the device delivers.
+ */
+
+const fixtures: AlsaFixture[] = [];
+after(async () => {
+  await stopAllServices();
+  for (const fx of fixtures) fx.remove();
+});
+
+describe('capture device missing or lost', () => {
+  test('an ALSA PCM name that does not exist leaves the service up, reporting no-device or error naming the device', async () => {
+    const svc = await startService({
+      label: 'nosuchpcm',
+      config: { capture: { device: 'nosuchpcm', channels: 2, format: 'S16_LE', rate: 48000, periodFrames: 128, retryInitialMs: 100, retryMaxMs: 400 } },
+    });
+    let last: Status | undefined;
+    const st = await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        const c = last.capture;
+        return (c.state === 'no-device' || c.state === 'error') && (c.lastError ?? '').includes('nosuchpcm') ? last : undefined;
+      },
+      { timeoutMs: 10000, what: 'capture.state no-device/error with lastError naming nosuchpcm', describe: () => JSON.stringify(last?.capture) },
+    );
+    assert.equal(st.capture.kind, 'alsa');
+    assert.equal(st.capture.device, 'nosuchpcm');
+    // It keeps retrying.
+    const first = st.capture.reopenCount;
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.reopenCount > first;
+      },
+      { timeoutMs: 10000, what: 'capture.reopenCount to grow (retries)', describe: () => JSON.stringify(last?.capture) },
+    );
+    assert.ok(['starting', 'no-device', 'retrying', 'error'].includes(last!.capture.state), `state ${last!.capture.state}`);
+    // Clients are still served.
+    const c = await StreamClient.connect(svc.port, { label: 'during-outage' });
+    const welcome = await c.hello('during-outage');
+    const src = welcome.source as Record<string, unknown>;
+    assert.equal(src.device, 'nosuchpcm');
+    assert.notEqual(src.state, 'running');
+    const pong = await c.ping(1);
+    assert.equal(pong.id, 1);
+    assert.equal(svc.exit, null, svc.describe());
+    c.close();
+    const stop = await svc.stop();
+    assert.equal(stop.code, 0, `exit after SIGTERM during the outage: ${svc.describe()}`);
+  });
+
+  test('a device that stops delivering is reopened after capture.stallTimeoutMs and streaming resumes bit-exact when it delivers again', async () => {
+    const fx = makeAlsaFixture({ format: 'S16_LE', channels: 4, periodFrames: 128, pcmName: 'sb_stall' });
+    fixtures.push(fx);
+    fx.start();
+    const svc: ServiceProcess = await startService({
+      label: 'stall',
+      env: fx.env,
+      config: {
+        capture: {
+          device: fx.pcmName,
+          channels: 4,
+          format: 'S16_LE',
+          rate: 48000,
+          periodFrames: 128,
+          stallTimeoutMs: 300,
+          retryInitialMs: 100,
+          retryMaxMs: 400,
+        },
+      },
+    });
+    const c = await StreamClient.open(svc.port, 'through-stall');
+    await c.subscribe([3, 1], 'pcm16');
+    await c.waitForPackets(50, 10000);
+    const before = await getStatus(svc.port);
+    assert.equal(before.capture.state, 'running');
+
+    // The device goes quiet: its reads block.
+    fx.pause();
+    let last: Status | undefined;
+    const lost = await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.reopenCount > before.capture.reopenCount && last.capture.state !== 'running' ? last : undefined;
+      },
+      { timeoutMs: 10000, what: 'the stalled device to be declared lost (reopenCount up, state not running)', describe: () => JSON.stringify(last?.capture) },
+    );
+    assert.ok(['no-device', 'error', 'starting', 'retrying'].includes(lost.capture.state), JSON.stringify(lost.capture));
+    assert.ok((lost.capture.lastError ?? '').includes(fx.pcmName), `lastError should name the device: ${JSON.stringify(lost.capture)}`);
+    await c.waitForMessage('source', { pred: (m) => m.state !== 'running', timeoutMs: 5000 });
+    const resumeFrom = c.packets.length;
+    const sourceFrom = c.messages.length;
+
+    // The device delivers again.
+    fx.start();
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.state === 'running';
+      },
+      { timeoutMs: 10000, what: 'capture.state running again', describe: () => JSON.stringify(last?.capture) },
+    );
+    await c.waitForPackets(c.packetCount + 100, 10000);
+    await c.waitForMessage('source', { from: sourceFrom, pred: (m) => m.state === 'running', timeoutMs: 5000 });
+    const resumed = c.packetsFrom(resumeFrom);
+    assert.equal(resumed[0]!.flags & 1, 1, `the first packet after the outage must carry the discontinuity flag (seq ${resumed[0]!.seq}, flags ${resumed[0]!.flags})`);
+    // Bit-exact per packet; contiguity is not checked here because the reader
+    // abandoned in the FIFO read may take one more period as it exits.
+    const r = checkPackets(resumed, 'S16_LE', 'pcm16', [3, 1], 128, { contiguity: false });
+    assert.deepEqual(r.problems.slice(0, 5), [], `${r.problems.length} problem(s) after the device came back`);
+    assert.ok(r.checked >= 50, `only ${r.checked} packets checked after the device came back`);
+    assert.equal(c.closeInfo, null, 'the client stays connected through the outage');
+    const final = await getStatus(svc.port);
+    assert.ok(final.capture.stuckReaders <= 1, `stuck readers: ${JSON.stringify(final.capture)}`);
+    c.close();
+  });
+
+  test('a device that stays silent through several reopen attempts is streamed again once it delivers', async () => {
+    const fx = makeAlsaFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName: 'sb_long_stall' });
+    fixtures.push(fx);
+    fx.start();
+    const svc = await startService({
+      label: 'long-stall',
+      env: fx.env,
+      config: {
+        capture: { device: fx.pcmName, channels: 2, format: 'S16_LE', rate: 48000, periodFrames: 128, stallTimeoutMs: 200, retryInitialMs: 100, retryMaxMs: 200 },
+      },
+    });
+    const c = await StreamClient.open(svc.port, 'long-stall');
+    await c.subscribe([1], 'pcm16');
+    await c.waitForPackets(30, 10000);
+    fx.pause();
+    // Silent long enough for the service to give up on several readers in a row.
+    let last: Status | undefined;
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.reopenCount >= 6;
+      },
+      { timeoutMs: 15000, what: 'six reopen attempts while the device is silent', describe: () => JSON.stringify(last?.capture) },
+    );
+    const from = c.packets.length;
+    fx.start();
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.state === 'running' && c.packetCount >= from + 50;
+      },
+      { timeoutMs: 15000, what: 'capture running again and 50 new packets after the device delivers again', describe: () => `${JSON.stringify(last?.capture)}; ${c.summary()}` },
+    );
+    const r = checkPackets(c.packetsFrom(from), 'S16_LE', 'pcm16', [1], 128, { contiguity: false });
+    assert.deepEqual(r.problems.slice(0, 5), []);
+    c.close();
+  });
+
+  test('after so many silent reopen attempts that readers count as stuck, the device is streamed again once it delivers and the readers return', async () => {
+    const fx = makeAlsaFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName: 'sb_stuck' });
+    fixtures.push(fx);
+    fx.start();
+    const svc = await startService({
+      label: 'stuck-readers',
+      env: fx.env,
+      config: {
+        capture: { device: fx.pcmName, channels: 2, format: 'S16_LE', rate: 48000, periodFrames: 128, stallTimeoutMs: 200, retryInitialMs: 100, retryMaxMs: 200 },
+      },
+    });
+    const c = await StreamClient.open(svc.port, 'stuck');
+    await c.subscribe([0], 'pcm16');
+    await c.waitForPackets(30, 10000);
+    fx.pause();
+    // Silent until the readers left in the driver reach the service's cap (it then stops opening new ones).
+    let last: Status | undefined;
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.stuckReaders >= 4 && last.capture.state === 'error';
+      },
+      { timeoutMs: 20000, what: 'the stuck-reader cap (stuckReaders >= 4, state error)', describe: () => JSON.stringify(last?.capture) },
+    );
+    const from = c.packets.length;
+    // The device delivers again: every abandoned reader gets its read back and returns.
+    fx.start();
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.stuckReaders === 0;
+      },
+      { timeoutMs: 10000, what: 'the abandoned readers to return (stuckReaders 0)', describe: () => JSON.stringify(last?.capture) },
+    );
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.state === 'running' && c.packetCount >= from + 50;
+      },
+      {
+        timeoutMs: 8000,
+        what: 'capture running again with 50 new packets once no reader is stuck any more',
+        describe: () => `${JSON.stringify(last?.capture)}; ${c.summary()}`,
+      },
+    );
+    const r = checkPackets(c.packetsFrom(from), 'S16_LE', 'pcm16', [0], 128, { contiguity: false });
+    assert.deepEqual(r.problems.slice(0, 5), []);
+    c.close();
+  });
+});
