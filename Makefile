@@ -33,7 +33,7 @@ node_modules/.stamp: package.json package-lock.json | system-deps
 deps: system-deps node_modules/.stamp
 
 build: deps
-	npx tsc -p tsconfig.json
+	@npx tsc -p tsconfig.json
 
 run: build
 	node bin/stagebox.js
@@ -42,7 +42,7 @@ test: build
 	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -name '*.test.js' | sort)
 
 bench: build
-	node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS))
+	@node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS))
 
 clean:
 	rm -rf dist node_modules
