@@ -27,7 +27,7 @@ system-deps:
 	fi
 
 node_modules/.stamp: package.json package-lock.json | system-deps
-	npm ci --no-audit --no-fund
+	@npm ci --no-audit --no-fund 1>&2
 	@touch $@
 
 deps: system-deps node_modules/.stamp
