@@ -18,6 +18,28 @@ after(async () => {
   for (const fx of fixtures) fx.remove();
 });
 
+/**
+ * A FIFO-fed S16_LE stereo device with fast stall detection and retries, a
+ * client streaming `channel` from it, then the device goes silent.
+ */
+async function streamThenSilence(pcmName: string, channel: number): Promise<{ fx: AlsaFixture; svc: ServiceProcess; c: StreamClient }> {
+  const fx = makeAlsaFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName });
+  fixtures.push(fx);
+  fx.start();
+  const svc = await startService({
+    label: pcmName,
+    env: fx.env,
+    config: {
+      capture: { device: fx.pcmName, channels: 2, format: 'S16_LE', rate: 48000, periodFrames: 128, stallTimeoutMs: 200, retryInitialMs: 100, retryMaxMs: 200 },
+    },
+  });
+  const c = await StreamClient.open(svc.port, pcmName);
+  await c.subscribe([channel], 'pcm16');
+  await c.waitForPackets(30, 10000);
+  fx.pause();
+  return { fx, svc, c };
+}
+
 describe('capture device missing or lost', () => {
   test('an ALSA PCM name that does not exist leaves the service up, reporting no-device or error naming the device', async () => {
     const svc = await startService({
@@ -126,20 +148,7 @@ describe('capture device missing or lost', () => {
   });
 
   test('a device that stays silent through several reopen attempts is streamed again once it delivers', async () => {
-    const fx = makeAlsaFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName: 'sb_long_stall' });
-    fixtures.push(fx);
-    fx.start();
-    const svc = await startService({
-      label: 'long-stall',
-      env: fx.env,
-      config: {
-        capture: { device: fx.pcmName, channels: 2, format: 'S16_LE', rate: 48000, periodFrames: 128, stallTimeoutMs: 200, retryInitialMs: 100, retryMaxMs: 200 },
-      },
-    });
-    const c = await StreamClient.open(svc.port, 'long-stall');
-    await c.subscribe([1], 'pcm16');
-    await c.waitForPackets(30, 10000);
-    fx.pause();
+    const { fx, svc, c } = await streamThenSilence('sb_long_stall', 1);
     // Silent long enough for the service to give up on several readers in a row.
     let last: Status | undefined;
     await waitFor(
@@ -164,20 +173,7 @@ describe('capture device missing or lost', () => {
   });
 
   test('after so many silent reopen attempts that readers count as stuck, the device is streamed again once it delivers and the readers return', async () => {
-    const fx = makeAlsaFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName: 'sb_stuck' });
-    fixtures.push(fx);
-    fx.start();
-    const svc = await startService({
-      label: 'stuck-readers',
-      env: fx.env,
-      config: {
-        capture: { device: fx.pcmName, channels: 2, format: 'S16_LE', rate: 48000, periodFrames: 128, stallTimeoutMs: 200, retryInitialMs: 100, retryMaxMs: 200 },
-      },
-    });
-    const c = await StreamClient.open(svc.port, 'stuck');
-    await c.subscribe([0], 'pcm16');
-    await c.waitForPackets(30, 10000);
-    fx.pause();
+    const { fx, svc, c } = await streamThenSilence('sb_stuck', 0);
     // Silent until the readers left in the driver reach the service's cap (it then stops opening new ones).
     let last: Status | undefined;
     await waitFor(
