@@ -130,6 +130,11 @@ export class ControlHandler {
         this.send(conn, { type: 'unsubscribed' });
         return;
       }
+      case 'report': {
+        conn.playbackBufferMs = msg.bufferMs;
+        conn.underruns = msg.underruns;
+        return;
+      }
       case 'ping': {
         const reply: Record<string, unknown> = { type: 'pong', id: msg.id, boxNs: process.hrtime.bigint().toString() };
         if (msg.t !== undefined) reply.t = msg.t;

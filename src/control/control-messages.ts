@@ -43,11 +43,23 @@ export const pingSchema = z
   })
   .strict();
 
+/** The client's own view of its playback, shown per client in status. */
+export const reportSchema = z
+  .object({
+    type: z.literal('report'),
+    /** Audio buffered in the client's jitter buffer, ms. */
+    bufferMs: z.number().finite().min(0).max(10000),
+    /** Underruns since the client connected (monotonic). */
+    underruns: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  })
+  .strict();
+
 export const MESSAGE_SCHEMAS = {
   hello: helloSchema,
   subscribe: subscribeSchema,
   unsubscribe: unsubscribeSchema,
   ping: pingSchema,
+  report: reportSchema,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;
@@ -58,7 +70,8 @@ export type ClientMessage =
   | Hello
   | Subscribe
   | z.infer<typeof unsubscribeSchema>
-  | Ping;
+  | Ping
+  | z.infer<typeof reportSchema>;
 
 /** Error codes the box sends in {"type":"error"} messages. */
 export type ErrorCode =

@@ -21,6 +21,8 @@ export interface ClientInfo {
   drops: number;
   queued: number;
   rttMs: number | null;
+  playbackBufferMs: number | null;
+  underruns: number | null;
   connectedS: number;
 }
 
@@ -42,6 +44,9 @@ export class ClientConnection implements PacketSink {
   /** Round trip of the box's last WebSocket ping, ms. */
   rttMs: number | null = null;
   pingSentAt = 0;
+  /** The client's last report of its playback buffer, ms, and underruns. */
+  playbackBufferMs: number | null = null;
+  underruns: number | null = null;
   sentPackets = 0;
   drops = 0;
   closed = false;
@@ -101,6 +106,8 @@ export class ClientConnection implements PacketSink {
       drops: this.drops,
       queued: this.queue.length,
       rttMs: this.rttMs,
+      playbackBufferMs: this.playbackBufferMs,
+      underruns: this.underruns,
       connectedS: Math.round((now - this.connectedAt) / 1000),
     };
   }

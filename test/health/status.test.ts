@@ -47,7 +47,7 @@ describe('status API', () => {
     const s1 = await getStatus(svc.port);
     const me = s1.clients.find((x) => x.clientId === 'listed');
     assert.ok(me, JSON.stringify(s1.clients));
-    assertKeys(me, ['clientId', 'name', 'address', 'codec', 'channels', 'sentPackets', 'drops', 'queued', 'rttMs'], 'client');
+    assertKeys(me, ['clientId', 'name', 'address', 'codec', 'channels', 'sentPackets', 'drops', 'queued', 'rttMs', 'playbackBufferMs', 'underruns'], 'client');
     assert.equal(me.name, 'Bass player');
     assert.equal(me.codec, 'deflate');
     assert.deepEqual(me.channels, [3, 1]);
@@ -80,6 +80,45 @@ describe('status API', () => {
     const afterReset = await getStatus(svc.port);
     assert.equal((afterReset.perf.serverLatency as { count: number }).count, 0, JSON.stringify(afterReset.perf));
     assert.equal(afterReset.pool.deadlineMisses, 0);
+    c.close();
+  });
+
+  test('a client report of its playback buffer and underruns shows in its status entry; a bad report changes nothing', async () => {
+    const c = await StreamClient.open(svc.port, 'reporter');
+    await c.subscribe([0], 'pcm16');
+    c.send({ type: 'report', bufferMs: 12.5, underruns: 3 });
+    let me: Awaited<ReturnType<typeof getStatus>>['clients'][number] | undefined;
+    await waitFor(
+      async () => {
+        me = (await getStatus(svc.port)).clients.find((x) => x.clientId === 'reporter');
+        return me?.playbackBufferMs === 12.5 && me.underruns === 3;
+      },
+      { timeoutMs: 5000, what: 'the report in /api/status', describe: () => JSON.stringify(me) },
+    );
+    const from = c.messages.length;
+    c.send({ type: 'report', bufferMs: -1, underruns: 'many' });
+    const err = await c.waitForMessage('error', { from });
+    assert.equal(err.code, 'invalid-message');
+    assert.equal(err.ref, 'report');
+    assert.match(String(err.message), /bufferMs: got -1/);
+    assert.match(String(err.message), /underruns: got "many"/);
+    me = (await getStatus(svc.port)).clients.find((x) => x.clientId === 'reporter');
+    assert.equal(me?.playbackBufferMs, 12.5);
+    assert.equal(me?.underruns, 3);
+    c.close();
+  });
+
+  test('the box measures each client\'s round-trip time from its WebSocket pings', async () => {
+    const c = await StreamClient.open(svc.port, 'rtt');
+    let me: Awaited<ReturnType<typeof getStatus>>['clients'][number] | undefined;
+    await waitFor(
+      async () => {
+        me = (await getStatus(svc.port)).clients.find((x) => x.clientId === 'rtt');
+        return typeof me?.rttMs === 'number';
+      },
+      { timeoutMs: 8000, what: 'rttMs after the first heartbeat ping (every 2 s)', describe: () => JSON.stringify(me) },
+    );
+    assert.ok(me!.rttMs! >= 0 && me!.rttMs! < 1000, `rttMs on loopback: ${me!.rttMs}`);
     c.close();
   });
 });

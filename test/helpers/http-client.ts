@@ -32,6 +32,8 @@ export interface StatusClient {
   drops: number;
   queued: number;
   rttMs: number | null;
+  playbackBufferMs: number | null;
+  underruns: number | null;
 }
 
 export interface Status {
