@@ -61,6 +61,8 @@ export class Controller {
       claimClientId: (conn, id) => this.server.claimClientId(conn, id),
       close: (conn, code, reason) => this.server.close(conn, code, reason),
       log: this.log,
+      rate: () => this.ingest.currentFormat?.rate ?? cfg.capture.rate,
+      periodFrames: cfg.capture.periodFrames,
     });
     this.server.control = this.control;
     this.port = await this.server.listen();

@@ -2,7 +2,8 @@ import type { StreamConfig } from '../appliance/config-schema';
 import { OutputRegistry } from '../pool/output-registry';
 import type { ClientConnection } from '../transport/client-connection';
 import { CLOSE } from './close-codes';
-import { ControlError, parseClientMessage, type ClientMessage } from './control-messages';
+import { ControlError, parseClientMessage, type ClientMessage, type Mix } from './control-messages';
+import { resolveMix } from './mix-request';
 import { TokenBucket } from './token-bucket';
 import { PROTOCOL_VERSION } from '../engine/packet-format';
 
@@ -26,7 +27,13 @@ export interface ControlDeps {
   claimClientId(conn: ClientConnection, clientId: string): ClientConnection | null;
   close(conn: ClientConnection, code: number, reason: string): void;
   log: { info(obj: object, msg: string): void };
+  /** Capture rate (Hz) and period (frames), for mix render state. */
+  rate(): number;
+  periodFrames: number;
 }
+
+/** Fader moves closer together than this are coalesced; the last one always wins. */
+export const MIX_COALESCE_MS = 50;
 
 /** Rejected messages past the bucket's burst before the client is closed for flooding. */
 const FLOOD_REJECTS = 200;
@@ -35,6 +42,9 @@ interface ControlState {
   bucket: TokenBucket;
   rejected: number;
   lastRateError: number;
+  lastMixAt: number;
+  pendingMix: Mix | null;
+  mixTimer: NodeJS.Timeout | null;
 }
 
 /**
@@ -49,7 +59,14 @@ export class ControlHandler {
   onText(conn: ClientConnection, text: string): void {
     let st = this.state.get(conn);
     if (!st) {
-      st = { bucket: new TokenBucket(this.deps.stream.controlRatePerSecond, this.deps.stream.controlBurst), rejected: 0, lastRateError: -Infinity };
+      st = {
+        bucket: new TokenBucket(this.deps.stream.controlRatePerSecond, this.deps.stream.controlBurst),
+        rejected: 0,
+        lastRateError: -Infinity,
+        lastMixAt: -Infinity,
+        pendingMix: null,
+        mixTimer: null,
+      };
       this.state.set(conn, st);
     }
     const now = performance.now();
@@ -72,7 +89,7 @@ export class ControlHandler {
     }
     st.rejected = 0;
     try {
-      this.apply(conn, parseClientMessage(text));
+      this.apply(conn, parseClientMessage(text), st);
     } catch (err) {
       if (err instanceof ControlError) {
         this.sendError(conn, err);
@@ -81,7 +98,7 @@ export class ControlHandler {
     }
   }
 
-  private apply(conn: ClientConnection, msg: ClientMessage): void {
+  private apply(conn: ClientConnection, msg: ClientMessage, st: ControlState): void {
     if (msg.type !== 'hello' && conn.clientId === null) {
       throw new ControlError('hello-required', `send hello first; got ${msg.type}`, msg.type);
     }
@@ -130,6 +147,23 @@ export class ControlHandler {
         this.send(conn, { type: 'unsubscribed' });
         return;
       }
+      case 'mix': {
+        this.checkMixChannels(msg);
+        const now = performance.now();
+        const wait = st.lastMixAt + MIX_COALESCE_MS - now;
+        if (wait <= 0 && st.mixTimer === null) {
+          this.applyMix(conn, msg, st);
+        } else {
+          st.pendingMix = msg;
+          st.mixTimer ??= setTimeout(() => {
+            st.mixTimer = null;
+            const pending = st.pendingMix;
+            st.pendingMix = null;
+            if (pending && !conn.closed) this.applyMix(conn, pending, st);
+          }, Math.max(0, wait));
+        }
+        return;
+      }
       case 'report': {
         conn.playbackBufferMs = msg.bufferMs;
         conn.underruns = msg.underruns;
@@ -142,6 +176,27 @@ export class ControlHandler {
         return;
       }
     }
+  }
+
+  private checkMixChannels(msg: Mix): void {
+    const count = this.deps.source().channels;
+    const seen = new Set<number>();
+    for (const c of msg.channels) {
+      if (count !== null && c.ch >= count) {
+        throw new ControlError('bad-channel', `channel ${c.ch} does not exist; the device has ${count} channels (0-${count - 1})`, 'mix');
+      }
+      if (seen.has(c.ch)) throw new ControlError('bad-channel', `channel ${c.ch} appears more than once`, 'mix');
+      seen.add(c.ch);
+    }
+  }
+
+  private applyMix(conn: ClientConnection, msg: Mix, st: ControlState): void {
+    st.lastMixAt = performance.now();
+    const req = resolveMix(msg);
+    const before = conn.output;
+    conn.output = this.deps.outputs.setMix(conn, conn.output, req, this.deps.rate(), this.deps.periodFrames);
+    if (before !== conn.output) conn.clearQueue();
+    this.send(conn, { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length });
   }
 
   /** The source's channel count changed: drop subscriptions it can no longer serve. */

@@ -43,6 +43,44 @@ export const pingSchema = z
   })
   .strict();
 
+/** A dB value for a fader: a finite number up to +10, or null for off (−∞). */
+const faderDb = z.number().finite().max(10).nullable();
+
+export const MIX_CODECS = ['pcm16', 'pcm24'] as const;
+
+/**
+ * A whole personal mix (full replacement, so a lost message never leaves a
+ * half-applied mix). Channels not listed are silent.
+ */
+export const mixSchema = z
+  .object({
+    type: z.literal('mix'),
+    codec: z.enum(MIX_CODECS).default('pcm16'),
+    output: z.enum(['stereo', 'mono']).default('stereo'),
+    masterDb: faderDb.default(0),
+    channels: z
+      .array(
+        z
+          .object({
+            ch: z.number().int().min(0).max(63),
+            gainDb: faderDb.default(0),
+            pan: z.number().finite().min(-1).max(1).default(0),
+            mute: z.boolean().default(false),
+            solo: z.boolean().default(false),
+          })
+          .strict(),
+      )
+      .max(64),
+    limiter: z
+      .object({
+        enabled: z.boolean().default(true),
+        ceilingDb: z.number().finite().min(-60).max(0).default(-1),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
 /** The client's own view of its playback, shown per client in status. */
 export const reportSchema = z
   .object({
@@ -60,6 +98,7 @@ export const MESSAGE_SCHEMAS = {
   unsubscribe: unsubscribeSchema,
   ping: pingSchema,
   report: reportSchema,
+  mix: mixSchema,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;
@@ -71,7 +110,9 @@ export type ClientMessage =
   | Subscribe
   | z.infer<typeof unsubscribeSchema>
   | Ping
-  | z.infer<typeof reportSchema>;
+  | z.infer<typeof reportSchema>
+  | Mix;
+export type Mix = z.infer<typeof mixSchema>;
 
 /** Error codes the box sends in {"type":"error"} messages. */
 export type ErrorCode =

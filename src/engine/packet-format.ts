@@ -13,7 +13,7 @@
  *   16    8 samplePos: frames captured before this packet's first frame
  *   24    8 captureNs: box monotonic clock (CLOCK_MONOTONIC) at capture, ns
  *   32    1 channelCount
- *   33    1 flags (bit 0: discontinuity before this packet)
+ *   33    1 flags (bit 0: discontinuity before this packet; bit 1: personal mix)
  *   34    2 reserved, 0
  *   36    N channel numbers (0-based device channels, in payload order), zero padded
  *  hdr     payload: frames x channelCount interleaved samples
@@ -25,6 +25,8 @@ export const MAGIC0 = 0x53;
 export const MAGIC1 = 0x42;
 export const FIXED_HEADER_BYTES = 36;
 export const FLAG_DISCONTINUITY = 1;
+/** The packet is a personal mix rendered on the box: its channel list is the mix's outputs, [0, 1] (L, R) or [0] (mono). */
+export const FLAG_MIX = 2;
 
 export const CODEC_IDS: Readonly<Record<Codec, number>> = { pcm16: 1, pcm24: 2, deflate: 3 };
 export const CODEC_NAMES: readonly (Codec | undefined)[] = [undefined, 'pcm16', 'pcm24', 'deflate'];

@@ -1,5 +1,11 @@
 import type { Codec } from '../appliance/config-schema';
+import { createLimiter, configureLimiter, type LimiterOptions } from '../engine/limiter';
+import type { MixRender } from '../engine/mix-encode';
+import { createMixState, setMixTargets, type MixParams } from '../engine/mix-kernel';
 import { CODEC_IDS } from '../engine/packet-format';
+
+/** Input channels a mix state is sized for (the ring's maximum). */
+const MIX_MAX_CHANNELS = 64;
 
 /** Anything that takes encoded packets: a client connection. */
 export interface PacketSink {
@@ -7,13 +13,26 @@ export interface PacketSink {
   pushPacket(frame: Buffer, arrivalMs: number): void;
 }
 
-/** One distinct output: a codec and an ordered channel list, shared by every client that wants exactly it. */
+/**
+ * One distinct output, shared by every client that wants exactly it: a codec
+ * and an ordered channel list, or a personal mix (`mix` set, `channels` empty).
+ */
 export interface Output {
   readonly id: number;
-  readonly key: string;
-  readonly codec: Codec;
+  key: string;
+  codec: Codec;
   readonly channels: readonly number[];
   readonly sinks: Set<PacketSink>;
+  readonly mix: MixRender | null;
+}
+
+/** What a client asked for in a mix message, already validated and resolved per channel. */
+export interface MixRequest {
+  /** Canonical form of the request: equal keys mean equal mixes, rendered once. */
+  key: string;
+  codec: 'pcm16' | 'pcm24';
+  params: MixParams;
+  limiter: LimiterOptions;
 }
 
 /** Deflate costs several times a plain extraction; used to balance shards. */
@@ -33,6 +52,8 @@ export class OutputRegistry {
   private shards: Int32Array[] = [];
   private whole = new Int32Array(0);
   private work = 0;
+  private mixList: MixRender[] = [];
+  private mixesDirty = true;
 
   static keyOf(codec: Codec, channels: readonly number[]): string {
     return `${codec}:${channels.join(',')}`;
@@ -43,14 +64,80 @@ export class OutputRegistry {
     const key = OutputRegistry.keyOf(codec, channels);
     let out = this.byKey.get(key);
     if (!out) {
-      out = { id: this.nextId++, key, codec, channels: [...channels], sinks: new Set() };
-      if (this.nextId > 0x7fffffff) this.nextId = 1;
-      this.byKey.set(key, out);
-      this.byId.set(out.id, out);
-      this.dirty = true;
+      out = { id: this.allocId(), key, codec, channels: [...channels], sinks: new Set(), mix: null };
+      this.add(out);
     }
     out.sinks.add(sink);
     return out;
+  }
+
+  /**
+   * Points `sink` at the mix `req`, leaving `current` (its previous output).
+   * A mix the client had to itself is changed in place, so its gains ramp
+   * from where they are instead of restarting from silence; a new mix starts
+   * from the gains of the one the client leaves.
+   */
+  setMix(sink: PacketSink, current: Output | null, req: MixRequest, rate: number, periodFrames: number): Output {
+    const key = `mix:${req.key}`;
+    const existing = this.byKey.get(key);
+    if (existing) {
+      if (current && current !== existing) this.unsubscribe(sink, current);
+      existing.sinks.add(sink);
+      return existing;
+    }
+    if (current?.mix && current.sinks.size === 1 && current.sinks.has(sink)) {
+      this.byKey.delete(current.key);
+      current.key = key;
+      current.codec = req.codec;
+      this.byKey.set(key, current);
+      this.applyMix(current.mix, req);
+      return current;
+    }
+    const mix: MixRender = {
+      id: this.allocId(),
+      codecId: CODEC_IDS[req.codec],
+      state: createMixState(MIX_MAX_CHANNELS),
+      limiter: createLimiter(rate, req.limiter),
+      buf: new Float32Array(periodFrames * 2),
+    };
+    if (current?.mix) {
+      mix.state.curL.set(current.mix.state.curL);
+      mix.state.curR.set(current.mix.state.curR);
+      mix.limiter.gain = current.mix.limiter.gain;
+    }
+    this.applyMix(mix, req);
+    const out: Output = { id: mix.id, key, codec: req.codec, channels: [], sinks: new Set([sink]), mix };
+    this.add(out);
+    if (current) this.unsubscribe(sink, current);
+    return out;
+  }
+
+  private applyMix(mix: MixRender, req: MixRequest): void {
+    mix.codecId = CODEC_IDS[req.codec];
+    setMixTargets(mix.state, req.params);
+    configureLimiter(mix.limiter, req.limiter);
+  }
+
+  /** Every distinct mix, for rendering each period. */
+  get mixRenders(): readonly MixRender[] {
+    if (this.mixesDirty) {
+      this.mixesDirty = false;
+      this.mixList = [...this.byKey.values()].flatMap((o) => (o.mix ? [o.mix] : []));
+    }
+    return this.mixList;
+  }
+
+  private allocId(): number {
+    const id = this.nextId++;
+    if (this.nextId > 0x7fffffff) this.nextId = 1;
+    return id;
+  }
+
+  private add(out: Output): void {
+    this.byKey.set(out.key, out);
+    this.byId.set(out.id, out);
+    if (out.mix) this.mixesDirty = true;
+    else this.dirty = true;
   }
 
   unsubscribe(sink: PacketSink, out: Output): void {
@@ -58,7 +145,8 @@ export class OutputRegistry {
     if (out.sinks.size === 0 && this.byKey.get(out.key) === out) {
       this.byKey.delete(out.key);
       this.byId.delete(out.id);
-      this.dirty = true;
+      if (out.mix) this.mixesDirty = true;
+      else this.dirty = true;
     }
   }
 
@@ -102,7 +190,7 @@ export class OutputRegistry {
   private rebuild(): void {
     if (!this.dirty) return;
     this.dirty = false;
-    const outs = [...this.byKey.values()].sort((a, b) => weight(b) - weight(a));
+    const outs = [...this.byKey.values()].filter((o) => o.mix === null).sort((a, b) => weight(b) - weight(a));
     const n = Math.min(this.shardCount, Math.max(1, outs.length));
     const buckets: number[][] = Array.from({ length: n }, () => []);
     const load = new Array<number>(n).fill(0);

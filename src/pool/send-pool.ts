@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Piscina } from 'piscina';
 import { AudioRing, ringBytes } from '../engine/audio-ring';
 import { encodeSlot } from '../engine/encode-kernels';
+import { encodeMixes } from '../engine/mix-encode';
 import { LatencyHistogram } from '../health/latency-histogram';
 import type { OutputRegistry } from './output-registry';
 import type { EncodeTask } from './encode-worker';
@@ -46,6 +47,9 @@ export interface SendPoolStats {
   /** Measured main-thread encode cost per unit of work (channel x codec weight), µs. */
   inlineCostUsPerWork: number;
   outputs: number;
+  mixes: number;
+  /** Median time to render all mixes of one period, µs. */
+  mixCostUsPerPeriod: number;
   periods: number;
   inlinePeriods: number;
   pooledPeriods: number;
@@ -80,6 +84,8 @@ export class SendPool {
   readonly serverLatency = new LatencyHistogram();
   /** Main-thread time each period holds the event loop (ingest + fan-out). */
   readonly captureBlock = new LatencyHistogram();
+  /** Time rendering all personal mixes of a period takes, ms (reported in µs). */
+  readonly mixUs = new LatencyHistogram();
   /** Called when a period was skipped (pool backlog), so the next packet says discontinuity. */
   onSkip: (() => void) | null = null;
   onEncodeError: ((err: Error) => void) | null = null;
@@ -157,13 +163,17 @@ export class SendPool {
     p.results.length = 0;
     p.active = true;
     this.tail++;
-    if (this.encodeInline(this.outputs.periodWork)) {
-      this.stats.inlinePeriods++;
+    this.renderMixes(p, slot);
+    const spec = this.outputs.wholeSpec;
+    if (spec.length === 0 || this.encodeInline(this.outputs.periodWork)) {
+      if (spec.length > 0) this.stats.inlinePeriods++;
       p.remaining = 1;
       try {
-        const t0 = performance.now();
-        p.results.push(encodeSlot(this.ring, slot, this.outputs.wholeSpec));
-        this.learnCost(performance.now() - t0, this.outputs.periodWork);
+        if (spec.length > 0) {
+          const t0 = performance.now();
+          p.results.push(encodeSlot(this.ring, slot, spec));
+          this.learnCost(performance.now() - t0, this.outputs.periodWork);
+        }
       } catch (err) {
         this.stats.encodeErrors++;
         this.onEncodeError?.(err as Error);
@@ -186,6 +196,24 @@ export class SendPool {
       );
     }
     p.blockMs += performance.now() - ingestStartMs;
+  }
+
+  /**
+   * Personal mixes carry state from period to period (gain ramps, limiter
+   * envelope), so for now they render here on the main thread, in period
+   * order; rendering them in the workers needs that state in shared memory.
+   */
+  private renderMixes(p: PendingPeriod, slot: number): void {
+    const mixes = this.outputs.mixRenders;
+    if (mixes.length === 0) return;
+    try {
+      const t0 = performance.now();
+      p.results.push(encodeMixes(this.ring, slot, mixes));
+      this.mixUs.record(performance.now() - t0);
+    } catch (err) {
+      this.stats.encodeErrors++;
+      this.onEncodeError?.(err as Error);
+    }
   }
 
   /**
@@ -266,6 +294,8 @@ export class SendPool {
       inlineBudgetPct: this.opts.inlineBudgetPct,
       inlineCostUsPerWork: Math.round(this.costPerWork * 1e6) / 1000,
       outputs: this.outputs.size,
+      mixes: this.outputs.mixRenders.length,
+      mixCostUsPerPeriod: Math.round(this.mixUs.quantile(0.5) * 1000),
       ...this.stats,
       utilization: this.piscina ? this.piscina.utilization : 0,
       pending: this.tail - this.head,
@@ -275,6 +305,7 @@ export class SendPool {
   resetPerf(): void {
     this.serverLatency.reset();
     this.captureBlock.reset();
+    this.mixUs.reset();
     this.stats.deadlineMisses = 0;
   }
 

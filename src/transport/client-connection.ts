@@ -15,8 +15,12 @@ export interface ClientInfo {
   clientId: string | null;
   name: string;
   address: string;
+  /** "channels" (raw channels), "mix" (a personal mix rendered on the box) or null (nothing yet). */
+  mode: 'channels' | 'mix' | null;
   codec: Codec | null;
   channels: number[];
+  /** Gain the mix's limiter took off in the last period, dB (null when not mixing). */
+  limiterReductionDb: number | null;
   sentPackets: number;
   drops: number;
   queued: number;
@@ -100,8 +104,10 @@ export class ClientConnection implements PacketSink {
       clientId: this.clientId,
       name: this.name,
       address: this.address,
+      mode: this.output ? (this.output.mix ? 'mix' : 'channels') : null,
       codec: this.output?.codec ?? null,
       channels: this.output ? [...this.output.channels] : [],
+      limiterReductionDb: this.output?.mix ? Math.round(this.output.mix.limiter.gainReductionDb * 100) / 100 : null,
       sentPackets: this.sentPackets,
       drops: this.drops,
       queued: this.queue.length,
