@@ -54,7 +54,8 @@ class BenchClient {
         this.open = true;
         // hello and subscribe back to back: the box applies control messages in order.
         ws.send(JSON.stringify({ type: 'hello', protocol: 1, clientId: this.spec.clientId, name: 'bench' }));
-        ws.send(JSON.stringify({ type: 'subscribe', channels: this.spec.channels, codec: this.spec.codec }));
+        if (this.spec.mix) ws.send(JSON.stringify({ type: 'mix', ...this.spec.mix }));
+        else ws.send(JSON.stringify({ type: 'subscribe', channels: this.spec.channels, codec: this.spec.codec }));
       });
       ws.on('message', (data: RawData, isBinary: boolean) => {
         if (isBinary) {
@@ -62,7 +63,7 @@ class BenchClient {
           return;
         }
         const reply = parseControl(data);
-        if (reply.type === 'subscribed') {
+        if (reply.type === 'subscribed' || reply.type === 'mixing') {
           if (this.spec.stalled) ws.pause();
           settle(null);
         } else if (reply.type === 'error') {

@@ -12,6 +12,8 @@ export interface ClientSpec {
   codec: BenchCodec;
   /** Stops reading right after "subscribed" (slow-client scenario). */
   stalled: boolean;
+  /** When set, the client asks for this personal mix (a "mix" message) instead of raw channels. */
+  mix?: object;
 }
 
 export type FleetRequest =

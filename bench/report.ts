@@ -45,6 +45,7 @@ export function measurementFields(load: LoadShape, m: Measurement): ReportLine {
     codec: load.codec,
     poolSize: after.pool.size,
     inlineBudgetPct: after.pool.inlineBudgetPct,
+    mixCostUsPerPeriod: after.pool.mixCostUsPerPeriod,
     seconds: m.seconds,
     ...quantiles('serverLatency', after.perf.serverLatency),
     ...quantiles('e2eLatency', fleet.e2e),

@@ -8,7 +8,7 @@ import { distinctSubsets, firstChannels, rotation } from './channel-sets';
 import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, type LoadShape, type ReportLine } from './report';
 import { sleep, type StopInfo } from './service-process';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
@@ -40,6 +40,19 @@ function specsFor(scenario: string, lists: number[][], codec: BenchCodec, stalle
   return lists.map((channels, i) => ({ clientId: `${scenario}-${tag}-${String(i).padStart(4, '0')}`, channels, codec, stalled }));
 }
 
+/** A distinct, plausible monitor mix for musician `i`: every channel up, own levels and pans. */
+function personalMix(i: number): object {
+  return {
+    codec: 'pcm16',
+    output: 'stereo',
+    channels: Array.from({ length: SOURCE_CHANNELS }, (_, ch) => ({
+      ch,
+      gainDb: -((i * 7 + ch * 3) % 24),
+      pan: (((i + ch) % 9) - 4) / 4,
+    })),
+  };
+}
+
 interface FixedLoad {
   normal: ClientSpec[];
   stalled: ClientSpec[];
@@ -67,6 +80,12 @@ function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared'>): FixedLoad {
     }
     case 'deflate':
       return { normal: specsFor(name, subsets(SEED_CLIENTS), 'deflate'), stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'deflate' } };
+    case 'mix-pcm': {
+      // 32 musicians, each a different stereo mix of all 32 channels.
+      const all = firstChannels(SOURCE_CHANNELS);
+      const normal = specsFor(name, Array.from({ length: WIDE_CLIENTS }, () => all), 'pcm16').map((spec, i) => ({ ...spec, mix: personalMix(i) }));
+      return { normal, stalled: [], shape: { clients: WIDE_CLIENTS, channelsPerClient: SOURCE_CHANNELS, codec: 'pcm16' } };
+    }
   }
 }
 

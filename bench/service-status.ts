@@ -17,6 +17,8 @@ export interface ServiceStatus {
     size: number;
     /** Absent from older services: null. */
     inlineBudgetPct: number | null;
+    /** Median µs to render all mixes of a period; null from a service without mixes. */
+    mixCostUsPerPeriod: number | null;
     periods: number;
     inlinePeriods: number;
     pooledPeriods: number;
@@ -64,6 +66,7 @@ export function parseStatus(json: unknown): ServiceStatus {
     pool: {
       size: num(pool, 'size', 'pool'),
       inlineBudgetPct: typeof pool.inlineBudgetPct === 'number' ? pool.inlineBudgetPct : null,
+      mixCostUsPerPeriod: typeof pool.mixCostUsPerPeriod === 'number' ? pool.mixCostUsPerPeriod : null,
       periods: optNum(pool, 'periods'),
       inlinePeriods: num(pool, 'inlinePeriods', 'pool'),
       pooledPeriods: num(pool, 'pooledPeriods', 'pool'),
