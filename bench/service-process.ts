@@ -74,6 +74,7 @@ export class ServiceProcess {
       server: { host: '127.0.0.1', port },
       stream: { maxClients: opts.maxClients ?? 2000 },
       log: { level: 'warn' },
+      state: { dir: path.join(dir, 'state') },
     };
     writeFileSync(configPath, JSON.stringify(config));
     const child = spawn(process.execPath, [SERVICE_MAIN, '--config', configPath], {

@@ -90,6 +90,18 @@ const poolSchema = z
   .strict()
   .default({});
 
+const stateSchema = z
+  .object({
+    dir: z
+      .string()
+      .min(1)
+      .default('/var/lib/stagebox')
+      .describe('Directory for clients\' mixes and channel metadata (state.json, written atomically). Must be writable; if it is not, the service runs without saving and says so.'),
+    maxClients: z.number().int().min(1).max(100000).default(500).describe('Most clients remembered; beyond it, those seen longest ago are forgotten first.'),
+  })
+  .strict()
+  .default({});
+
 const logSchema = z
   .object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
@@ -103,6 +115,7 @@ export const configSchema = z
     server: serverSchema,
     stream: streamSchema,
     pool: poolSchema,
+    state: stateSchema,
     log: logSchema,
   })
   .strict();
@@ -125,4 +138,5 @@ export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string
   STAGEBOX_POOL_SIZE: { key: 'pool.size', type: 'auto-number' },
   STAGEBOX_POOL_INLINE_BUDGET_PCT: { key: 'pool.inlineBudgetPct', type: 'number' },
   STAGEBOX_LOG_LEVEL: { key: 'log.level', type: 'string' },
+  STAGEBOX_STATE_DIR: { key: 'state.dir', type: 'string' },
 };

@@ -9,6 +9,8 @@ import { OutputRegistry } from '../pool/output-registry';
 import { resolvePoolSize } from '../pool/pool-size';
 import { SendPool } from '../pool/send-pool';
 import { StreamServer } from '../transport/stream-server';
+import { ClientMemory } from '../control/client-memory';
+import { StateDirError, StateStore } from './state-store';
 import { frameInPlace } from '../transport/ws-frame';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
@@ -25,6 +27,7 @@ export class Controller {
   private source!: CaptureSource;
   private server!: StreamServer;
   private control!: ControlHandler;
+  private store: StateStore | null = null;
   private readonly startedAt = Date.now();
   port = 0;
 
@@ -39,6 +42,8 @@ export class Controller {
     this.source = source;
     if (source.snapshot().kind === 'test-signal') this.log.warn({ source: 'test-signal' }, reason);
     else this.log.info({ source: source.snapshot().kind }, reason);
+
+    const memory = await this.openState();
 
     const poolSize = resolvePoolSize(cfg.pool.size);
     this.pool = new SendPool({ size: poolSize, inlineBudgetPct: cfg.pool.inlineBudgetPct, periodFrames: cfg.capture.periodFrames }, this.outputs, {
@@ -63,6 +68,7 @@ export class Controller {
       log: this.log,
       rate: () => this.ingest.currentFormat?.rate ?? cfg.capture.rate,
       periodFrames: cfg.capture.periodFrames,
+      memory,
     });
     this.server.control = this.control;
     this.port = await this.server.listen();
@@ -75,6 +81,21 @@ export class Controller {
     });
     source.on('retry', (r: { delayMs: number; reason: string }) => this.log.warn({ retryInMs: r.delayMs, err: r.reason }, 'capture device unavailable; retrying'));
     source.start();
+  }
+
+  /** Loads saved state; an unusable state dir is logged and the service runs without saving. */
+  private async openState(): Promise<ClientMemory | null> {
+    const store = new StateStore({ dir: this.config.state.dir, maxClients: this.config.state.maxClients, log: this.log });
+    try {
+      const doc = await store.load();
+      this.store = store;
+      this.log.info({ dir: this.config.state.dir, clients: Object.keys(doc.clients).length }, 'state loaded');
+      return new ClientMemory(store);
+    } catch (err) {
+      if (!(err instanceof StateDirError)) throw err;
+      this.log.error({ dir: this.config.state.dir, err: err.message }, 'state dir unusable: mixes and channel names will NOT be saved');
+      return null;
+    }
   }
 
   private onSourceState(s: CaptureStatus): void {
@@ -106,6 +127,7 @@ export class Controller {
       pool: this.pool.snapshot(),
       perf: { serverLatency: this.pool.serverLatency.summary(), captureBlock: this.pool.captureBlock.summary() },
       server: { port: this.port, clients: this.server.clients.size, maxClients: this.config.stream.maxClients },
+      state: this.store ? { dir: this.config.state.dir, writes: this.store.writes, lastWriteError: this.store.lastWriteError } : { dir: this.config.state.dir, writes: 0, lastWriteError: 'state dir unusable: not saving' },
       clients: this.server.clientInfos(),
     };
   }
@@ -130,6 +152,7 @@ export class Controller {
       }],
       ['stream server', async () => this.server?.stop()],
       ['send pool', async () => this.pool?.stop()],
+      ['state', async () => this.store?.stop()],
     ];
     for (const [name, step] of steps) {
       try {

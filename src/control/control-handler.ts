@@ -4,6 +4,8 @@ import type { ClientConnection } from '../transport/client-connection';
 import { CLOSE } from './close-codes';
 import { ControlError, parseClientMessage, type ClientMessage, type Mix } from './control-messages';
 import { resolveMix } from './mix-request';
+import type { ClientMemory, Recalled } from './client-memory';
+import type { Codec } from '../appliance/config-schema';
 import { TokenBucket } from './token-bucket';
 import { PROTOCOL_VERSION } from '../engine/packet-format';
 
@@ -30,6 +32,8 @@ export interface ControlDeps {
   /** Capture rate (Hz) and period (frames), for mix render state. */
   rate(): number;
   periodFrames: number;
+  /** Saved client state; null when the state dir is unusable (nothing is remembered). */
+  memory: ClientMemory | null;
 }
 
 /** Fader moves closer together than this are coalesced; the last one always wins. */
@@ -109,7 +113,12 @@ export class ControlHandler {
         conn.name = msg.name;
         const replaced = this.deps.claimClientId(conn, msg.clientId);
         if (replaced) this.deps.close(replaced, CLOSE.REPLACED, 'replaced by a newer connection with the same clientId');
-        this.deps.log.info({ clientId: msg.clientId, name: msg.name, address: conn.address, replaced: replaced !== null }, 'client hello');
+        const recalled = this.deps.memory?.recall(msg.clientId) ?? null;
+        this.deps.memory?.touch(msg.clientId, msg.name);
+        this.deps.log.info(
+          { clientId: msg.clientId, name: msg.name, address: conn.address, replaced: replaced !== null, restored: recalled?.mode ?? null },
+          'client hello',
+        );
         this.send(conn, {
           type: 'welcome',
           protocol: PROTOCOL_VERSION,
@@ -118,26 +127,13 @@ export class ControlHandler {
           source: this.deps.source(),
           codecs: ['pcm16', 'pcm24', 'deflate'],
           boxNs: process.hrtime.bigint().toString(),
+          restored: recalled ? (recalled.mode === 'mix' ? { mode: 'mix', codec: recalled.mix.codec } : { mode: 'channels', codec: recalled.codec }) : null,
         });
+        if (recalled) this.restore(conn, recalled, st);
         return;
       }
       case 'subscribe': {
-        const count = this.deps.source().channels;
-        const seen = new Set<number>();
-        for (const ch of msg.channels) {
-          if (count !== null && ch >= count) {
-            throw new ControlError('bad-channel', `channel ${ch} does not exist; the device has ${count} channels (0-${count - 1})`, 'subscribe');
-          }
-          if (seen.has(ch)) throw new ControlError('bad-channel', `channel ${ch} appears more than once`, 'subscribe');
-          seen.add(ch);
-        }
-        // Re-subscribing to the same output must not cost a period of audio.
-        if (conn.output?.key !== OutputRegistry.keyOf(msg.codec, msg.channels)) {
-          if (conn.output) this.deps.outputs.unsubscribe(conn, conn.output);
-          conn.clearQueue();
-          conn.output = this.deps.outputs.subscribe(conn, msg.codec, msg.channels);
-        }
-        this.send(conn, { type: 'subscribed', channels: msg.channels, codec: msg.codec });
+        this.subscribe(conn, msg.channels, msg.codec);
         return;
       }
       case 'unsubscribe': {
@@ -178,6 +174,40 @@ export class ControlHandler {
     }
   }
 
+  private subscribe(conn: ClientConnection, channels: number[], codec: Codec): void {
+    const count = this.deps.source().channels;
+    const seen = new Set<number>();
+    for (const ch of channels) {
+      if (count !== null && ch >= count) {
+        throw new ControlError('bad-channel', `channel ${ch} does not exist; the device has ${count} channels (0-${count - 1})`, 'subscribe');
+      }
+      if (seen.has(ch)) throw new ControlError('bad-channel', `channel ${ch} appears more than once`, 'subscribe');
+      seen.add(ch);
+    }
+    // Re-subscribing to the same output must not cost a period of audio.
+    if (conn.output?.key !== OutputRegistry.keyOf(codec, channels)) {
+      if (conn.output) this.deps.outputs.unsubscribe(conn, conn.output);
+      conn.clearQueue();
+      conn.output = this.deps.outputs.subscribe(conn, codec, channels);
+    }
+    this.deps.memory?.rememberChannels(conn.clientId!, conn.name, channels, codec);
+    this.send(conn, { type: 'subscribed', channels, codec });
+  }
+
+  /** Puts a returning client back where it was; a saved choice the device can no longer serve is reported, not fatal. */
+  private restore(conn: ClientConnection, r: Recalled, st: ControlState): void {
+    try {
+      if (r.mode === 'channels') this.subscribe(conn, r.channels, r.codec);
+      else {
+        this.checkMixChannels(r.mix);
+        this.applyMix(conn, r.mix, st);
+      }
+    } catch (err) {
+      if (err instanceof ControlError) this.sendError(conn, new ControlError(err.code, `saved ${r.mode} not restored: ${err.message}`));
+      else throw err;
+    }
+  }
+
   private checkMixChannels(msg: Mix): void {
     const count = this.deps.source().channels;
     const seen = new Set<number>();
@@ -196,6 +226,7 @@ export class ControlHandler {
     const before = conn.output;
     conn.output = this.deps.outputs.setMix(conn, conn.output, req, this.deps.rate(), this.deps.periodFrames);
     if (before !== conn.output) conn.clearQueue();
+    this.deps.memory?.rememberMix(conn.clientId!, conn.name, msg);
     this.send(conn, { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length });
   }
 

@@ -191,7 +191,9 @@ const started = new Set<ServiceProcess>();
  * exits or stays silent for startTimeoutMs.
  */
 export async function startService(opts: StartOptions = {}): Promise<ServiceProcess> {
-  const config = merge(BASE_CONFIG, opts.config ?? {});
+  // Each service keeps its state in a temp dir of its own unless the test names one.
+  const stateDir = path.dirname(writeTempFile('.keep', ''));
+  const config = merge(merge(BASE_CONFIG, { state: { dir: stateDir } }), opts.config ?? {});
   const configPath = writeTempFile('stagebox.json', JSON.stringify(config, null, 2));
   const proc = spawn(process.execPath, [MAIN_JS, '--config', configPath], {
     cwd: REPO_ROOT,
