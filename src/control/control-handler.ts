@@ -144,7 +144,7 @@ export class ControlHandler {
         return;
       }
       case 'mix': {
-        this.checkMixChannels(msg);
+        this.checkChannels(msg.channels.map((c) => c.ch), 'mix');
         const now = performance.now();
         const wait = st.lastMixAt + MIX_COALESCE_MS - now;
         if (wait <= 0 && st.mixTimer === null) {
@@ -175,15 +175,7 @@ export class ControlHandler {
   }
 
   private subscribe(conn: ClientConnection, channels: number[], codec: Codec): void {
-    const count = this.deps.source().channels;
-    const seen = new Set<number>();
-    for (const ch of channels) {
-      if (count !== null && ch >= count) {
-        throw new ControlError('bad-channel', `channel ${ch} does not exist; the device has ${count} channels (0-${count - 1})`, 'subscribe');
-      }
-      if (seen.has(ch)) throw new ControlError('bad-channel', `channel ${ch} appears more than once`, 'subscribe');
-      seen.add(ch);
-    }
+    this.checkChannels(channels, 'subscribe');
     // Re-subscribing to the same output must not cost a period of audio.
     if (conn.output?.key !== OutputRegistry.keyOf(codec, channels)) {
       if (conn.output) this.deps.outputs.unsubscribe(conn, conn.output);
@@ -199,7 +191,7 @@ export class ControlHandler {
     try {
       if (r.mode === 'channels') this.subscribe(conn, r.channels, r.codec);
       else {
-        this.checkMixChannels(r.mix);
+        this.checkChannels(r.mix.channels.map((c) => c.ch), 'mix');
         this.applyMix(conn, r.mix, st);
       }
     } catch (err) {
@@ -208,15 +200,16 @@ export class ControlHandler {
     }
   }
 
-  private checkMixChannels(msg: Mix): void {
+  /** Every channel exists on the device (when its count is known) and appears once. */
+  private checkChannels(channels: readonly number[], ref: 'subscribe' | 'mix'): void {
     const count = this.deps.source().channels;
     const seen = new Set<number>();
-    for (const c of msg.channels) {
-      if (count !== null && c.ch >= count) {
-        throw new ControlError('bad-channel', `channel ${c.ch} does not exist; the device has ${count} channels (0-${count - 1})`, 'mix');
+    for (const ch of channels) {
+      if (count !== null && ch >= count) {
+        throw new ControlError('bad-channel', `channel ${ch} does not exist; the device has ${count} channels (0-${count - 1})`, ref);
       }
-      if (seen.has(c.ch)) throw new ControlError('bad-channel', `channel ${c.ch} appears more than once`, 'mix');
-      seen.add(c.ch);
+      if (seen.has(ch)) throw new ControlError('bad-channel', `channel ${ch} appears more than once`, ref);
+      seen.add(ch);
     }
   }
 
