@@ -1,9 +1,9 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { removeFixtures, startOnFixture } from '../helpers/alsa-service';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
-import { makeAlsaFixture, type AlsaFixture } from '../helpers/alsa-fixture';
 import { getStatus } from '../helpers/http-client';
 import { waitFor } from '../helpers/wait';
 
@@ -15,10 +15,9 @@ import { waitFor } from '../helpers/wait';
  * after 5 s, which fails the test).
  */
 
-const fixtures: AlsaFixture[] = [];
 after(async () => {
   await stopAllServices();
-  for (const fx of fixtures) fx.remove();
+  removeFixtures();
 });
 
 function testSignal(label: string): Promise<ServiceProcess> {
@@ -114,14 +113,7 @@ describe('graceful stop', () => {
   });
 
   test('SIGTERM while capturing from a real ALSA device exits with code 0 and clients get 1001', async (t) => {
-    const fx = makeAlsaFixture({ format: 'S32_LE', channels: 4, periodFrames: 128, pcmName: 'sb_stop' });
-    fixtures.push(fx);
-    fx.start();
-    const svc = await startService({
-      label: 'stop-alsa',
-      env: fx.env,
-      config: { capture: { device: fx.pcmName, channels: 4, format: 'S32_LE', rate: 48000, periodFrames: 128 } },
-    });
+    const { svc } = await startOnFixture({ format: 'S32_LE', channels: 4, periodFrames: 128, pcmName: 'sb_stop', label: 'stop-alsa' });
     const c = await StreamClient.open(svc.port, 'alsa-client');
     await c.subscribe([2], 'pcm16');
     await c.waitForPackets(20, 10000);
@@ -131,14 +123,7 @@ describe('graceful stop', () => {
 
 describe('graceful stop with a capture thread blocked in the driver', () => {
   test('SIGTERM while the ALSA device delivers nothing (its read blocks) closes clients with 1001 and ends by SIGTERM, saying why', async (t) => {
-    const fx = makeAlsaFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName: 'sb_blocked' });
-    fixtures.push(fx);
-    fx.start();
-    const svc = await startService({
-      label: 'stop-blocked',
-      env: fx.env,
-      config: { capture: { device: fx.pcmName, channels: 2, format: 'S16_LE', rate: 48000, periodFrames: 128 } },
-    });
+    const { fx, svc } = await startOnFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName: 'sb_blocked', label: 'stop-blocked' });
     const c = await StreamClient.open(svc.port, 'blocked-client');
     await c.subscribe([1], 'pcm16');
     await c.waitForPackets(20, 10000);

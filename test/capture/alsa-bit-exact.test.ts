@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeAlsaFixture, checkPackets, type AlsaFixture, type FixtureFormat } from '../helpers/alsa-fixture';
-import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
+import { removeFixtures, startOnFixture } from '../helpers/alsa-service';
+import { checkPackets, type AlsaFixture, type FixtureFormat } from '../helpers/alsa-fixture';
+import { stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
 import { inflateSync } from 'node:zlib';
 import { getStatus } from '../helpers/http-client';
@@ -20,21 +21,18 @@ const PERIOD = 128;
 const MIN_CHECKED = 50;
 const COLLECT = 120;
 
-const fixtures: AlsaFixture[] = [];
+let started = 0;
 
-async function startOn(format: FixtureFormat, pool: Record<string, unknown> = {}): Promise<{ svc: ServiceProcess; fx: AlsaFixture }> {
-  const fx = makeAlsaFixture({ format, channels: CHANNELS, periodFrames: PERIOD, pcmName: `sb_${format.toLowerCase()}_${fixtures.length}` });
-  fixtures.push(fx);
-  fx.start();
-  const svc = await startService({
+function startOn(format: FixtureFormat, pool: Record<string, unknown> = {}): Promise<{ svc: ServiceProcess; fx: AlsaFixture }> {
+  return startOnFixture({
+    format,
+    channels: CHANNELS,
+    periodFrames: PERIOD,
+    pcmName: `sb_${format.toLowerCase()}_${started++}`,
     label: `alsa ${format}`,
-    env: fx.env,
-    config: {
-      capture: { device: fx.pcmName, channels: CHANNELS, format, rate: 48000, periodFrames: PERIOD, retryInitialMs: 100, retryMaxMs: 1000 },
-      pool,
-    },
+    capture: { retryInitialMs: 100, retryMaxMs: 1000 },
+    config: { pool },
   });
-  return { svc, fx };
 }
 
 function assertBitExact(client: StreamClient, format: FixtureFormat, codec: 'pcm16' | 'pcm24' | 'deflate', channels: number[]): void {
@@ -48,7 +46,7 @@ function assertBitExact(client: StreamClient, format: FixtureFormat, codec: 'pcm
 
 after(async () => {
   await stopAllServices();
-  for (const fx of fixtures) fx.remove();
+  removeFixtures();
 });
 
 describe('S16_LE capture through the ALSA file plugin', () => {
@@ -192,14 +190,7 @@ describe('S32_LE capture encoded by the send pool workers (pool.size 1, inline t
 
 describe('a 64-channel S16_LE device with 32-frame periods', () => {
   test('channels [63, 0, 31] arrive bit-exact in pcm16', async () => {
-    const fx = makeAlsaFixture({ format: 'S16_LE', channels: 64, periodFrames: 32, pcmName: 'sb_wide' });
-    fixtures.push(fx);
-    fx.start();
-    const svc = await startService({
-      label: 'alsa 64ch',
-      env: fx.env,
-      config: { capture: { device: fx.pcmName, channels: 64, format: 'S16_LE', rate: 48000, periodFrames: 32 } },
-    });
+    const { svc } = await startOnFixture({ format: 'S16_LE', channels: 64, periodFrames: 32, pcmName: 'sb_wide', label: 'alsa 64ch' });
     const c = await StreamClient.open(svc.port, 'wide');
     await c.subscribe([63, 0, 31], 'pcm16');
     await c.waitForPackets(4 * COLLECT, 15000);

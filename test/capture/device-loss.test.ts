@@ -1,9 +1,10 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { removeFixtures, startOnFixture } from '../helpers/alsa-service';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
 import { getStatus, type Status } from '../helpers/http-client';
-import { checkPackets, makeAlsaFixture, type AlsaFixture } from '../helpers/alsa-fixture';
+import { checkPackets, type AlsaFixture } from '../helpers/alsa-fixture';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -12,10 +13,9 @@ import { waitFor } from '../helpers/wait';
  * and streams again once the device delivers.
  */
 
-const fixtures: AlsaFixture[] = [];
 after(async () => {
   await stopAllServices();
-  for (const fx of fixtures) fx.remove();
+  removeFixtures();
 });
 
 /**
@@ -23,15 +23,12 @@ after(async () => {
  * client streaming `channel` from it, then the device goes silent.
  */
 async function streamThenSilence(pcmName: string, channel: number): Promise<{ fx: AlsaFixture; svc: ServiceProcess; c: StreamClient }> {
-  const fx = makeAlsaFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName });
-  fixtures.push(fx);
-  fx.start();
-  const svc = await startService({
-    label: pcmName,
-    env: fx.env,
-    config: {
-      capture: { device: fx.pcmName, channels: 2, format: 'S16_LE', rate: 48000, periodFrames: 128, stallTimeoutMs: 200, retryInitialMs: 100, retryMaxMs: 200 },
-    },
+  const { fx, svc } = await startOnFixture({
+    format: 'S16_LE',
+    channels: 2,
+    periodFrames: 128,
+    pcmName,
+    capture: { stallTimeoutMs: 200, retryInitialMs: 100, retryMaxMs: 200 },
   });
   const c = await StreamClient.open(svc.port, pcmName);
   await c.subscribe([channel], 'pcm16');
@@ -82,24 +79,13 @@ describe('capture device missing or lost', () => {
   });
 
   test('a device that stops delivering is reopened after capture.stallTimeoutMs and streaming resumes bit-exact when it delivers again', async () => {
-    const fx = makeAlsaFixture({ format: 'S16_LE', channels: 4, periodFrames: 128, pcmName: 'sb_stall' });
-    fixtures.push(fx);
-    fx.start();
-    const svc: ServiceProcess = await startService({
+    const { fx, svc } = await startOnFixture({
+      format: 'S16_LE',
+      channels: 4,
+      periodFrames: 128,
+      pcmName: 'sb_stall',
       label: 'stall',
-      env: fx.env,
-      config: {
-        capture: {
-          device: fx.pcmName,
-          channels: 4,
-          format: 'S16_LE',
-          rate: 48000,
-          periodFrames: 128,
-          stallTimeoutMs: 300,
-          retryInitialMs: 100,
-          retryMaxMs: 400,
-        },
-      },
+      capture: { stallTimeoutMs: 300, retryInitialMs: 100, retryMaxMs: 400 },
     });
     const c = await StreamClient.open(svc.port, 'through-stall');
     await c.subscribe([3, 1], 'pcm16');
