@@ -41,7 +41,6 @@ const captureSchema = z
       .default(48000)
       .describe('Sample rate in Hz: 44100, 48000 or 96000.'),
     periodFrames: z.number().int().min(32).max(1024).default(128).describe('Frames per period, 32-1024 (128 @ 48 kHz = 2.67 ms).'),
-    bufferPeriods: z.number().int().min(2).max(16).default(4).describe('ALSA buffer size in periods (2-16). Reserved: alsa-capture lets ALSA choose.'),
     retryInitialMs: z.number().int().min(50).max(60000).default(500).describe('First retry delay after a device fails to open or disappears, ms.'),
     retryMaxMs: z.number().int().min(100).max(300000).default(10000).describe('Longest retry delay (the backoff doubles up to this), ms.'),
     stallTimeoutMs: z.number().int().min(100).max(60000).default(2000).describe('A device that delivers no period for this long is treated as lost and reopened, ms.'),

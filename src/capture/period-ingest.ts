@@ -63,7 +63,7 @@ export class PeriodIngest {
     if (!this.pool.canAccept()) {
       // The pool is a ring behind: skip this period rather than overwrite unread audio.
       this.flags |= FLAG_DISCONTINUITY;
-      this.pool.dispatch(seq, t0);
+      this.pool.skip();
       return;
     }
     const ring = this.pool.ring;

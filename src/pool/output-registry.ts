@@ -158,10 +158,6 @@ export class OutputRegistry {
     return this.byKey.size;
   }
 
-  all(): IterableIterator<Output> {
-    return this.byKey.values();
-  }
-
   setShardCount(n: number): void {
     if (n !== this.shardCount) {
       this.shardCount = Math.max(1, n);

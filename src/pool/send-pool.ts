@@ -86,8 +86,6 @@ export class SendPool {
   readonly captureBlock = new LatencyHistogram();
   /** Time rendering all personal mixes of a period takes, ms (reported in µs). */
   readonly mixUs = new LatencyHistogram();
-  /** Called when a period was skipped (pool backlog), so the next packet says discontinuity. */
-  onSkip: (() => void) | null = null;
   onEncodeError: ((err: Error) => void) | null = null;
 
   /**
@@ -142,6 +140,11 @@ export class SendPool {
     return this.tail - this.head < RING_SLOTS - 1;
   }
 
+  /** A period that could not be written (the pool is a ring behind) is counted and dropped. */
+  skip(): void {
+    this.stats.skippedPeriods++;
+  }
+
   /**
    * The slot for `seq` has been written; encode it and fan it out.
    * `ingestStartMs` is when the period arrived (performance.now()).
@@ -150,8 +153,7 @@ export class SendPool {
     const slot = this.ring.slotOf(seq);
     if (this.outputs.size === 0) return;
     if (!this.canAccept()) {
-      this.stats.skippedPeriods++;
-      this.onSkip?.();
+      this.skip();
       return;
     }
     this.stats.periods++;
