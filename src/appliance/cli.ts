@@ -1,4 +1,4 @@
-import { configSchema } from './config-schema';
+import { configSchema, redactSecrets } from './config-schema';
 import { ConfigError } from './config-errors';
 import { loadConfig, DEFAULT_CONFIG_PATH } from './config-loader';
 import { Controller, VERSION } from './controller';
@@ -100,7 +100,7 @@ async function run(argv: string[]): Promise<number | MainResult> {
     throw err;
   }
   if (args.printConfig) {
-    process.stdout.write(`${JSON.stringify(configSchema.parse(loaded.config), null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(redactSecrets(configSchema.parse(loaded.config)), null, 2)}\n`);
     return 0;
   }
   const log = createLogger(loaded.config.log.level);

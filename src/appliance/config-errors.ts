@@ -1,4 +1,5 @@
 import type { ZodError, ZodIssue } from 'zod';
+import { SECRET_KEYS } from './config-schema';
 
 /** Thrown for any invalid configuration; the CLI prints it and exits with code 2. */
 export class ConfigError extends Error {
@@ -18,8 +19,9 @@ function valueAt(root: unknown, path: readonly (string | number)[]): unknown {
   return v;
 }
 
-function show(v: unknown): string {
+function show(v: unknown, key = ''): string {
   if (v === undefined) return 'nothing';
+  if (SECRET_KEYS.includes(key)) return `a ${typeof v} (not shown: it is a credential)`;
   const s = JSON.stringify(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
@@ -57,7 +59,7 @@ export function describeConfigIssues(source: string, raw: unknown, err: ZodError
       const at = issue.path.join('.');
       for (const k of issue.keys) {
         const key = at ? `${at}.${k}` : k;
-        lines.push(`${source}: unknown key "${key}" (got ${show(valueAt(raw, [...issue.path, k]))}); allowed keys are listed in docs/configuration.md`);
+        lines.push(`${source}: unknown key "${key}" (got ${show(valueAt(raw, [...issue.path, k]), key)}); allowed keys are listed in docs/configuration.md`);
       }
       continue;
     }
@@ -65,7 +67,7 @@ export function describeConfigIssues(source: string, raw: unknown, err: ZodError
     let rule = allowed(issue);
     if (issue.code === 'invalid_type' && issue.expected === 'integer') rule = 'an integer';
     else if (issue.code === 'invalid_type' && issue.received === 'float') rule = 'an integer';
-    lines.push(`${source}: ${key}: got ${show(valueAt(raw, issue.path))}; allowed: ${rule}`);
+    lines.push(`${source}: ${key}: got ${show(valueAt(raw, issue.path), key)}; allowed: ${rule}`);
   }
   return lines.join('\n');
 }

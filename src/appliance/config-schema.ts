@@ -101,6 +101,39 @@ const stateSchema = z
   .strict()
   .default({});
 
+/** Config keys holding a credential: never printed, logged or echoed in an error. */
+export const SECRET_KEYS: readonly string[] = ['admin.token'];
+
+/** A copy of `config` fit to print: every credential that is set reads "(set; not shown)". */
+export function redactSecrets<T extends object>(config: T): T {
+  const copy = structuredClone(config) as Record<string, unknown>;
+  for (const key of SECRET_KEYS) {
+    const parts = key.split('.');
+    let node = copy;
+    for (const p of parts.slice(0, -1)) node = (node[p] ?? {}) as Record<string, unknown>;
+    const last = parts[parts.length - 1]!;
+    if (node[last] !== null && node[last] !== undefined) node[last] = '(set; not shown)';
+  }
+  return copy as T;
+}
+
+const adminSchema = z
+  .object({
+    token: z
+      .string()
+      .min(4)
+      .max(256)
+      .nullable()
+      .default(null)
+      .describe(
+        'The sound engineer\'s token or PIN (4-256 characters). A client that sends it in an "auth" message may edit channel metadata, any client\'s mix and the box-wide output limit, and list every client. null: nobody is admin. Never printed or logged; prefer STAGEBOX_ADMIN_TOKEN or a config file readable only by the service.',
+      ),
+    maxFailures: z.number().int().min(1).max(100).default(5).describe('Wrong tokens from one address before it is locked out.'),
+    lockoutS: z.number().int().min(1).max(3600).default(60).describe('How long an address is locked out after maxFailures wrong tokens, seconds (doubles on each further lockout, up to 1 hour).'),
+  })
+  .strict()
+  .default({});
+
 const logSchema = z
   .object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
@@ -115,6 +148,7 @@ export const configSchema = z
     stream: streamSchema,
     pool: poolSchema,
     state: stateSchema,
+    admin: adminSchema,
     log: logSchema,
   })
   .strict();
@@ -122,6 +156,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type CaptureConfig = Config['capture'];
 export type StreamConfig = Config['stream'];
+export type AdminConfig = Config['admin'];
 
 /** Env variables for the common keys: name → dotted config key. */
 export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string' | 'number' | 'auto-number' }>> = {
@@ -138,4 +173,5 @@ export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string
   STAGEBOX_POOL_INLINE_BUDGET_PCT: { key: 'pool.inlineBudgetPct', type: 'number' },
   STAGEBOX_LOG_LEVEL: { key: 'log.level', type: 'string' },
   STAGEBOX_STATE_DIR: { key: 'state.dir', type: 'string' },
+  STAGEBOX_ADMIN_TOKEN: { key: 'admin.token', type: 'string' },
 };

@@ -10,6 +10,8 @@ import { resolvePoolSize } from '../pool/pool-size';
 import { SendPool } from '../pool/send-pool';
 import { StreamServer } from '../transport/stream-server';
 import { ClientMemory } from '../control/client-memory';
+import { ChannelMetadata } from '../control/channel-metadata';
+import { AdminAuth } from '../control/admin-auth';
 import { StateDirError, StateStore } from './state-store';
 import { frameInPlace } from '../transport/ws-frame';
 
@@ -51,6 +53,7 @@ export class Controller {
       rate: cfg.capture.rate,
     }, frameInPlace);
     this.pool.onEncodeError = (err) => this.log.error({ err: err.message }, 'encode failed; period dropped');
+    if (cfg.admin.token === null) this.log.info({}, 'no admin token configured (admin.token): channel metadata and other clients\' mixes cannot be edited');
     this.log.info(
       { poolSize, configured: cfg.pool.size, inlineBudgetPct: cfg.pool.inlineBudgetPct, threadpool: process.env.UV_THREADPOOL_SIZE ?? '4 (default)' },
       `send pool: ${poolSize} worker thread(s)`,
@@ -64,6 +67,10 @@ export class Controller {
       outputs: this.outputs,
       source: () => this.sourceInfo(),
       claimClientId: (conn, id) => this.server.claimClientId(conn, id),
+      findClient: (id) => this.server.findClient(id),
+      clients: () => this.server.clients,
+      metadata: new ChannelMetadata(this.store),
+      auth: new AdminAuth(cfg.admin),
       close: (conn, code, reason) => this.server.close(conn, code, reason),
       log: this.log,
       rate: () => this.ingest.currentFormat?.rate ?? cfg.capture.rate,

@@ -37,6 +37,8 @@ export const mixSchema = z
     /** dB, at most +10; null = -inf. */
     masterDb: dbOrMinusInf,
     output: z.enum(['stereo', 'mono']),
+    /** Group faders by group name (absent in files from before groups). */
+    groups: z.record(z.string().min(1).max(32), z.object({ gainDb: dbOrMinusInf, mute: z.boolean() }).strict()).optional(),
     limiter: z
       .object({
         enabled: z.boolean(),
@@ -80,6 +82,14 @@ export const stateSchema = z
     /** When the document was last written (set by the store on each save). */
     savedAt: isoTime,
     channels: z.record(channelKey, channelMetaSchema),
+    /** Box-wide settings the admin made (absent until the first). */
+    box: z
+      .object({
+        /** Every mix's limiter holds at most this level, dBFS; null = no box-wide limit. */
+        maxOutputDb: z.number().min(-60).max(0).nullable(),
+      })
+      .strict()
+      .optional(),
     clients: z.record(z.string().min(1).max(128), clientStateSchema),
   })
   .strict();

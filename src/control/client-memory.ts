@@ -7,12 +7,15 @@ export type Recalled = { mode: 'channels'; channels: number[]; codec: 'pcm16' | 
 
 const CHANNEL_CODECS = ['pcm16', 'pcm24', 'deflate'] as const;
 const MIX_CODECS = ['pcm16', 'pcm24'] as const;
+/** Presets one client may keep. */
+export const MAX_PRESETS = 32;
 
 export function mixToJson(m: Mix): MixJson {
   return {
     channels: Object.fromEntries(m.channels.map((c) => [String(c.ch), { gainDb: c.gainDb, pan: c.pan, mute: c.mute, solo: c.solo }])),
     masterDb: m.masterDb,
     output: m.output,
+    groups: Object.fromEntries(m.groups.map((g) => [g.name, { gainDb: g.gainDb, mute: g.mute }])),
     limiter: { enabled: m.limiter.enabled, ceilingDb: m.limiter.ceilingDb },
   };
 }
@@ -25,6 +28,7 @@ export function mixFromJson(j: MixJson, codec: string): Mix | null {
     output: j.output,
     masterDb: j.masterDb,
     channels: Object.entries(j.channels).map(([ch, c]) => ({ ch: Number(ch), gainDb: c.gainDb, pan: c.pan, mute: c.mute, solo: c.solo })),
+    groups: Object.entries(j.groups ?? {}).map(([name, g]) => ({ name, gainDb: g.gainDb, mute: g.mute })),
     limiter: { ...j.limiter },
   };
 }
@@ -56,6 +60,45 @@ export class ClientMemory {
 
   rememberMix(clientId: string, name: string, mix: Mix): void {
     this.save(clientId, name, (c) => ({ ...c, mode: 'mix', codec: mix.codec, mix: mixToJson(mix), channels: undefined }));
+  }
+
+  /** Saved clients, for the admin's list. */
+  all(): { clientId: string; name: string; lastSeen: string; mode: string; codec: string }[] {
+    return Object.entries(this.store.get().clients).map(([clientId, c]) => ({ clientId, name: c.name, lastSeen: c.lastSeen, mode: c.mode, codec: c.codec }));
+  }
+
+  known(clientId: string): boolean {
+    return this.store.get().clients[clientId] !== undefined;
+  }
+
+  presetNames(clientId: string): string[] {
+    return Object.keys(this.store.get().clients[clientId]?.presets ?? {}).sort();
+  }
+
+  /** Saves `mix` as the client's preset `name` (replacing one of that name); false when the client already has MAX_PRESETS others. */
+  savePreset(clientId: string, name: string, mix: Mix): boolean {
+    const presets = this.store.get().clients[clientId]?.presets ?? {};
+    if (!Object.hasOwn(presets, name) && Object.keys(presets).length >= MAX_PRESETS) return false;
+    this.save(clientId, this.store.get().clients[clientId]?.name ?? '', (c) => ({ ...c, presets: { ...c.presets, [name]: mixToJson(mix) } }));
+    return true;
+  }
+
+  /** The preset as a mix in `codec`, or null if the client has none of that name. */
+  loadPreset(clientId: string, name: string, codec: Mix['codec']): Mix | null {
+    const presets = this.store.get().clients[clientId]?.presets;
+    if (!presets || !Object.hasOwn(presets, name)) return null;
+    return mixFromJson(presets[name] as MixJson, codec);
+  }
+
+  deletePreset(clientId: string, name: string): boolean {
+    const c = this.store.get().clients[clientId];
+    if (!c || !Object.hasOwn(c.presets, name)) return false;
+    this.save(clientId, c.name, (prev) => {
+      const presets = { ...prev.presets };
+      delete presets[name];
+      return { ...prev, presets };
+    });
+    return true;
   }
 
   /** Marks the client as seen now (on hello), so the bound forgets others first. */

@@ -2,8 +2,10 @@ import type { StreamConfig } from '../appliance/config-schema';
 import { OutputRegistry } from '../pool/output-registry';
 import type { ClientConnection } from '../transport/client-connection';
 import { CLOSE } from './close-codes';
-import { ControlError, parseClientMessage, type ClientMessage, type Mix } from './control-messages';
-import { resolveMix } from './mix-request';
+import { ControlError, MIX_CODECS, parseClientMessage, presetNameProblem, type ClientMessage, type Mix } from './control-messages';
+import { checkMixAgainstMetadata, resolveMix } from './mix-request';
+import type { ChannelMetadata } from './channel-metadata';
+import type { AdminAuth } from './admin-auth';
 import type { ClientMemory, Recalled } from './client-memory';
 import type { Codec } from '../appliance/config-schema';
 import { TokenBucket } from './token-bucket';
@@ -27,8 +29,14 @@ export interface ControlDeps {
   source(): SourceInfo;
   /** Called once a client has said hello with `clientId`; returns the connection it replaced, if any. */
   claimClientId(conn: ClientConnection, clientId: string): ClientConnection | null;
+  /** The open connection of `clientId`, if any. */
+  findClient(clientId: string): ClientConnection | null;
+  /** Every open connection. */
+  clients(): Iterable<ClientConnection>;
+  metadata: ChannelMetadata;
+  auth: AdminAuth;
   close(conn: ClientConnection, code: number, reason: string): void;
-  log: { info(obj: object, msg: string): void };
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /** Capture rate (Hz) and period (frames), for mix render state. */
   rate(): number;
   periodFrames: number;
@@ -47,8 +55,17 @@ interface ControlState {
   rejected: number;
   lastRateError: number;
   lastMixAt: number;
-  pendingMix: Mix | null;
+  /** The newest coalesced mix waiting for the window to pass, and who sent it (the client or the admin). */
+  pendingMix: { msg: Mix; by: ClientConnection } | null;
   mixTimer: NodeJS.Timeout | null;
+  /** The mix this client hears (as sent: links and groups are resolved again when metadata changes). */
+  mix: Mix | null;
+  admin: boolean;
+}
+
+/** A mix as the box reports it back: the message without its envelope. */
+function mixView(m: Mix): object {
+  return { codec: m.codec, output: m.output, masterDb: m.masterDb, channels: m.channels, groups: m.groups, limiter: m.limiter };
 }
 
 /**
@@ -60,7 +77,7 @@ export class ControlHandler {
 
   constructor(private readonly deps: ControlDeps) {}
 
-  onText(conn: ClientConnection, text: string): void {
+  private stateOf(conn: ClientConnection): ControlState {
     let st = this.state.get(conn);
     if (!st) {
       st = {
@@ -70,9 +87,16 @@ export class ControlHandler {
         lastMixAt: -Infinity,
         pendingMix: null,
         mixTimer: null,
+        mix: null,
+        admin: false,
       };
       this.state.set(conn, st);
     }
+    return st;
+  }
+
+  onText(conn: ClientConnection, text: string): void {
+    const st = this.stateOf(conn);
     const now = performance.now();
     if (!st.bucket.take(now)) {
       if (++st.rejected >= FLOOD_REJECTS) {
@@ -126,10 +150,61 @@ export class ControlHandler {
           clientId: msg.clientId,
           source: this.deps.source(),
           codecs: ['pcm16', 'pcm24', 'deflate'],
+          mixCodecs: MIX_CODECS,
+          role: 'musician',
           boxNs: process.hrtime.bigint().toString(),
           restored: recalled ? (recalled.mode === 'mix' ? { mode: 'mix', codec: recalled.mix.codec } : { mode: 'channels', codec: recalled.codec }) : null,
         });
+        this.send(conn, this.deps.metadata.message());
         if (recalled) this.restore(conn, recalled, st);
+        return;
+      }
+      case 'auth': {
+        try {
+          this.deps.auth.check(conn.address, msg.token);
+        } catch (err) {
+          if (err instanceof ControlError) this.deps.log.warn({ clientId: conn.clientId, address: conn.address, code: err.code }, 'admin authentication refused');
+          throw err;
+        }
+        st.admin = true;
+        this.deps.log.info({ clientId: conn.clientId, address: conn.address }, 'admin authenticated');
+        this.send(conn, { type: 'auth-ok', role: 'admin' });
+        return;
+      }
+      case 'set-metadata': {
+        this.requireAdmin(st, msg.type);
+        this.deps.metadata.replace(msg, this.deps.source().channels);
+        this.deps.log.info({ clientId: conn.clientId, channels: msg.channels.length }, 'channel metadata changed');
+        this.metadataChanged();
+        return;
+      }
+      case 'set-output-limit': {
+        this.requireAdmin(st, msg.type);
+        this.deps.metadata.setMaxOutputDb(msg.maxOutputDb);
+        this.deps.log.info({ clientId: conn.clientId, maxOutputDb: msg.maxOutputDb }, 'box-wide output limit changed');
+        this.metadataChanged();
+        return;
+      }
+      case 'list-clients': {
+        this.requireAdmin(st, msg.type);
+        const now = performance.now();
+        const connected = [...this.deps.clients()].filter((c) => c.clientId !== null).map((c) => ({ ...c.info(now), admin: this.state.get(c)?.admin ?? false }));
+        this.send(conn, { type: 'clients', connected, saved: this.deps.memory?.all() ?? [] });
+        return;
+      }
+      case 'get-mix': {
+        const target = msg.client ?? conn.clientId!;
+        if (target !== conn.clientId) this.requireAdmin(st, msg.type, `only the admin may read another client's mix`);
+        const live = this.deps.findClient(target);
+        const mix = live ? (this.state.get(live)?.mix ?? null) : this.savedMix(target);
+        this.send(conn, { type: 'mix-state', client: target, connected: live !== null, mix: mix ? mixView(mix) : null });
+        return;
+      }
+      case 'save-preset':
+      case 'load-preset':
+      case 'delete-preset':
+      case 'list-presets': {
+        this.preset(conn, msg, st);
         return;
       }
       case 'subscribe': {
@@ -144,20 +219,25 @@ export class ControlHandler {
         return;
       }
       case 'mix': {
+        const target = msg.client ?? conn.clientId!;
+        if (target !== conn.clientId) this.requireAdmin(st, msg.type, `only the admin may change another client's mix (${JSON.stringify(target)})`);
         this.checkChannels(msg.channels.map((c) => c.ch), 'mix');
-        const now = performance.now();
-        const wait = st.lastMixAt + MIX_COALESCE_MS - now;
-        if (wait <= 0 && st.mixTimer === null) {
-          this.applyMix(conn, msg, st);
-        } else {
-          st.pendingMix = msg;
-          st.mixTimer ??= setTimeout(() => {
-            st.mixTimer = null;
-            const pending = st.pendingMix;
-            st.pendingMix = null;
-            if (pending && !conn.closed) this.applyMix(conn, pending, st);
-          }, Math.max(0, wait));
+        checkMixAgainstMetadata(msg, this.deps.metadata);
+        if (target === conn.clientId) {
+          this.queueMix(conn, st, msg, conn);
+          return;
         }
+        const live = this.deps.findClient(target);
+        if (live) {
+          this.queueMix(live, this.stateOf(live), msg, conn);
+          return;
+        }
+        if (!this.deps.memory?.known(target)) {
+          throw new ControlError('unknown-client', `client ${JSON.stringify(target)} is not connected and the box has nothing saved for it`, 'mix');
+        }
+        this.deps.memory.rememberMix(target, this.deps.memory.all().find((c) => c.clientId === target)?.name ?? '', msg);
+        this.deps.log.info({ clientId: conn.clientId, target }, 'admin changed the saved mix of an offline client');
+        this.send(conn, { type: 'mixing', client: target, connected: false, mix: mixView(msg) });
         return;
       }
       case 'report': {
@@ -213,14 +293,102 @@ export class ControlHandler {
     }
   }
 
-  private applyMix(conn: ClientConnection, msg: Mix, st: ControlState): void {
+  /**
+   * Applies `msg` to `conn` now, or, within MIX_COALESCE_MS of its last mix,
+   * keeps it as the one pending mix (a newer one replaces it) applied when
+   * the window ends: a flood of fader moves costs one render change per
+   * window and the last value always lands.
+   */
+  private queueMix(conn: ClientConnection, st: ControlState, msg: Mix, by: ClientConnection): void {
+    const wait = st.lastMixAt + MIX_COALESCE_MS - performance.now();
+    if (wait <= 0 && st.mixTimer === null) {
+      this.applyMix(conn, msg, st, by);
+      return;
+    }
+    st.pendingMix = { msg, by };
+    st.mixTimer ??= setTimeout(() => {
+      st.mixTimer = null;
+      const pending = st.pendingMix;
+      st.pendingMix = null;
+      if (pending && !conn.closed) this.applyMix(conn, pending.msg, st, pending.by);
+    }, Math.max(0, wait));
+  }
+
+  private applyMix(conn: ClientConnection, msg: Mix, st: ControlState, by: ClientConnection = conn): void {
     st.lastMixAt = performance.now();
-    const req = resolveMix(msg);
+    st.mix = msg;
+    this.render(conn, msg);
+    this.deps.memory?.rememberMix(conn.clientId!, conn.name, msg);
+    const reply: Record<string, unknown> = { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length, mix: mixView(msg) };
+    if (by !== conn) {
+      reply.by = 'admin';
+      this.send(by, { type: 'mixing', client: conn.clientId, connected: true, mix: mixView(msg) });
+    }
+    this.send(conn, reply);
+  }
+
+  /** Points the client at the render of `msg` as the current metadata resolves it. */
+  private render(conn: ClientConnection, msg: Mix): void {
+    const req = resolveMix(msg, this.deps.metadata);
     const before = conn.output;
     conn.output = this.deps.outputs.setMix(conn, conn.output, req, this.deps.rate(), this.deps.periodFrames);
     if (before !== conn.output) conn.clearQueue();
-    this.deps.memory?.rememberMix(conn.clientId!, conn.name, msg);
-    this.send(conn, { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length });
+  }
+
+  /** Metadata or the box-wide limit changed: tell everyone, and re-resolve every mix (links, groups, ceiling). */
+  private metadataChanged(): void {
+    const msg = this.deps.metadata.message();
+    for (const c of this.deps.clients()) {
+      if (c.clientId === null || c.closed) continue;
+      this.send(c, msg);
+      const st = this.state.get(c);
+      if (st?.mix && c.output?.mix) this.render(c, st.mix);
+    }
+  }
+
+  private requireAdmin(st: ControlState, ref: string, what = `${ref} is for the admin only`): void {
+    if (!st.admin) throw new ControlError('forbidden', `${what}; authenticate with an "auth" message first`, ref);
+  }
+
+  private savedMix(clientId: string): Mix | null {
+    const r = this.deps.memory?.recall(clientId);
+    return r?.mode === 'mix' ? r.mix : null;
+  }
+
+  private preset(conn: ClientConnection, msg: Extract<ClientMessage, { type: 'save-preset' | 'load-preset' | 'delete-preset' | 'list-presets' }>, st: ControlState): void {
+    const memory = this.deps.memory;
+    if (!memory) throw new ControlError('not-saved', 'presets need the state dir, which is unusable on this box (see the service log)', msg.type);
+    const id = conn.clientId!;
+    if (msg.type === 'list-presets') {
+      this.send(conn, { type: 'presets', names: memory.presetNames(id) });
+      return;
+    }
+    const problem = presetNameProblem(msg.name);
+    if (problem) throw new ControlError('bad-preset-name', problem, msg.type);
+    const shown = JSON.stringify(msg.name);
+    switch (msg.type) {
+      case 'save-preset': {
+        if (!st.mix) throw new ControlError('no-mix', 'there is no mix to save; send a mix first', msg.type);
+        if (!memory.savePreset(id, msg.name, st.mix)) {
+          throw new ControlError('too-many-presets', `you already have ${memory.presetNames(id).length} presets, the most one client may keep; delete one first`, msg.type);
+        }
+        this.send(conn, { type: 'preset-saved', name: msg.name, names: memory.presetNames(id) });
+        return;
+      }
+      case 'load-preset': {
+        const mix = memory.loadPreset(id, msg.name, st.mix?.codec ?? 'pcm16');
+        if (!mix) throw new ControlError('unknown-preset', `you have no preset named ${shown}; yours: ${JSON.stringify(memory.presetNames(id))}`, msg.type);
+        this.checkChannels(mix.channels.map((c) => c.ch), 'mix');
+        this.send(conn, { type: 'preset-loaded', name: msg.name });
+        this.queueMix(conn, st, mix, conn);
+        return;
+      }
+      case 'delete-preset': {
+        if (!memory.deletePreset(id, msg.name)) throw new ControlError('unknown-preset', `you have no preset named ${shown}`, msg.type);
+        this.send(conn, { type: 'preset-deleted', name: msg.name, names: memory.presetNames(id) });
+        return;
+      }
+    }
   }
 
   /** The source's channel count changed: drop subscriptions it can no longer serve. */

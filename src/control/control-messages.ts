@@ -48,13 +48,18 @@ const faderDb = z.number().finite().max(10).nullable();
 
 export const MIX_CODECS = ['pcm16', 'pcm24'] as const;
 
+/** A group or preset name as the engineer types it: "drums", "Ballad 2". */
+const displayName = z.string().min(1).max(32);
+
 /**
  * A whole personal mix (full replacement, so a lost message never leaves a
- * half-applied mix). Channels not listed are silent.
+ * half-applied mix). Channels not listed are silent. `client` lets the admin
+ * set another client's mix; a musician may only name themselves.
  */
 export const mixSchema = z
   .object({
     type: z.literal('mix'),
+    client: clientId.optional(),
     codec: z.enum(MIX_CODECS).default('pcm16'),
     output: z.enum(['stereo', 'mono']).default('stereo'),
     masterDb: faderDb.default(0),
@@ -71,6 +76,19 @@ export const mixSchema = z
           .strict(),
       )
       .max(64),
+    /** Group faders: an offset added to every member's gain, and a mute for all of them. */
+    groups: z
+      .array(
+        z
+          .object({
+            name: displayName,
+            gainDb: faderDb.default(0),
+            mute: z.boolean().default(false),
+          })
+          .strict(),
+      )
+      .max(32)
+      .default([]),
     limiter: z
       .object({
         enabled: z.boolean().default(true),
@@ -80,6 +98,77 @@ export const mixSchema = z
       .default({}),
   })
   .strict();
+
+/** Elevates this connection to admin with the engineer's token or PIN. */
+export const authSchema = z
+  .object({
+    type: z.literal('auth'),
+    token: z.string().min(1).max(256),
+  })
+  .strict();
+
+export const COLOR_PATTERN = /^#[0-9a-fA-F]{6}$/;
+
+/** Admin: the whole channel metadata (full replacement; channels not listed lose theirs). */
+export const setMetadataSchema = z
+  .object({
+    type: z.literal('set-metadata'),
+    channels: z
+      .array(
+        z
+          .object({
+            ch: z.number().int().min(0).max(63),
+            name: z.string().max(32).optional(),
+            color: z.string().regex(COLOR_PATTERN, 'a colour as "#rrggbb"').optional(),
+            /** The other channel of a stereo pair; the pair is linked both ways. */
+            link: z.number().int().min(0).max(63).optional(),
+            group: displayName.optional(),
+          })
+          .strict(),
+      )
+      .max(64),
+  })
+  .strict();
+
+/** Admin: the box-wide maximum output level, dBFS; null lifts it. */
+export const setOutputLimitSchema = z
+  .object({
+    type: z.literal('set-output-limit'),
+    maxOutputDb: z.number().finite().min(-60).max(0).nullable(),
+  })
+  .strict();
+
+/** Admin: every client, connected or remembered. */
+export const listClientsSchema = z.object({ type: z.literal('list-clients') }).strict();
+
+/** A client's current mix (own; the admin may name any client). */
+export const getMixSchema = z.object({ type: z.literal('get-mix'), client: clientId.optional() }).strict();
+
+/**
+ * Preset names are checked by presetNameProblem() rather than the schema, so
+ * a bad one gets its own error code; the frame size limit bounds the string.
+ */
+const presetName = z.string();
+export const savePresetSchema = z.object({ type: z.literal('save-preset'), name: presetName }).strict();
+export const loadPresetSchema = z.object({ type: z.literal('load-preset'), name: presetName }).strict();
+export const deletePresetSchema = z.object({ type: z.literal('delete-preset'), name: presetName }).strict();
+export const listPresetsSchema = z.object({ type: z.literal('list-presets') }).strict();
+
+export const PRESET_NAME_MAX = 32;
+
+/** Why `name` cannot name a preset, or null. Names are shown in lists and kept as keys, never used as paths, but path-like names are refused so no client relies on them. */
+export function presetNameProblem(name: string): string | null {
+  const shown = JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
+  if (name.trim().length === 0) return `preset name ${shown} is empty; allowed: 1-${PRESET_NAME_MAX} characters, not only spaces`;
+  if (name.length > PRESET_NAME_MAX) return `preset name ${shown} has ${name.length} characters; allowed: 1-${PRESET_NAME_MAX}`;
+  if (name !== name.trim()) return `preset name ${shown} starts or ends with a space; allowed: no leading or trailing spaces`;
+  if (/[/\\]/.test(name) || name === '.' || name === '..' || name.startsWith('.')) {
+    return `preset name ${shown} looks like a path; allowed: no "/" or "\\", not starting with "."`;
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return `preset name ${shown} contains a control character; allowed: printable characters`;
+  return null;
+}
 
 /** The client's own view of its playback, shown per client in status. */
 export const reportSchema = z
@@ -99,19 +188,23 @@ export const MESSAGE_SCHEMAS = {
   ping: pingSchema,
   report: reportSchema,
   mix: mixSchema,
+  auth: authSchema,
+  'set-metadata': setMetadataSchema,
+  'set-output-limit': setOutputLimitSchema,
+  'list-clients': listClientsSchema,
+  'get-mix': getMixSchema,
+  'save-preset': savePresetSchema,
+  'load-preset': loadPresetSchema,
+  'delete-preset': deletePresetSchema,
+  'list-presets': listPresetsSchema,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;
 export type Hello = z.infer<typeof helloSchema>;
 export type Subscribe = z.infer<typeof subscribeSchema>;
 export type Ping = z.infer<typeof pingSchema>;
-export type ClientMessage =
-  | Hello
-  | Subscribe
-  | z.infer<typeof unsubscribeSchema>
-  | Ping
-  | z.infer<typeof reportSchema>
-  | Mix;
+export type ClientMessage = { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMAS)[K]> }[MessageType];
+export type SetMetadata = z.infer<typeof setMetadataSchema>;
 export type Mix = z.infer<typeof mixSchema>;
 
 /** Error codes the box sends in {"type":"error"} messages. */
@@ -124,7 +217,19 @@ export type ErrorCode =
   | 'already-hello'
   | 'unsupported-protocol'
   | 'bad-channel'
-  | 'rate-limited';
+  | 'bad-group'
+  | 'bad-metadata'
+  | 'rate-limited'
+  | 'admin-disabled'
+  | 'bad-credentials'
+  | 'auth-locked'
+  | 'forbidden'
+  | 'unknown-client'
+  | 'no-mix'
+  | 'bad-preset-name'
+  | 'unknown-preset'
+  | 'too-many-presets'
+  | 'not-saved';
 
 export class ControlError extends Error {
   constructor(
@@ -143,7 +248,8 @@ function describeIssues(err: z.ZodError, raw: Record<string, unknown>): string {
       if (i.code === 'unrecognized_keys') return `unknown field(s) ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
       let v: unknown = raw;
       for (const p of i.path) v = v !== null && typeof v === 'object' ? (v as Record<string | number, unknown>)[p] : undefined;
-      const got = v === undefined ? 'nothing' : JSON.stringify(v)?.slice(0, 60);
+      // A credential is never echoed, not even a malformed one.
+      const got = v === undefined ? 'nothing' : i.path.includes('token') ? `a ${Array.isArray(v) ? 'array' : typeof v} (not shown)` : JSON.stringify(v)?.slice(0, 60);
       return `${key}: got ${got}; ${i.message}`;
     })
     .join('; ');

@@ -1,30 +1,100 @@
-import type { ChannelMixParams } from '../engine/mix-kernel';
+import { MAX_GAIN_DB, type ChannelMixParams } from '../engine/mix-kernel';
 import type { MixRequest } from '../pool/output-registry';
-import type { Mix } from './control-messages';
+import type { MixContext } from './channel-metadata';
+import { ControlError, type Mix } from './control-messages';
 
 const SILENT: ChannelMixParams = { gainDb: -Infinity, pan: 0, mute: false, solo: false };
+/** Below this linear factor a balance attenuation is treated as off (−120 dB). */
+const BALANCE_FLOOR = 1e-6;
+
+/**
+ * The pair partner of `ch` when the link is mutual; a one-sided link (a
+ * hand-edited state file) is ignored rather than trusted.
+ */
+function partnerOf(ctx: MixContext, ch: number): number | undefined {
+  const p = ctx.linkOf(ch);
+  return p !== undefined && ctx.linkOf(p) === ch ? p : undefined;
+}
+
+/**
+ * Checks a mix message against the channel metadata at the moment it arrives:
+ * every group it names exists and appears once, and a stereo pair is set
+ * through its lower channel only. Throws ControlError; changes nothing.
+ */
+export function checkMixAgainstMetadata(msg: Mix, ctx: MixContext): void {
+  const seen = new Set<string>();
+  for (const g of msg.groups) {
+    if (!ctx.hasGroup(g.name)) throw new ControlError('bad-group', `group ${JSON.stringify(g.name)} does not exist; the engineer has set no group of that name`, 'mix');
+    if (seen.has(g.name)) throw new ControlError('bad-group', `group ${JSON.stringify(g.name)} appears more than once`, 'mix');
+    seen.add(g.name);
+  }
+  for (const c of msg.channels) {
+    const p = partnerOf(ctx, c.ch);
+    if (p !== undefined && p < c.ch) {
+      throw new ControlError('bad-channel', `channel ${c.ch} is the right side of the stereo pair ${p}/${c.ch}; set the pair through channel ${p}`, 'mix');
+    }
+  }
+}
+
+function balanceDb(factor: number): number {
+  return factor < BALANCE_FLOOR ? -Infinity : 20 * Math.log10(factor);
+}
 
 /**
  * Turns a validated mix message into what the renderer needs: per-channel
- * params indexed by device channel (unlisted channels silent, null dB = off)
- * and a canonical key, so two clients with the same mix share one render.
+ * params indexed by device channel, with links, groups and the box-wide
+ * ceiling applied, and a canonical key of the result, so two clients whose
+ * mixes come out the same share one render.
+ *
+ * Resolution is lenient, because metadata can change under a saved mix: a
+ * group that no longer exists is ignored and a pair's right side follows its
+ * left. Rules (docs/protocol.md, "Mix mode"):
+ *  - channel gain + group gain, capped at +10 dB; off (null) on either side is off;
+ *  - a group's mute mutes its members;
+ *  - a stereo pair is one strip: its lower channel's entry sets both, the left
+ *    side hard left and the right hard right, and its pan is a constant-power
+ *    balance (pan +0.5 takes the left side down by 3 dB, +1 silences it);
+ *  - the box-wide ceiling turns every mix's limiter on and lowers its ceiling to it.
  */
-export function resolveMix(msg: Mix): MixRequest {
-  const sorted = [...msg.channels].sort((a, b) => a.ch - b.ch);
-  const len = sorted.length > 0 ? sorted[sorted.length - 1]!.ch + 1 : 0;
-  const channels: ChannelMixParams[] = Array.from({ length: len }, () => SILENT);
-  for (const c of sorted) channels[c.ch] = { gainDb: c.gainDb ?? -Infinity, pan: c.pan, mute: c.mute, solo: c.solo };
+export function resolveMix(msg: Mix, ctx: MixContext): MixRequest {
+  const groupGain = new Map(msg.groups.map((g) => [g.name, g]));
+  const channels: ChannelMixParams[] = [];
+  const set = (ch: number, p: ChannelMixParams) => {
+    while (channels.length <= ch) channels.push(SILENT);
+    channels[ch] = p;
+  };
+  const strip = (ch: number, gainDb: number | null, extraDb: number, pan: number, mute: boolean, solo: boolean) => {
+    const group = ctx.groupOf(ch);
+    const g = group !== undefined ? groupGain.get(group) : undefined;
+    const groupDb = g ? g.gainDb : 0;
+    const gain = gainDb === null || groupDb === null ? -Infinity : Math.min(MAX_GAIN_DB, gainDb + groupDb + extraDb);
+    set(ch, { gainDb: gain, pan, mute: mute || (g?.mute ?? false), solo });
+  };
+  for (const c of msg.channels) {
+    const p = partnerOf(ctx, c.ch);
+    if (p === undefined) {
+      strip(c.ch, c.gainDb, 0, c.pan, c.mute, c.solo);
+      continue;
+    }
+    if (p < c.ch) continue; // the pair's lower channel governs it
+    const leftDb = balanceDb(c.pan > 0 ? Math.cos((c.pan * Math.PI) / 2) : 1);
+    const rightDb = balanceDb(c.pan < 0 ? Math.cos((-c.pan * Math.PI) / 2) : 1);
+    strip(c.ch, c.gainDb, leftDb, -1, c.mute, c.solo);
+    strip(p, c.gainDb, rightDb, 1, c.mute, c.solo);
+  }
+  const boxMax = ctx.maxOutputDb;
+  const limiter =
+    boxMax === null
+      ? { enabled: msg.limiter.enabled, ceilingDb: msg.limiter.ceilingDb }
+      : { enabled: true, ceilingDb: msg.limiter.enabled ? Math.min(msg.limiter.ceilingDb, boxMax) : boxMax };
+  const masterDb = msg.masterDb ?? -Infinity;
   const key = JSON.stringify({
     codec: msg.codec,
     output: msg.output,
-    masterDb: msg.masterDb,
-    limiter: [msg.limiter.enabled, msg.limiter.ceilingDb],
-    channels: sorted.map((c) => [c.ch, c.gainDb, c.pan, c.mute, c.solo]),
+    masterDb,
+    limiter: [limiter.enabled, limiter.ceilingDb],
+    // -Infinity serialises as null; both mean off.
+    channels: channels.map((c) => [c.gainDb, c.pan, c.mute, c.solo]),
   });
-  return {
-    key,
-    codec: msg.codec,
-    params: { channels, masterDb: msg.masterDb ?? -Infinity, output: msg.output },
-    limiter: { enabled: msg.limiter.enabled, ceilingDb: msg.limiter.ceilingDb },
-  };
+  return { key, codec: msg.codec, params: { channels, masterDb, output: msg.output }, limiter };
 }

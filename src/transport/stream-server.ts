@@ -109,6 +109,12 @@ export class StreamServer {
     return old && old !== conn ? old : null;
   }
 
+  /** The open connection that said hello with `clientId`, if any. */
+  findClient(clientId: string): ClientConnection | null {
+    const c = this.byId.get(clientId);
+    return c && !c.closed ? c : null;
+  }
+
   /** Closes a client with a reason; its socket is destroyed if the close handshake stalls. */
   close(conn: ClientConnection, code: number, reason: string): void {
     if (conn.closed) return;
