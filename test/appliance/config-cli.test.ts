@@ -167,6 +167,23 @@ describe('informational commands exit 0', () => {
     assert.equal(cfg.capture!.device, 'test-signal', 'values without an override come from the file');
   });
 
+  test('the admin token is never printed: --print-config masks it, an invalid one is refused without echoing it', async () => {
+    const secret = 'pin-31337-from-file';
+    const r = await runCli(['--config', configFile({ admin: { token: secret } }), '--print-config']);
+    assert.equal(r.code, 0, show(r));
+    assert.equal((JSON.parse(r.stdout) as { admin: { token: string } }).admin.token, '(set; not shown)');
+    assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), show(r));
+    const fromEnv = await runCli(['--print-config'], { env: { STAGEBOX_ADMIN_TOKEN: 'env-secret-4242' } });
+    assert.equal(fromEnv.code, 0, show(fromEnv));
+    assert.ok(!fromEnv.stdout.includes('env-secret-4242'), show(fromEnv));
+    const unset = await runCli(['--print-config']);
+    assert.equal((JSON.parse(unset.stdout) as { admin: { token: unknown } }).admin.token, null, 'an unset token prints as null');
+    // Too short: the key and rule are named, the value is not.
+    const bad = await runCli(['--config', configFile({ admin: { token: 'xyz' } })]);
+    assertConfigRejected(bad, ['admin.token', 'at least 4 characters', 'not shown']);
+    assert.ok(!/"xyz"/.test(bad.stderr), show(bad));
+  });
+
   test('STAGEBOX_CONFIG names the config file when --config is not given', async () => {
     const file = configFile({ capture: { device: 'test-signal', channels: 2 }, stream: { helloTimeoutMs: 4321 } });
     const r = await runCli(['--print-config'], { env: { STAGEBOX_CONFIG: file } });
