@@ -30,6 +30,7 @@ export class Controller {
   private server!: StreamServer;
   private control!: ControlHandler;
   private store: StateStore | null = null;
+  private metadata!: ChannelMetadata;
   private readonly startedAt = Date.now();
   port = 0;
 
@@ -69,7 +70,7 @@ export class Controller {
       claimClientId: (conn, id) => this.server.claimClientId(conn, id),
       findClient: (id) => this.server.findClient(id),
       clients: () => this.server.clients,
-      metadata: new ChannelMetadata(this.store),
+      metadata: (this.metadata = new ChannelMetadata(this.store)),
       auth: new AdminAuth(cfg.admin),
       close: (conn, code, reason) => this.server.close(conn, code, reason),
       log: this.log,
@@ -135,6 +136,7 @@ export class Controller {
       perf: { serverLatency: this.pool.serverLatency.summary(), captureBlock: this.pool.captureBlock.summary() },
       server: { port: this.port, clients: this.server.clients.size, maxClients: this.config.stream.maxClients },
       state: this.store ? { dir: this.config.state.dir, writes: this.store.writes, lastWriteError: this.store.lastWriteError } : { dir: this.config.state.dir, writes: 0, lastWriteError: 'state dir unusable: not saving' },
+      mixing: { maxOutputDb: this.metadata.maxOutputDb, adminEnabled: this.config.admin.token !== null },
       clients: this.server.clientInfos(),
     };
   }

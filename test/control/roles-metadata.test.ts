@@ -291,7 +291,8 @@ describe('channel metadata', () => {
     const held = peak(m.packets.slice(start, start + WINDOW));
     assert.ok(db(held) <= -20 + 0.1, `peak ${db(held)} dBFS over the -20 dBFS box limit`);
     assert.ok(db(held) > -23, `peak ${db(held)} dBFS: the limiter should hold near the ceiling, not mute`);
-    const st = (await getStatus(svc.port)) as unknown as { clients: { clientId: string; limiterReductionDb: number }[] };
+    const st = (await getStatus(svc.port)) as unknown as { mixing: { maxOutputDb: number }; clients: { clientId: string; limiterReductionDb: number }[] };
+    assert.equal(st.mixing.maxOutputDb, -20, 'status shows the box-wide limit');
     assert.ok(st.clients.find((c) => c.clientId === 'limit-musician')!.limiterReductionDb > 10);
     const lifted = m.messages.length;
     a.send({ type: 'set-output-limit', maxOutputDb: null });
