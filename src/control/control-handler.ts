@@ -161,7 +161,7 @@ export class ControlHandler {
       }
       case 'auth': {
         try {
-          this.deps.auth.check(conn.address, msg.token);
+          this.deps.auth.check(conn.ip, msg.token);
         } catch (err) {
           if (err instanceof ControlError) this.deps.log.warn({ clientId: conn.clientId, address: conn.address, code: err.code }, 'admin authentication refused');
           throw err;
@@ -196,6 +196,9 @@ export class ControlHandler {
         const target = msg.client ?? conn.clientId!;
         if (target !== conn.clientId) this.requireAdmin(st, msg.type, `only the admin may read another client's mix`);
         const live = this.deps.findClient(target);
+        if (!live && !this.deps.memory?.known(target)) {
+          throw new ControlError('unknown-client', `client ${JSON.stringify(target)} is not connected and the box has nothing saved for it`, msg.type);
+        }
         const mix = live ? (this.state.get(live)?.mix ?? null) : this.savedMix(target);
         this.send(conn, { type: 'mix-state', client: target, connected: live !== null, mix: mix ? mixView(mix) : null });
         return;
@@ -209,12 +212,14 @@ export class ControlHandler {
       }
       case 'subscribe': {
         this.subscribe(conn, msg.channels, msg.codec);
+        this.dropMix(st);
         return;
       }
       case 'unsubscribe': {
         if (conn.output) this.deps.outputs.unsubscribe(conn, conn.output);
         conn.output = null;
         conn.clearQueue();
+        this.dropMix(st);
         this.send(conn, { type: 'unsubscribed' });
         return;
       }
@@ -281,7 +286,7 @@ export class ControlHandler {
   }
 
   /** Every channel exists on the device (when its count is known) and appears once. */
-  private checkChannels(channels: readonly number[], ref: 'subscribe' | 'mix'): void {
+  private checkChannels(channels: readonly number[], ref: 'subscribe' | 'mix' | 'load-preset'): void {
     const count = this.deps.source().channels;
     const seen = new Set<number>();
     for (const ch of channels) {
@@ -346,6 +351,14 @@ export class ControlHandler {
     }
   }
 
+  /** The client left mix mode: it has no current mix, and a coalesced one still pending must not pull it back. */
+  private dropMix(st: ControlState): void {
+    st.mix = null;
+    st.pendingMix = null;
+    if (st.mixTimer) clearTimeout(st.mixTimer);
+    st.mixTimer = null;
+  }
+
   private requireAdmin(st: ControlState, ref: string, what = `${ref} is for the admin only`): void {
     if (!st.admin) throw new ControlError('forbidden', `${what}; authenticate with an "auth" message first`, ref);
   }
@@ -378,7 +391,7 @@ export class ControlHandler {
       case 'load-preset': {
         const mix = memory.loadPreset(id, msg.name, st.mix?.codec ?? 'pcm16');
         if (!mix) throw new ControlError('unknown-preset', `you have no preset named ${shown}; yours: ${JSON.stringify(memory.presetNames(id))}`, msg.type);
-        this.checkChannels(mix.channels.map((c) => c.ch), 'mix');
+        this.checkChannels(mix.channels.map((c) => c.ch), 'load-preset');
         this.send(conn, { type: 'preset-loaded', name: msg.name });
         this.queueMix(conn, st, mix, conn);
         return;

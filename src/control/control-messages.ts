@@ -48,8 +48,15 @@ const faderDb = z.number().finite().max(10).nullable();
 
 export const MIX_CODECS = ['pcm16', 'pcm24'] as const;
 
-/** A group or preset name as the engineer types it: "drums", "Ballad 2". */
-const displayName = z.string().min(1).max(32);
+/** A group name as the engineer types it: "drums", "Lead vox". */
+const displayName = z
+  .string()
+  .min(1)
+  .max(32)
+  // eslint-disable-next-line no-control-regex
+  .regex(/^\S(.*\S)?$/, 'no leading or trailing spaces')
+  // eslint-disable-next-line no-control-regex
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'printable characters only');
 
 /**
  * A whole personal mix (full replacement, so a lost message never leaves a
@@ -249,7 +256,7 @@ function describeIssues(err: z.ZodError, raw: Record<string, unknown>): string {
       let v: unknown = raw;
       for (const p of i.path) v = v !== null && typeof v === 'object' ? (v as Record<string | number, unknown>)[p] : undefined;
       // A credential is never echoed, not even a malformed one.
-      const got = v === undefined ? 'nothing' : i.path.includes('token') ? `a ${Array.isArray(v) ? 'array' : typeof v} (not shown)` : JSON.stringify(v)?.slice(0, 60);
+      const got = v === undefined ? 'nothing' : i.path.includes('token') ? `${Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`} (not shown)` : JSON.stringify(v)?.slice(0, 60);
       return `${key}: got ${got}; ${i.message}`;
     })
     .join('; ');

@@ -48,12 +48,13 @@ function balanceDb(factor: number): number {
  *
  * Resolution is lenient, because metadata can change under a saved mix: a
  * group that no longer exists is ignored and a pair's right side follows its
- * left. Rules (docs/protocol.md, "Mix mode"):
+ * left. Rules (docs/protocol.md, section 3.1 `mix`):
  *  - channel gain + group gain, capped at +10 dB; off (null) on either side is off;
  *  - a group's mute mutes its members;
  *  - a stereo pair is one strip: its lower channel's entry sets both, the left
- *    side hard left and the right hard right, and its pan is a constant-power
- *    balance (pan +0.5 takes the left side down by 3 dB, +1 silences it);
+ *    side hard left and the right hard right, and its pan is a cosine balance
+ *    (pan p > 0 scales the left side by cos(p·π/2): +0.5 is −3 dB, +1 silences
+ *    it; the other side stays at 0 dB);
  *  - the box-wide ceiling turns every mix's limiter on and lowers its ceiling to it.
  */
 export function resolveMix(msg: Mix, ctx: MixContext): MixRequest {

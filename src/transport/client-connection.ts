@@ -64,7 +64,10 @@ export class ClientConnection implements PacketSink {
   constructor(
     readonly ws: WebSocket,
     private readonly socket: Duplex,
+    /** "ip:port", for logs and status. */
     readonly address: string,
+    /** The peer's IP alone: what per-address limits count by (a reconnect gets a new port, not a new IP). */
+    readonly ip: string,
     private readonly limits: ClientLimits,
     private readonly serverLatency: LatencyHistogram,
   ) {

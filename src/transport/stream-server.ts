@@ -81,8 +81,9 @@ export class StreamServer {
   }
 
   private accept(ws: WebSocket, req: http.IncomingMessage, socket: Duplex): void {
-    const address = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    const conn = new ClientConnection(ws, socket, address, this.opts.stream, this.serverLatency);
+    const ip = req.socket.remoteAddress ?? '?';
+    const address = `${ip}:${req.socket.remotePort ?? '?'}`;
+    const conn = new ClientConnection(ws, socket, address, ip, this.opts.stream, this.serverLatency);
     (ws as TaggedSocket)[kConn] = conn;
     (ws as unknown as { [kServer]: StreamServer })[kServer] = this;
     ws.on('error', onSocketError);

@@ -75,7 +75,7 @@ describe('stereo pairs', () => {
     assert.deepEqual(r.params.channels[5], { gainDb: -3, pan: 1, mute: false, solo: true });
   });
 
-  test('pan is a constant-power balance: +0.5 takes the left side down 3.01 dB, −1 silences the right', () => {
+  test('pan is a cosine balance: +0.5 takes the left side down 3.01 dB, −1 silences the right', () => {
     const half = resolveMix(mix({ channels: [{ ch: 4, gainDb: 0, pan: 0.5 }] }), m);
     assert.ok(Math.abs(half.params.channels[4]!.gainDb - 20 * Math.log10(Math.SQRT1_2)) < 1e-9);
     assert.equal(half.params.channels[5]!.gainDb, 0);
