@@ -5,8 +5,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages: alsa-lib headers for the alsa-capture addon, alsa-utils for
-# the tests' ALSA tooling, a toolchain for node-gyp.
-APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config
+# the tests' ALSA tooling, a toolchain for node-gyp (alsa-capture, native/sd-notify),
+# systemd for systemd-analyze (unit verify and security score), python3 for
+# the tests' AF_UNIX notify socket.
+APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config systemd
 SCENARIOS ?=
 SECONDS ?=
 

@@ -20,6 +20,12 @@ Environment overrides: STAGEBOX_DEVICE, STAGEBOX_WAV_FILE, STAGEBOX_CHANNELS,
 STAGEBOX_FORMAT, STAGEBOX_RATE, STAGEBOX_PERIOD_FRAMES, STAGEBOX_HOST,
 STAGEBOX_PORT, STAGEBOX_MAX_CLIENTS, STAGEBOX_POOL_SIZE,
 STAGEBOX_POOL_INLINE_BUDGET_PCT, STAGEBOX_LOG_LEVEL, STAGEBOX_STATE_DIR.
+STAGEBOX_PROC_ASOUND replaces /proc/asound as the place sound cards are probed (tests).
+
+Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-probes the sound cards
+(systemctl reload; the udev rule sends it when a USB interface comes or goes).
+Under systemd (NOTIFY_SOCKET set) it sends READY=1, STATUS=, STOPPING=1, and
+WATCHDOG=1 while the audio path is healthy (WATCHDOG_USEC).
 Exit codes: 0 clean stop, 1 runtime failure, 2 invalid configuration or usage.`;
 
 /** Stop must finish within this; the issue allows 2 s. */
@@ -105,7 +111,12 @@ async function run(argv: string[]): Promise<number | MainResult> {
   }
   const log = createLogger(loaded.config.log.level);
   log.info({ version: VERSION, config: loaded.path ?? '(defaults: no file)', env: loaded.envApplied }, 'stagebox starting');
-  const controller = new Controller(loaded.config, log);
+  const controller = new Controller(loaded.config, log, undefined, process.env.STAGEBOX_PROC_ASOUND || undefined);
+  const onHup = (): void => {
+    log.info({ signal: 'SIGHUP' }, 're-probing capture devices');
+    controller.reload().catch((err: Error) => log.error({ err: err.message }, 're-probe failed'));
+  };
+  process.on('SIGHUP', onHup);
   let stopping: Promise<number> | null = null;
   const stop = (signal: string): Promise<number> => {
     if (stopping) return stopping;
@@ -137,6 +148,7 @@ async function run(argv: string[]): Promise<number | MainResult> {
     return 1;
   }
   const code = await exitCode;
+  process.off('SIGHUP', onHup);
   const stuckThreads = controller.unfinishedCaptureThreads();
   if (stuckThreads > 0) log.warn({ code, stuckThreads }, 'stopped; capture thread(s) blocked in the ALSA driver: ending the process by SIGTERM, as a normal exit would wait for them forever');
   else log.info({ code }, 'stopped');

@@ -1,6 +1,9 @@
 import type { Config } from './config-schema';
 import type { Logger } from './logger';
 import { createSource } from '../capture/source-factory';
+import { pickUsbCaptureCard } from '../capture/device-probe';
+import { SdNotify } from './sd-notify';
+import { AudioWatchdog, healthLimits } from './watchdog';
 import type { CaptureSource, CaptureStatus } from '../capture/capture-source';
 import { PeriodIngest } from '../capture/period-ingest';
 import { ControlHandler, type SourceInfo } from '../control/control-handler';
@@ -32,16 +35,27 @@ export class Controller {
   private store: StateStore | null = null;
   private metadata!: ChannelMetadata;
   private readonly startedAt = Date.now();
+  private watchdog: AudioWatchdog | null = null;
+  private stopping = false;
+  private reloading: Promise<void> | null = null;
+  /** True once READY=1 went out (or would have, without systemd). */
+  ready = false;
   port = 0;
 
+  /**
+   * @param notify systemd's notify socket; SdNotify.fromEnv() by default, a no-op without NOTIFY_SOCKET
+   * @param procAsound where sound cards are probed (/proc/asound; tests point it elsewhere)
+   */
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
+    private readonly notify: SdNotify = SdNotify.fromEnv(log),
+    private readonly procAsound?: string,
   ) {}
 
   async start(): Promise<void> {
     const cfg = this.config;
-    const { source, reason } = createSource(cfg.capture);
+    const { source, reason } = createSource(cfg.capture, this.procAsound);
     this.source = source;
     if (source.snapshot().kind === 'test-signal') this.log.warn({ source: 'test-signal' }, reason);
     else this.log.info({ source: source.snapshot().kind }, reason);
@@ -82,13 +96,139 @@ export class Controller {
     this.port = await this.server.listen();
     this.log.info({ host: cfg.server.host, port: this.port }, 'listening');
 
+    this.attachSource(source);
+    void this.announceReady();
+  }
+
+  private attachSource(source: CaptureSource): void {
+    this.source = source;
     this.ingest.attach(source);
-    source.on('state', (s: CaptureStatus) => this.onSourceState(s));
-    source.on('format', () => {
-      for (const c of this.server.clients) this.control.revalidate(c);
-    });
-    source.on('retry', (r: { delayMs: number; reason: string }) => this.log.warn({ retryInMs: r.delayMs, err: r.reason }, 'capture device unavailable; retrying'));
+    source.on('state', this.onSourceState);
+    source.on('format', this.onSourceFormat);
+    source.on('retry', this.onSourceRetry);
     source.start();
+  }
+
+  private async detachSource(source: CaptureSource): Promise<void> {
+    this.ingest.detach(source);
+    source.off('state', this.onSourceState);
+    source.off('format', this.onSourceFormat);
+    source.off('retry', this.onSourceRetry);
+    await source.stop();
+  }
+
+  /**
+   * READY=1 once the server listens (start() got there) and the capture
+   * source has settled: the test signal or a WAV file runs at once; an ALSA
+   * device has either delivered its first period or failed its first attempt
+   * (no-device/error, retrying). A device that opens but stays silent
+   * settles after capture.stallTimeoutMs, when the source gives up on it.
+   * Then the watchdog starts (if systemd asked for one).
+   */
+  private async announceReady(): Promise<void> {
+    if (this.source.snapshot().state === 'starting') {
+      await new Promise<void>((resolve) => {
+        const cap = setTimeout(done, this.config.capture.stallTimeoutMs + 1000);
+        const src = this.source;
+        function onState(s: CaptureStatus): void {
+          if (s.state !== 'starting') done();
+        }
+        function done(): void {
+          clearTimeout(cap);
+          src.off('state', onState);
+          resolve();
+        }
+        src.on('state', onState);
+      });
+    }
+    if (this.stopping) return;
+    this.ready = true;
+    this.notify.ready(this.statusText());
+    this.log.info({ systemd: this.notify.enabled, capture: this.source.snapshot().state }, 'ready');
+    if (this.notify.watchdogUsec !== null) {
+      const limits = healthLimits(this.config.capture);
+      this.watchdog = new AudioWatchdog(
+        this.notify,
+        {
+          timeoutMs: this.notify.watchdogUsec / 1000,
+          limits,
+          sample: () => {
+            const snap = this.source.snapshot();
+            return {
+              now: performance.now(),
+              state: snap.state,
+              stateChangedAt: this.source.stateChangedAt,
+              lastDispatchAt: this.ingest.lastDispatchAt,
+              lastAttemptAt: this.source.lastAttemptAt,
+              retryBlocked: this.source.retryBlocked,
+              stuckReaders: snap.stuckReaders,
+            };
+          },
+          statusText: () => this.statusText(),
+        },
+        this.log,
+      );
+      this.log.info({ timeoutMs: this.notify.watchdogUsec / 1000, checkEveryMs: this.watchdog.intervalMs, ...limits }, 'systemd watchdog on: pinging while the audio path is healthy');
+      this.watchdog.start();
+    }
+  }
+
+  /** One line for systemd's STATUS= (shown by systemctl status). */
+  statusText(): string {
+    const s = this.source.snapshot();
+    const clients = this.server ? this.server.clients.size : 0;
+    let what: string;
+    if (s.kind === 'test-signal') what = `streaming the built-in test signal (${s.format?.channels ?? '?'} ch)`;
+    else if (s.state === 'running' && s.format) what = `capturing ${s.device} (${s.format.channels} ch ${s.format.format} ${s.format.rate} Hz)`;
+    else what = `capture ${s.state} on ${s.device}${s.lastError ? `: ${s.lastError}` : ''}`;
+    return `${what}; ${clients} client(s) on port ${this.port}`;
+  }
+
+  /**
+   * SIGHUP / systemctl reload (the udev rule sends it when a USB audio
+   * interface comes or goes): probes /proc/asound again. With capture.device
+   * "auto", a USB interface that appeared replaces the test signal (or a
+   * different, vanished interface); otherwise a source waiting for its
+   * device retries now instead of at the end of its backoff. An interface
+   * that left is not replaced by the test signal: its source keeps retrying,
+   * so the musicians hear silence, not a tone, until it is back.
+   */
+  reload(): Promise<void> {
+    if (this.reloading) return this.reloading;
+    this.reloading = this.doReload().finally(() => {
+      this.reloading = null;
+    });
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<void> {
+    if (this.stopping) return;
+    if (!this.ready) {
+      // start() probes anyway; a swap now would race the first device attempt.
+      this.log.info({}, 'SIGHUP while starting: ignored (the start-up probe covers it)');
+      return;
+    }
+    this.notify.reloading();
+    const cap = this.config.capture;
+    const cur = this.source.snapshot();
+    let action = 'retry now';
+    if (cap.wavFile === null && cap.device === 'auto') {
+      const card = pickUsbCaptureCard(this.procAsound);
+      if (card && !(cur.kind === 'alsa' && cur.device === card.pcm)) {
+        const next = createSource(cap, this.procAsound);
+        action = `switch to ${next.source.snapshot().device}`;
+        this.log.info({ from: cur.device, to: next.source.snapshot().device }, `re-probe: ${next.reason}`);
+        await this.detachSource(this.source);
+        if (this.stopping) {
+          await next.source.stop();
+          return;
+        }
+        this.attachSource(next.source);
+      } else if (!card) action = cur.kind === 'alsa' ? 'no USB interface found; keep retrying the last one' : 'no USB interface found; keep the test signal';
+    }
+    if (action === 'retry now' || action.startsWith('no USB interface found; keep retrying')) this.source.retryNow();
+    this.log.info({ action, capture: this.source.snapshot().state, device: this.source.snapshot().device }, 're-probed capture devices (SIGHUP)');
+    if (!this.stopping) this.notify.ready(this.statusText());
   }
 
   /** Loads saved state; an unusable state dir is logged and the service runs without saving. */
@@ -106,13 +246,22 @@ export class Controller {
     }
   }
 
-  private onSourceState(s: CaptureStatus): void {
+  private readonly onSourceFormat = (): void => {
+    for (const c of this.server.clients) this.control.revalidate(c);
+  };
+
+  private readonly onSourceRetry = (r: { delayMs: number; reason: string }): void => {
+    this.log.warn({ retryInMs: r.delayMs, err: r.reason }, 'capture device unavailable; retrying');
+  };
+
+  private readonly onSourceState = (s: CaptureStatus): void => {
     const fields = { state: s.state, device: s.device, format: s.format, err: s.lastError };
     if (s.state === 'running') this.log.info(fields, 'capture running');
     else if (s.state === 'error' || s.state === 'no-device') this.log.warn(fields, `capture ${s.state}`);
     const info = { type: 'source', ...this.sourceInfo() };
     for (const c of this.server.clients) if (c.clientId !== null) this.control.send(c, info);
-  }
+    if (this.ready && !this.stopping) this.notify.status(this.statusText());
+  };
 
   sourceInfo(): SourceInfo {
     const s = this.source.snapshot();
@@ -138,6 +287,15 @@ export class Controller {
       state: this.store ? { dir: this.config.state.dir, writes: this.store.writes, lastWriteError: this.store.lastWriteError } : { dir: this.config.state.dir, writes: 0, lastWriteError: 'state dir unusable: not saving' },
       mixing: { maxOutputDb: this.metadata.maxOutputDb, adminEnabled: this.config.admin.token !== null },
       clients: this.server.clientInfos(),
+      systemd: {
+        notify: this.notify.enabled,
+        ready: this.ready,
+        watchdogMs: this.notify.watchdogUsec === null ? null : this.notify.watchdogUsec / 1000,
+        healthy: this.watchdog ? this.watchdog.last.healthy : null,
+        reason: this.watchdog ? this.watchdog.last.reason : null,
+        pings: this.watchdog?.pings ?? 0,
+        maxLoopStallMs: this.watchdog ? Math.round(this.watchdog.maxLateMs) : null,
+      },
     };
   }
 
@@ -154,6 +312,10 @@ export class Controller {
 
   /** Stops in reverse order; each part's failure is logged by name and the others still stop. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    this.notify.stopping();
+    this.watchdog?.stop();
+    await this.reloading;
     const steps: [string, () => Promise<void>][] = [
       ['capture', async () => {
         this.ingest?.detach(this.source);

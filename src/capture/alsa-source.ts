@@ -104,9 +104,22 @@ export class AlsaSource extends CaptureSource {
     this.setState('stopped');
   }
 
+  override get retryBlocked(): boolean {
+    return this.waitingForStuck;
+  }
+
+  /** Cuts the backoff short: opens now if a retry is pending, and the next backoff starts over. */
+  override retryNow(): void {
+    if (this.stopped || this.reader || this.waitingForStuck || !this.retryTimer) return;
+    clearTimeout(this.retryTimer);
+    this.backoffMs = this.opts.retryInitialMs;
+    this.open();
+  }
+
   private open(): void {
     this.retryTimer = null;
     if (this.stopped) return;
+    this.lastAttemptAt = performance.now();
     const Ctor = loadAddon();
     if (!Ctor) {
       this.setState('error', loadError);

@@ -36,6 +36,14 @@ export interface CaptureStatus {
  */
 export abstract class CaptureSource extends EventEmitter {
   protected status: CaptureStatus;
+  /** performance.now() of the last state change (the watchdog's reference while a state lasts), ms. */
+  stateChangedAt = performance.now();
+  /**
+   * performance.now() of the last attempt to open the device, ms; 0 if the
+   * source never opens anything. While the source waits for a device this is
+   * the heartbeat of its retry loop.
+   */
+  lastAttemptAt = 0;
 
   constructor(kind: CaptureStatus['kind'], device: string) {
     super();
@@ -55,6 +63,21 @@ export abstract class CaptureSource extends EventEmitter {
   abstract start(): void;
   abstract stop(): Promise<void>;
 
+  /**
+   * True when the source has stopped retrying and waits on something that may
+   * never happen (alsa: reader threads stuck in the driver). Only a new
+   * process recovers from that, so the watchdog stops feeding systemd.
+   */
+  get retryBlocked(): boolean {
+    return false;
+  }
+
+  /**
+   * Re-attempts now instead of at the end of the current backoff (SIGHUP:
+   * a device may just have been plugged in). Does nothing while running.
+   */
+  retryNow(): void {}
+
   /** Reader threads still inside the driver after stop(); they block a normal process exit. */
   unfinishedReaders(): number {
     return 0;
@@ -66,6 +89,7 @@ export abstract class CaptureSource extends EventEmitter {
 
   protected setState(state: CaptureState, lastError: string | null = this.status.lastError): void {
     const changed = state !== this.status.state || lastError !== this.status.lastError;
+    if (state !== this.status.state) this.stateChangedAt = performance.now();
     this.status.state = state;
     this.status.lastError = lastError;
     if (changed) this.emit('state', this.snapshot());

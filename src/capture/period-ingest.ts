@@ -16,6 +16,12 @@ export class PeriodIngest {
   private format: CaptureFormat | null = null;
   private lastArrival = 0;
   periods = 0;
+  /**
+   * performance.now() of the last period handed to the send pool, ms (0:
+   * none yet). The watchdog's proof that audio flows: a period that arrives
+   * but is skipped because the pool is a ring behind does not count.
+   */
+  lastDispatchAt = 0;
   /** Deviation of period arrival intervals from the nominal period, ms. */
   readonly jitter = new LatencyHistogram();
 
@@ -71,6 +77,7 @@ export class PeriodIngest {
     toInt32(data, f.format, ring.samples, slot * ring.samplesPerSlot, frames * f.channels);
     ring.writeHeader(slot, seq, pos, captureNs, this.flags);
     this.flags = 0;
+    this.lastDispatchAt = t0;
     this.pool.dispatch(seq, t0);
   };
 }

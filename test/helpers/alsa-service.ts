@@ -13,6 +13,8 @@ export interface FixtureServiceOptions {
   capture?: Record<string, unknown>;
   /** Other config sections (pool, stream …). */
   config?: Record<string, unknown>;
+  /** Extra env for the service (NOTIFY_SOCKET …). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -25,7 +27,7 @@ export async function startOnFixture(o: FixtureServiceOptions): Promise<{ fx: Al
   fx.start();
   const svc = await startService({
     label: o.label ?? o.pcmName,
-    env: fx.env,
+    env: { ...fx.env, ...o.env },
     config: {
       ...o.config,
       capture: { device: fx.pcmName, channels: o.channels, format: o.format, rate: 48000, periodFrames: o.periodFrames, ...o.capture },

@@ -77,6 +77,8 @@ export interface StartOptions {
   /** Bound on reaching "listening", ms (default 15000). */
   startTimeoutMs?: number;
   label?: string;
+  /** Node options before the script (e.g. --inspect=127.0.0.1:0). */
+  nodeArgs?: string[];
 }
 
 export class ServiceProcess {
@@ -195,7 +197,7 @@ export async function startService(opts: StartOptions = {}): Promise<ServiceProc
   const stateDir = path.dirname(writeTempFile('.keep', ''));
   const config = merge(merge(BASE_CONFIG, { state: { dir: stateDir } }), opts.config ?? {});
   const configPath = writeTempFile('stagebox.json', JSON.stringify(config, null, 2));
-  const proc = spawn(process.execPath, [MAIN_JS, '--config', configPath], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN_JS, '--config', configPath], {
     cwd: REPO_ROOT,
     env: childEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
