@@ -6,7 +6,7 @@ import type { Mix } from './control-messages';
 export type Recalled = { mode: 'channels'; channels: number[]; codec: 'pcm16' | 'pcm24' | 'deflate' } | { mode: 'mix'; mix: Mix };
 
 const CHANNEL_CODECS = ['pcm16', 'pcm24', 'deflate'] as const;
-const MIX_CODECS = ['pcm16', 'pcm24'] as const;
+const MIX_CODECS = ['pcm16', 'pcm24', 'opus'] as const;
 
 export function mixToJson(m: Mix): MixJson {
   return {
@@ -14,6 +14,8 @@ export function mixToJson(m: Mix): MixJson {
     masterDb: m.masterDb,
     output: m.output,
     limiter: { enabled: m.limiter.enabled, ceilingDb: m.limiter.ceilingDb },
+    // Settled (settleMixCodec) before it is saved, so both values are there.
+    ...(m.codec === 'opus' && m.opus?.bitrateKbps !== undefined ? { opus: { frameMs: m.opus.frameMs as 2.5 | 5 | 10, bitrateKbps: m.opus.bitrateKbps } } : {}),
   };
 }
 
@@ -26,6 +28,7 @@ export function mixFromJson(j: MixJson, codec: string): Mix | null {
     masterDb: j.masterDb,
     channels: Object.entries(j.channels).map(([ch, c]) => ({ ch: Number(ch), gainDb: c.gainDb, pan: c.pan, mute: c.mute, solo: c.solo })),
     limiter: { ...j.limiter },
+    ...(codec === 'opus' && j.opus ? { opus: { ...j.opus } } : {}),
   };
 }
 

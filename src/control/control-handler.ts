@@ -3,7 +3,7 @@ import { OutputRegistry } from '../pool/output-registry';
 import type { ClientConnection } from '../transport/client-connection';
 import { CLOSE } from './close-codes';
 import { ControlError, parseClientMessage, type ClientMessage, type Mix } from './control-messages';
-import { resolveMix } from './mix-request';
+import { resolveMix, settleMixCodec } from './mix-request';
 import type { ClientMemory, Recalled } from './client-memory';
 import type { Codec } from '../appliance/config-schema';
 import { TokenBucket } from './token-bucket';
@@ -144,6 +144,7 @@ export class ControlHandler {
         return;
       }
       case 'mix': {
+        settleMixCodec(msg, this.deps.rate(), this.deps.stream.opusBitrateKbps);
         this.checkChannels(msg.channels.map((c) => c.ch), 'mix');
         const now = performance.now();
         const wait = st.lastMixAt + MIX_COALESCE_MS - now;
