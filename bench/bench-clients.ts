@@ -96,7 +96,10 @@ class BenchClient {
       this.packets++;
       return;
     }
-    // captureNs is CLOCK_MONOTONIC on the same machine, the clock behind hrtime.bigint().
+    // captureNs is CLOCK_MONOTONIC on the same machine, the clock behind hrtime.bigint(). For an opus
+    // packet it is the capture time of the frame's first sample (seq counts that stream's frames, so
+    // the gap count below holds for opus too): its e2e includes the wait for the frame to fill,
+    // which is latency the listener has and pcm does not.
     e2e.record(Number(now - buf.readBigUInt64LE(24)) / 1e6);
     const seq = buf.readUInt32LE(8);
     if (this.lastSeq >= 0) {
@@ -108,6 +111,7 @@ class BenchClient {
     if ((buf[33]! & FLAG_DISCONTINUITY) !== 0) this.discontinuities++;
     this.packets++;
     this.payloadBytes += buf.length - buf.readUInt16LE(4);
+    // What the same audio would take as pcm16 (frames × channels × 2), for compressionRatio.
     this.pcm16Bytes += buf.readUInt16LE(6) * buf[32]! * 2;
   }
 

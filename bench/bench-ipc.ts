@@ -4,7 +4,8 @@
  */
 import type { LatencySummary } from '../src/health/latency-histogram';
 
-export type BenchCodec = 'pcm16' | 'pcm24' | 'deflate';
+/** Codec a client asks for; opus only in a personal mix. */
+export type BenchCodec = 'pcm16' | 'pcm24' | 'deflate' | 'opus';
 
 export interface ClientSpec {
   clientId: string;

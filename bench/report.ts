@@ -71,7 +71,7 @@ export function measurementFields(load: LoadShape, m: Measurement): ReportLine {
   };
   if (Object.keys(fleet.closes).length > 0) line.clientCloseCodes = fleet.closes;
   if (fleet.malformed > 0) line.malformedPackets = fleet.malformed;
-  if (load.codec === 'deflate') line.compressionRatio = round(fleet.payloadBytes > 0 ? fleet.pcm16Bytes / fleet.payloadBytes : null);
+  if (load.codec === 'deflate' || load.codec === 'opus') line.compressionRatio = round(fleet.payloadBytes > 0 ? fleet.pcm16Bytes / fleet.payloadBytes : null);
   return line;
 }
 

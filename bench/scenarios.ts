@@ -8,7 +8,7 @@ import { distinctSubsets, firstChannels, rotation } from './channel-sets';
 import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, type LoadShape, type ReportLine } from './report';
 import { sleep, type StopInfo } from './service-process';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
@@ -40,10 +40,14 @@ function specsFor(scenario: string, lists: number[][], codec: BenchCodec, stalle
   return lists.map((channels, i) => ({ clientId: `${scenario}-${tag}-${String(i).padStart(4, '0')}`, channels, codec, stalled }));
 }
 
+/** Opus frame of the mix-opus scenario, ms (the issue's: 5 ms, at the box default bitrate). */
+const BENCH_OPUS_FRAME_MS = 5;
+
 /** A distinct, plausible monitor mix for musician `i`: every channel up, own levels and pans. */
-function personalMix(i: number): object {
+function personalMix(i: number, codec: 'pcm16' | 'opus' = 'pcm16'): object {
   return {
-    codec: 'pcm16',
+    codec,
+    ...(codec === 'opus' ? { opus: { frameMs: BENCH_OPUS_FRAME_MS } } : {}),
     output: 'stereo',
     channels: Array.from({ length: SOURCE_CHANNELS }, (_, ch) => ({
       ch,
@@ -85,6 +89,12 @@ function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared'>): FixedLoad {
       const all = firstChannels(SOURCE_CHANNELS);
       const normal = specsFor(name, Array.from({ length: WIDE_CLIENTS }, () => all), 'pcm16').map((spec, i) => ({ ...spec, mix: personalMix(i) }));
       return { normal, stalled: [], shape: { clients: WIDE_CLIENTS, channelsPerClient: SOURCE_CHANNELS, codec: 'pcm16' } };
+    }
+    case 'mix-opus': {
+      // mix-pcm's 32 mixes, encoded as Opus in 5 ms frames.
+      const all = firstChannels(SOURCE_CHANNELS);
+      const normal = specsFor(name, Array.from({ length: WIDE_CLIENTS }, () => all), 'opus').map((spec, i) => ({ ...spec, mix: personalMix(i, 'opus') }));
+      return { normal, stalled: [], shape: { clients: WIDE_CLIENTS, channelsPerClient: SOURCE_CHANNELS, codec: 'opus' } };
     }
   }
 }

@@ -68,6 +68,13 @@ const streamSchema = z
     stallTimeoutMs: z.number().int().min(100).max(300000).default(5000).describe('A client whose socket accepts nothing this long is closed with 4008.'),
     controlRatePerSecond: z.number().int().min(1).max(10000).default(50).describe('Control messages per second a client may send (token bucket refill).'),
     controlBurst: z.number().int().min(1).max(10000).default(100).describe('Control message burst allowance (token bucket size).'),
+    opusBitrateKbps: z
+      .number()
+      .int()
+      .min(6)
+      .max(510)
+      .default(96)
+      .describe('Bitrate of an opus personal mix whose mix message gives none, kbit/s (hard CBR). 96 is transparent enough for in-ear monitoring of a stereo mix; a mono mix can take half.'),
   })
   .strict()
   .default({});

@@ -46,6 +46,14 @@ export const mixSchema = z
         ceilingDb: z.number().min(-60).max(0),
       })
       .strict(),
+    /** Opus frame and bitrate, for a mix saved with codec "opus". */
+    opus: z
+      .object({
+        frameMs: z.union([z.literal(2.5), z.literal(5), z.literal(10)]),
+        bitrateKbps: z.number().int().min(6).max(510),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type MixJson = z.infer<typeof mixSchema>;

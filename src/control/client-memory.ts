@@ -6,7 +6,7 @@ import type { Mix } from './control-messages';
 export type Recalled = { mode: 'channels'; channels: number[]; codec: 'pcm16' | 'pcm24' | 'deflate' } | { mode: 'mix'; mix: Mix };
 
 const CHANNEL_CODECS = ['pcm16', 'pcm24', 'deflate'] as const;
-const MIX_CODECS = ['pcm16', 'pcm24'] as const;
+const MIX_CODECS = ['pcm16', 'pcm24', 'opus'] as const;
 /** Presets one client may keep. */
 export const MAX_PRESETS = 32;
 
@@ -17,6 +17,8 @@ export function mixToJson(m: Mix): MixJson {
     output: m.output,
     groups: Object.fromEntries(m.groups.map((g) => [g.name, { gainDb: g.gainDb, mute: g.mute }])),
     limiter: { enabled: m.limiter.enabled, ceilingDb: m.limiter.ceilingDb },
+    // Settled (settleMixCodec) before it is saved, so both values are there.
+    ...(m.codec === 'opus' && m.opus?.bitrateKbps !== undefined ? { opus: { frameMs: m.opus.frameMs as 2.5 | 5 | 10, bitrateKbps: m.opus.bitrateKbps } } : {}),
   };
 }
 
@@ -30,6 +32,7 @@ export function mixFromJson(j: MixJson, codec: string): Mix | null {
     channels: Object.entries(j.channels).map(([ch, c]) => ({ ch: Number(ch), gainDb: c.gainDb, pan: c.pan, mute: c.mute, solo: c.solo })),
     groups: Object.entries(j.groups ?? {}).map(([name, g]) => ({ name, gainDb: g.gainDb, mute: g.mute })),
     limiter: { ...j.limiter },
+    ...(codec === 'opus' && j.opus ? { opus: { ...j.opus } } : {}),
   };
 }
 

@@ -3,7 +3,7 @@ import { OutputRegistry } from '../pool/output-registry';
 import type { ClientConnection } from '../transport/client-connection';
 import { CLOSE } from './close-codes';
 import { ControlError, MIX_CODECS, parseClientMessage, presetNameProblem, type ClientMessage, type Mix } from './control-messages';
-import { checkMixAgainstMetadata, resolveMix } from './mix-request';
+import { checkMixAgainstMetadata, resolveMix, settleMixCodec } from './mix-request';
 import type { ChannelMetadata } from './channel-metadata';
 import type { AdminAuth } from './admin-auth';
 import type { ClientMemory, Recalled } from './client-memory';
@@ -65,7 +65,7 @@ interface ControlState {
 
 /** A mix as the box reports it back: the message without its envelope. */
 function mixView(m: Mix): object {
-  return { codec: m.codec, output: m.output, masterDb: m.masterDb, channels: m.channels, groups: m.groups, limiter: m.limiter };
+  return { codec: m.codec, output: m.output, masterDb: m.masterDb, channels: m.channels, groups: m.groups, limiter: m.limiter, ...(m.opus ? { opus: m.opus } : {}) };
 }
 
 /**
@@ -226,6 +226,7 @@ export class ControlHandler {
       case 'mix': {
         const target = msg.client ?? conn.clientId!;
         if (target !== conn.clientId) this.requireAdmin(st, msg.type, `only the admin may change another client's mix (${JSON.stringify(target)})`);
+        settleMixCodec(msg, this.deps.rate(), this.deps.stream.opusBitrateKbps);
         this.checkChannels(msg.channels.map((c) => c.ch), 'mix');
         checkMixAgainstMetadata(msg, this.deps.metadata);
         if (target === conn.clientId) {
@@ -391,6 +392,9 @@ export class ControlHandler {
       case 'load-preset': {
         const mix = memory.loadPreset(id, msg.name, st.mix?.codec ?? 'pcm16');
         if (!mix) throw new ControlError('unknown-preset', `you have no preset named ${shown}; yours: ${JSON.stringify(memory.presetNames(id))}`, msg.type);
+        // A preset holds levels; the codec and its settings stay what the client uses now.
+        if (st.mix?.opus) mix.opus = { ...st.mix.opus };
+        settleMixCodec(mix, this.deps.rate(), this.deps.stream.opusBitrateKbps);
         this.checkChannels(mix.channels.map((c) => c.ch), 'load-preset');
         this.send(conn, { type: 'preset-loaded', name: msg.name });
         this.queueMix(conn, st, mix, conn);

@@ -46,7 +46,23 @@ export const pingSchema = z
 /** A dB value for a fader: a finite number up to +10, or null for off (−∞). */
 const faderDb = z.number().finite().max(10).nullable();
 
-export const MIX_CODECS = ['pcm16', 'pcm24'] as const;
+export const MIX_CODECS = ['pcm16', 'pcm24', 'opus'] as const;
+/** Opus frame lengths a mix may ask for, ms (engine/opus-encoder.ts OPUS_FRAME_MS). */
+export const MIX_OPUS_FRAME_MS = [2.5, 5, 10] as const;
+
+/**
+ * Opus settings of a mix. bitrateKbps left out means the box default
+ * (stream.opusBitrateKbps), filled in by settleMixCodec before the mix is used.
+ */
+const mixOpusSchema = z
+  .object({
+    frameMs: z
+      .number()
+      .refine((v) => (MIX_OPUS_FRAME_MS as readonly number[]).includes(v), { message: 'allowed: 2.5, 5 or 10 (ms)' })
+      .default(5),
+    bitrateKbps: z.number().int().min(6).max(510).optional(),
+  })
+  .strict();
 
 /** A group name as the engineer types it: "drums", "Lead vox". */
 const displayName = z
@@ -103,8 +119,14 @@ export const mixSchema = z
       })
       .strict()
       .default({}),
+    opus: mixOpusSchema.optional(),
   })
-  .strict();
+  .strict()
+  // An opus block on a pcm mix would be silently ignored; say so instead.
+  .refine((m) => m.opus === undefined || m.codec === 'opus', (m) => ({
+    message: `an "opus" block needs codec "opus"; codec is ${JSON.stringify(m.codec)}`,
+    path: ['opus'],
+  }));
 
 /** Elevates this connection to admin with the engineer's token or PIN. */
 export const authSchema = z
@@ -224,6 +246,7 @@ export type ErrorCode =
   | 'already-hello'
   | 'unsupported-protocol'
   | 'bad-channel'
+  | 'bad-codec'
   | 'bad-group'
   | 'bad-metadata'
   | 'rate-limited'

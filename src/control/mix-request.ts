@@ -1,7 +1,13 @@
 import { MAX_GAIN_DB, type ChannelMixParams } from '../engine/mix-kernel';
+import { OPUS_RATE, type OpusFrameMs } from '../engine/opus-encoder';
 import type { MixRequest } from '../pool/output-registry';
 import type { MixContext } from './channel-metadata';
 import { ControlError, type Mix } from './control-messages';
+
+/** Opus frame when a mix message names none, ms: half the delay of 10 ms, a quarter of the packet rate of 2.5 ms. */
+export const DEFAULT_OPUS_FRAME_MS = 5;
+/** Only for a mix that reaches resolveMix unsettled; the service always settles first (stream.opusBitrateKbps). */
+const DEFAULT_OPUS_KBPS = 96;
 
 const SILENT: ChannelMixParams = { gainDb: -Infinity, pan: 0, mute: false, solo: false };
 /** Below this linear factor a balance attenuation is treated as off (−120 dB). */
@@ -89,6 +95,11 @@ export function resolveMix(msg: Mix, ctx: MixContext): MixRequest {
       ? { enabled: msg.limiter.enabled, ceilingDb: msg.limiter.ceilingDb }
       : { enabled: true, ceilingDb: msg.limiter.enabled ? Math.min(msg.limiter.ceilingDb, boxMax) : boxMax };
   const masterDb = msg.masterDb ?? -Infinity;
+  // settleMixCodec has filled in the box default; a restored mix was saved settled.
+  const opus =
+    msg.codec === 'opus'
+      ? { frameMs: (msg.opus?.frameMs ?? DEFAULT_OPUS_FRAME_MS) as OpusFrameMs, bitrateKbps: msg.opus?.bitrateKbps ?? DEFAULT_OPUS_KBPS }
+      : null;
   const key = JSON.stringify({
     codec: msg.codec,
     output: msg.output,
@@ -96,6 +107,28 @@ export function resolveMix(msg: Mix, ctx: MixContext): MixRequest {
     limiter: [limiter.enabled, limiter.ceilingDb],
     // -Infinity serialises as null; both mean off.
     channels: channels.map((c) => [c.gainDb, c.pan, c.mute, c.solo]),
+    opus: opus ? [opus.frameMs, opus.bitrateKbps] : null,
   });
-  return { key, codec: msg.codec, params: { channels, masterDb, output: msg.output }, limiter };
+  return { key, codec: msg.codec, params: { channels, masterDb, output: msg.output }, limiter, opus };
+}
+
+/**
+ * Checks a mix's codec against the box and fills in what the box decides, in
+ * place, before the mix is coalesced, applied or saved: an opus mix needs a
+ * 48 kHz capture (libopus encodes 8/12/16/24/48 kHz, and stagebox does not
+ * resample), and gets the default frame (5 ms) and bitrate
+ * (`defaultOpusKbps`, stream.opusBitrateKbps) when it names none, so the saved
+ * mix and its render key carry the values in use.
+ * Throws ControlError `bad-codec` naming the rate and what is allowed.
+ */
+export function settleMixCodec(msg: Mix, rate: number, defaultOpusKbps: number): void {
+  if (msg.codec !== 'opus') return;
+  if (rate !== OPUS_RATE) {
+    throw new ControlError(
+      'bad-codec',
+      `codec "opus" needs a capture rate of ${OPUS_RATE} Hz; the box captures at ${rate} Hz and does not resample; allowed at this rate: "pcm16" or "pcm24"`,
+      'mix',
+    );
+  }
+  msg.opus = { frameMs: msg.opus?.frameMs ?? DEFAULT_OPUS_FRAME_MS, bitrateKbps: msg.opus?.bitrateKbps ?? defaultOpusKbps };
 }

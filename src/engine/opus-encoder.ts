@@ -30,7 +30,25 @@
  * a wrong frame size into a failed Buffer copy that aborts the process.
  * Each encode returns a new Buffer (the binding copies the packet out).
  */
-import { OpusEncoder as NativeOpus } from '@discordjs/opus';
+import type { OpusEncoder as NativeOpus } from '@discordjs/opus';
+
+type NativeOpusClass = typeof import('@discordjs/opus').OpusEncoder;
+let nativeClass: NativeOpusClass | null = null;
+
+/**
+ * The binding is loaded on the first encoder, not when this module is
+ * imported: with it loaded at start-up, alsa-capture's reopen of a capture
+ * device asks ALSA for a rate "near" 48000 with an uninitialised direction
+ * argument (capture.cc, `int dir;`) that then happens to hold a positive
+ * value: the reopened test device came back at 48001 Hz (the device-loss tests catch
+ * it). Loading it only when an opus mix is first made keeps a box without
+ * opus mixes exactly as before; the real fix belongs in alsa-capture.
+ */
+function loadNative(): NativeOpusClass {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  nativeClass ??= (require('@discordjs/opus') as typeof import('@discordjs/opus')).OpusEncoder;
+  return nativeClass;
+}
 
 export const OPUS_RATE = 48000;
 export const OPUS_FRAME_MS = [2.5, 5, 10] as const;
@@ -115,7 +133,7 @@ export class OpusFrameEncoder {
   constructor(opts: OpusEncoderOptions) {
     this.config = resolveOpusConfig(opts);
     this.samplesPerFrame = this.config.frameFrames * this.config.channels;
-    this.native = new NativeOpus(OPUS_RATE, this.config.channels);
+    this.native = new (loadNative())(OPUS_RATE, this.config.channels);
     // Must precede the first encode: libopus refuses a change of application after it.
     this.native.applyEncoderCTL(OPUS_SET_APPLICATION_REQUEST, OPUS_APPLICATION_RESTRICTED_LOWDELAY);
     this.native.applyEncoderCTL(OPUS_SET_SIGNAL_REQUEST, OPUS_SIGNAL_MUSIC);

@@ -5,10 +5,10 @@
  *  off size field
  *    0    2 magic "SB" (0x53 0x42)
  *    2    1 protocol version (1)
- *    3    1 codec (1 pcm16, 2 pcm24, 3 deflate)
+ *    3    1 codec (1 pcm16, 2 pcm24, 3 deflate, 4 opus)
  *    4    2 headerBytes (36 + channelCount rounded up to a multiple of 4)
- *    6    2 frames in this packet
- *    8    4 seq: period sequence number (wraps at 2^32)
+ *    6    2 frames in this packet (the period; for opus the Opus frame: 120, 240 or 480)
+ *    8    4 seq: period sequence number (opus: frame counter of that mix's stream); wraps at 2^32
  *   12    4 sample rate, Hz
  *   16    8 samplePos: frames captured before this packet's first frame
  *   24    8 captureNs: box monotonic clock (CLOCK_MONOTONIC) at capture, ns
@@ -16,7 +16,7 @@
  *   33    1 flags (bit 0: discontinuity before this packet; bit 1: personal mix)
  *   34    2 reserved, 0
  *   36    N channel numbers (0-based device channels, in payload order), zero padded
- *  hdr     payload: frames x channelCount interleaved samples
+ *  hdr     payload: frames x channelCount interleaved samples (opus: exactly one Opus packet)
  */
 import type { Codec } from '../appliance/config-schema';
 
@@ -28,8 +28,10 @@ export const FLAG_DISCONTINUITY = 1;
 /** The packet is a personal mix rendered on the box: its channel list is the mix's outputs, [0, 1] (L, R) or [0] (mono). */
 export const FLAG_MIX = 2;
 
-export const CODEC_IDS: Readonly<Record<Codec, number>> = { pcm16: 1, pcm24: 2, deflate: 3 };
-export const CODEC_NAMES: readonly (Codec | undefined)[] = [undefined, 'pcm16', 'pcm24', 'deflate'];
+/** Codecs a packet can carry: the channel codecs, plus opus, which only personal mixes use. */
+export type PacketCodec = Codec | 'opus';
+export const CODEC_IDS: Readonly<Record<PacketCodec, number>> = { pcm16: 1, pcm24: 2, deflate: 3, opus: 4 };
+export const CODEC_NAMES: readonly (PacketCodec | undefined)[] = [undefined, 'pcm16', 'pcm24', 'deflate', 'opus'];
 
 export function headerBytesFor(channelCount: number): number {
   return FIXED_HEADER_BYTES + ((channelCount + 3) & ~3);
@@ -70,7 +72,7 @@ export function writeHeader(view: DataView, offset: number, f: PacketHeaderField
 
 export interface ParsedPacket {
   version: number;
-  codec: Codec;
+  codec: PacketCodec;
   headerBytes: number;
   frames: number;
   seq: number;
@@ -89,7 +91,7 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
   if (v.getUint8(0) !== MAGIC0 || v.getUint8(1) !== MAGIC1) throw new RangeError('packet magic is not "SB"');
   const version = v.getUint8(2);
   const codec = CODEC_NAMES[v.getUint8(3)];
-  if (!codec) throw new RangeError(`packet codec id ${v.getUint8(3)} is unknown; known: 1, 2, 3`);
+  if (!codec) throw new RangeError(`packet codec id ${v.getUint8(3)} is unknown; known: 1-4`);
   const headerBytes = v.getUint16(4, true);
   const n = v.getUint8(32);
   if (headerBytes < headerBytesFor(n) || headerBytes > bytes.length) throw new RangeError(`packet headerBytes ${headerBytes} is invalid for ${n} channels`);

@@ -2,7 +2,9 @@ import type { Codec } from '../appliance/config-schema';
 import { createLimiter, configureLimiter, type LimiterOptions } from '../engine/limiter';
 import type { MixRender } from '../engine/mix-encode';
 import { createMixState, setMixTargets, type MixParams } from '../engine/mix-kernel';
-import { CODEC_IDS } from '../engine/packet-format';
+import type { OpusFrameMs } from '../engine/opus-encoder';
+import { OpusStream } from '../engine/opus-stream';
+import { CODEC_IDS, type PacketCodec } from '../engine/packet-format';
 
 /** Input channels a mix state is sized for (the ring's maximum). */
 const MIX_MAX_CHANNELS = 64;
@@ -20,7 +22,8 @@ export interface PacketSink {
 export interface Output {
   readonly id: number;
   key: string;
-  codec: Codec;
+  /** A channel codec, or a mix codec (opus only for mixes). */
+  codec: PacketCodec;
   readonly channels: readonly number[];
   readonly sinks: Set<PacketSink>;
   readonly mix: MixRender | null;
@@ -30,10 +33,15 @@ export interface Output {
 export interface MixRequest {
   /** Canonical form of the request: equal keys mean equal mixes, rendered once. */
   key: string;
-  codec: 'pcm16' | 'pcm24';
+  codec: 'pcm16' | 'pcm24' | 'opus';
   params: MixParams;
   limiter: LimiterOptions;
+  /** Opus frame and bitrate when codec is opus, else null. */
+  opus: { frameMs: OpusFrameMs; bitrateKbps: number } | null;
 }
+
+/** (√5 − 1) / 2: multiples of it mod 1 spread evenly over [0, 1) whatever the count. */
+const GOLDEN = 0.6180339887498949;
 
 /** Deflate costs several times a plain extraction; used to balance shards. */
 const CODEC_WEIGHT: Readonly<Record<Codec, number>> = { pcm16: 1, pcm24: 1, deflate: 4 };
@@ -86,11 +94,11 @@ export class OutputRegistry {
       return existing;
     }
     if (current?.mix && current.sinks.size === 1 && current.sinks.has(sink)) {
+      this.applyMix(current.mix, req, periodFrames);
       this.byKey.delete(current.key);
       current.key = key;
       current.codec = req.codec;
       this.byKey.set(key, current);
-      this.applyMix(current.mix, req);
       return current;
     }
     const mix: MixRender = {
@@ -99,23 +107,48 @@ export class OutputRegistry {
       state: createMixState(MIX_MAX_CHANNELS),
       limiter: createLimiter(rate, req.limiter),
       buf: new Float32Array(periodFrames * 2),
+      opus: null,
     };
     if (current?.mix) {
       mix.state.curL.set(current.mix.state.curL);
       mix.state.curR.set(current.mix.state.curR);
       mix.limiter.gain = current.mix.limiter.gain;
     }
-    this.applyMix(mix, req);
+    this.applyMix(mix, req, periodFrames);
     const out: Output = { id: mix.id, key, codec: req.codec, channels: [], sinks: new Set([sink]), mix };
     this.add(out);
     if (current) this.unsubscribe(sink, current);
     return out;
   }
 
-  private applyMix(mix: MixRender, req: MixRequest): void {
+  private applyMix(mix: MixRender, req: MixRequest, periodFrames: number): void {
+    // The Opus stream first: it is the step that can refuse (a bad frame or bitrate), and then nothing has changed.
+    mix.opus = this.opusStreamFor(mix, req, periodFrames);
     mix.codecId = CODEC_IDS[req.codec];
     setMixTargets(mix.state, req.params);
     configureLimiter(mix.limiter, req.limiter);
+  }
+
+  /**
+   * The mix's Opus stream for `req`: kept when frame and channel count are
+   * unchanged (a bitrate change applies from the next frame), new otherwise
+   * (an encoder's channel count is fixed, and a new frame size restarts the
+   * re-blocker), none for a pcm mix.
+   */
+  private opusStreamFor(mix: MixRender, req: MixRequest, periodFrames: number): OpusStream | null {
+    if (req.codec !== 'opus' || !req.opus) return null;
+    const channels = req.params.output === 'mono' ? 1 : 2;
+    const bitrate = req.opus.bitrateKbps * 1000;
+    const cur = mix.opus;
+    if (cur && cur.channels === channels && cur.frameMs === req.opus.frameMs) {
+      if (cur.encoder.config.bitrate !== bitrate) cur.setBitrate(bitrate);
+      return cur;
+    }
+    // Spread the mixes' frame starts over the frame (golden-ratio steps by id), so that each period
+    // encodes about mixes × period / frame frames instead of every mix encoding in the same period.
+    const frameFrames = req.opus.frameMs * 48;
+    const phase = Math.floor(((mix.id * GOLDEN) % 1) * frameFrames);
+    return new OpusStream({ channels, frameMs: req.opus.frameMs, bitrate, periodFrames, phase });
   }
 
   /** Every distinct mix, for rendering each period. */
@@ -202,8 +235,9 @@ export class OutputRegistry {
   }
 }
 
+// Only channel outputs (mix === null) reach these; their codec is a channel codec.
 function weight(o: Output): number {
-  return o.channels.length * CODEC_WEIGHT[o.codec];
+  return o.channels.length * CODEC_WEIGHT[o.codec as Codec];
 }
 
 function record(o: Output): number[] {

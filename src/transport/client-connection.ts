@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import type { Codec } from '../appliance/config-schema';
+import type { PacketCodec } from '../engine/packet-format';
 import type { LatencyHistogram } from '../health/latency-histogram';
 import type { Output, PacketSink } from '../pool/output-registry';
 import { PacketQueue } from './packet-queue';
@@ -17,7 +17,8 @@ export interface ClientInfo {
   address: string;
   /** "channels" (raw channels), "mix" (a personal mix rendered on the box) or null (nothing yet). */
   mode: 'channels' | 'mix' | null;
-  codec: Codec | null;
+  /** Codec of the stream: a channel codec, or for a mix pcm16, pcm24 or opus. */
+  codec: PacketCodec | null;
   channels: number[];
   /** Gain the mix's limiter took off in the last period, dB (null when not mixing). */
   limiterReductionDb: number | null;
