@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, constants as fsConstants } from 'node:fs/promises';
+import { access, constants as fsConstants, readdir, readFile, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import si from 'systeminformation';
 
@@ -80,6 +80,10 @@ export interface SystemCollectorOptions {
 /** A call slower than this is abandoned for this round (and not started again until it returns), ms. */
 const CALL_TIMEOUT_MS = 10_000;
 const VCGENCMD_PATHS = ['/usr/bin/vcgencmd', '/opt/vc/bin/vcgencmd'];
+/** vcgencmd is a process spawn (a fork on the main thread): at most this often, ms. */
+const THROTTLE_MIN_INTERVAL_MS = 30_000;
+/** Thermal zone types that are the CPU, best first (Raspberry Pi, x86, other ARM boards). */
+const CPU_THERMAL_TYPES = ['cpu-thermal', 'x86_pkg_temp', 'soc-thermal', 'cpu_thermal'];
 
 /** One kind of call: never two at once; its last value kept. Exported for its test. */
 export class Probe<T> {
@@ -121,6 +125,30 @@ export class Probe<T> {
     });
     return Promise.race([done, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+/** The CPU temperature from /sys/class/thermal (no process spawned), °C; null where there is none. */
+async function readCpuTemp(): Promise<number | null> {
+  let zones: string[];
+  try {
+    zones = (await readdir('/sys/class/thermal')).filter((z) => z.startsWith('thermal_zone')).sort();
+  } catch {
+    return null;
+  }
+  let best: { rank: number; milli: number } | null = null;
+  for (const z of zones) {
+    try {
+      const [type, temp] = await Promise.all([readFile(`/sys/class/thermal/${z}/type`, 'utf8'), readFile(`/sys/class/thermal/${z}/temp`, 'utf8')]);
+      const milli = Number(temp.trim());
+      if (!Number.isFinite(milli)) continue;
+      const i = CPU_THERMAL_TYPES.indexOf(type.trim());
+      const rank = i < 0 ? CPU_THERMAL_TYPES.length : i;
+      if (best === null || rank < best.rank) best = { rank, milli };
+    } catch {
+      // a zone that cannot be read (permissions, a driver error) is skipped
+    }
+  }
+  return best === null ? null : best.milli / 1000;
 }
 
 function round1(v: number): number {
@@ -177,11 +205,18 @@ function runVcgencmd(bin: string): Promise<ThrottleSample | null> {
 }
 
 /**
- * Samples the machine with systeminformation every `intervalS` and keeps the
- * latest figures. Nothing here is on the audio path: the calls are
- * asynchronous (some read /proc and /sys, some spawn df or vcgencmd), each
- * kind runs at most once at a time, and readers only ever get the cached
- * sample (`latest()`), which costs a shallow copy.
+ * Samples the machine every `intervalS` and keeps the latest figures: CPU
+ * load and memory through systeminformation, temperature, disk and network
+ * from /sys, /proc and statfs directly. Nothing here is on the audio path:
+ * every call is asynchronous, each kind runs at most once at a time, and
+ * readers only ever get the cached sample (`latest()`).
+ *
+ * Why not systeminformation for all of it: its cpuTemperature() spawns three
+ * processes (a shell loop, sensors, vcgencmd) and fsSize() spawns df on every
+ * call, and Node forks a child on the main thread: measured 5-6 ms of
+ * event-loop block per call, which showed in the seed bench's p99 at a 1 s
+ * interval (BENCHMARKS.md, 2026-11-24). The only spawn left is vcgencmd on a
+ * Raspberry Pi, at most every 30 s.
  */
 export class SystemCollector {
   private timer: NodeJS.Timeout | null = null;
@@ -195,6 +230,7 @@ export class SystemCollector {
     throttle: Probe<ThrottleSample>;
   };
   private vcgencmd: string | null | undefined;
+  private throttleAt = -Infinity;
   private readonly lastErrorLogged = new Map<string, string>();
   private prevNet = new Map<string, { rx: number; tx: number; at: number }>();
 
@@ -249,8 +285,7 @@ export class SystemCollector {
   }
 
   private async sampleCpu(): Promise<CpuSample> {
-    const [load, temp] = await Promise.all([si.currentLoad(), si.cpuTemperature()]);
-    const t = temp.main;
+    const [load, t] = await Promise.all([si.currentLoad(), readCpuTemp()]);
     return {
       loadPct: round1(load.currentLoad),
       coresPct: load.cpus.map((c) => round1(c.load)),
@@ -264,39 +299,45 @@ export class SystemCollector {
   }
 
   private async sampleDisk(): Promise<DiskSample | null> {
-    const all = await si.fsSize();
-    const m = mountHolding(all, this.opts.stateDir);
+    const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+      .split('\n')
+      .map((l) => l.split(' '))
+      .filter((f) => f.length >= 3)
+      .map((f) => ({ fs: f[0]!, mount: f[1]!.replace(/\\040/g, ' ') }));
+    const m = mountHolding(mounts, this.opts.stateDir);
     if (!m) return null;
-    return { mount: m.mount, fs: m.fs, sizeBytes: m.size, usedBytes: m.used, usedPct: round1(m.use) };
+    const st = await statfs(m.mount);
+    const size = st.blocks * st.bsize;
+    // As df counts it: used = total - free; use% against what non-root users can have.
+    const used = (st.blocks - st.bfree) * st.bsize;
+    const avail = st.bavail * st.bsize;
+    return { mount: m.mount, fs: m.fs, sizeBytes: size, usedBytes: used, usedPct: used + avail > 0 ? round1((used / (used + avail)) * 100) : 0 };
   }
 
   private async sampleNet(): Promise<NetSample[]> {
-    const [ifaces, stats] = await Promise.all([si.networkInterfaces(), si.networkStats('*')]);
-    const list = Array.isArray(ifaces) ? ifaces : [ifaces];
     const now = performance.now();
     const next = new Map<string, { rx: number; tx: number; at: number }>();
     const out: NetSample[] = [];
-    for (const i of list) {
-      if (i.internal) continue;
-      const st = stats.find((s) => s.iface === i.iface);
+    for (const iface of (await readdir('/sys/class/net')).sort()) {
+      if (iface === 'lo') continue;
+      const dir = `/sys/class/net/${iface}`;
+      const [operstate, speed, rxText, txText] = await Promise.all(
+        ['operstate', 'speed', 'statistics/rx_bytes', 'statistics/tx_bytes'].map((f) => readFile(`${dir}/${f}`, 'utf8').then((t) => t.trim(), () => null)),
+      );
+      const speedMbps = speed === null ? NaN : Number(speed);
       let rx: number | null = null;
       let tx: number | null = null;
-      if (st) {
-        next.set(i.iface, { rx: st.rx_bytes, tx: st.tx_bytes, at: now });
-        const prev = this.prevNet.get(i.iface);
+      if (rxText !== null && txText !== null) {
+        const cur = { rx: Number(rxText), tx: Number(txText), at: now };
+        next.set(iface, cur);
+        const prev = this.prevNet.get(iface);
         if (prev && now > prev.at) {
           const dt = (now - prev.at) / 1000;
-          rx = Math.max(0, Math.round((st.rx_bytes - prev.rx) / dt));
-          tx = Math.max(0, Math.round((st.tx_bytes - prev.tx) / dt));
+          rx = Math.max(0, Math.round((cur.rx - prev.rx) / dt));
+          tx = Math.max(0, Math.round((cur.tx - prev.tx) / dt));
         }
       }
-      out.push({
-        iface: i.iface,
-        operstate: i.operstate || 'unknown',
-        speedMbps: typeof i.speed === 'number' && i.speed > 0 ? i.speed : null,
-        rxBytesPerS: rx,
-        txBytesPerS: tx,
-      });
+      out.push({ iface, operstate: operstate ?? 'unknown', speedMbps: speedMbps > 0 ? speedMbps : null, rxBytesPerS: rx, txBytesPerS: tx });
     }
     this.prevNet = next;
     return out;
@@ -305,6 +346,9 @@ export class SystemCollector {
   private async sampleThrottle(): Promise<ThrottleSample | null> {
     if (this.vcgencmd === undefined) this.vcgencmd = await findVcgencmd();
     if (this.vcgencmd === null) return null;
+    const now = performance.now();
+    if (now - this.throttleAt < THROTTLE_MIN_INTERVAL_MS) return this.probes.throttle.value;
+    this.throttleAt = now;
     return runVcgencmd(this.vcgencmd);
   }
 }
