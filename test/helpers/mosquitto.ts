@@ -5,6 +5,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep, withTimeout } from './wait';
 
+/**
+ * A self-signed certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1) made
+ * by openssl in `dir`; it is its own CA.
+ */
+export function selfSignedCert(dir: string): { certFile: string; keyFile: string } {
+  const certFile = path.join(dir, 'server.crt');
+  const keyFile = path.join(dir, 'server.key');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { stdio: 'ignore' },
+  );
+  return { certFile, keyFile };
+}
+
 /** A port the kernel says is free on 127.0.0.1 right now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -34,6 +49,8 @@ export interface MosquittoOptions {
   port?: number;
   /** When set, anonymous clients are refused and this user is the only login. */
   user?: { username: string; password: string };
+  /** When set, the listener speaks TLS with this server certificate and key (PEM paths). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 const running = new Set<ChildProcess>();
@@ -53,6 +70,8 @@ export class Mosquitto {
   output = '';
   private proc: ChildProcess | null = null;
 
+  private tls = false;
+
   private constructor() {
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'stagebox-mosquitto-'));
     this.configPath = path.join(this.dir, 'mosquitto.conf');
@@ -61,7 +80,9 @@ export class Mosquitto {
   static async create(opts: MosquittoOptions = {}): Promise<Mosquitto> {
     const m = new Mosquitto();
     m.port = opts.port ?? (await freePort());
+    m.tls = opts.tls !== undefined;
     const lines = [`listener ${m.port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', 'user root'];
+    if (opts.tls) lines.push(`certfile ${opts.tls.certFile}`, `keyfile ${opts.tls.keyFile}`);
     if (opts.user) {
       const pw = path.join(m.dir, 'passwords');
       execFileSync('mosquitto_passwd', ['-c', '-b', pw, opts.user.username, opts.user.password], { stdio: 'ignore' });
@@ -111,7 +132,7 @@ export class Mosquitto {
   }
 
   get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${this.port}`;
   }
 
   async remove(): Promise<void> {
