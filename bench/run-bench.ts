@@ -3,17 +3,20 @@
  * WebSocket clients from a separate process, prints one JSON line per
  * scenario on stdout (progress on stderr).
  *
- *   node dist/bench/run-bench.js [--scenarios seed,wide] [--seconds N]
- *   (or env SCENARIOS / SECONDS; flags win)
+ *   node dist/bench/run-bench.js [--scenarios seed,wide] [--seconds N] [--monitoring on|off]
+ *   (or env SCENARIOS / SECONDS / MONITORING; flags win)
  */
 import { cleanupAllSync, installCleanupHandlers } from './cleanup';
 import { runScenario, SCENARIO_NAMES, type ScenarioName } from './scenarios';
+import { setMonitoring, type Monitoring } from './service-process';
 
-const USAGE = `Usage: node dist/bench/run-bench.js [--scenarios LIST] [--seconds N]
+const USAGE = `Usage: node dist/bench/run-bench.js [--scenarios LIST] [--seconds N] [--monitoring on|off]
 
   --scenarios LIST  comma-separated, run in this order (default: ${SCENARIO_NAMES.join(',')})
   --seconds N       measurement window per scenario, 1-600 (default 10)
-Env SCENARIOS and SECONDS are used when the flags are absent.
+  --monitoring M    on (default): system sampling and MQTT health every 1 s to the
+                    embedded broker on a free loopback port; off: MQTT off and no system sampling
+Env SCENARIOS, SECONDS and MONITORING are used when the flags are absent.
 Output: one JSON line per scenario on stdout; progress on stderr.
 Exit code: 0 all scenarios ran, 1 a scenario failed, 2 usage error.`;
 
@@ -27,6 +30,7 @@ class UsageError extends Error {}
 interface Args {
   scenarios: ScenarioName[];
   seconds: number;
+  monitoring: Monitoring;
 }
 
 function parseScenarios(text: string): ScenarioName[] {
@@ -47,20 +51,26 @@ function parseSeconds(text: string): number {
 function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | 'help' {
   let scenarios: string | undefined = env.SCENARIOS?.trim() || undefined;
   let seconds: string | undefined = env.SECONDS?.trim() || undefined;
+  let monitoring = env.MONITORING?.trim() || 'on';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf('=');
     const [flag, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
     if (flag === '--help' || flag === '-h') return 'help';
-    if (flag !== '--scenarios' && flag !== '--seconds') throw new UsageError(`unknown option "${arg}"; allowed: --scenarios LIST, --seconds N, --help`);
+    if (flag !== '--scenarios' && flag !== '--seconds' && flag !== '--monitoring') {
+      throw new UsageError(`unknown option "${arg}"; allowed: --scenarios LIST, --seconds N, --monitoring on|off, --help`);
+    }
     const value = inline ?? argv[++i];
     if (value === undefined) throw new UsageError(`${flag}: a value is needed`);
     if (flag === '--scenarios') scenarios = value;
+    else if (flag === '--monitoring') monitoring = value;
     else seconds = value;
   }
+  if (monitoring !== 'on' && monitoring !== 'off') throw new UsageError(`--monitoring: got "${monitoring}"; allowed: on, off`);
   return {
     scenarios: scenarios === undefined ? [...SCENARIO_NAMES] : parseScenarios(scenarios),
     seconds: seconds === undefined ? DEFAULT_SECONDS : parseSeconds(seconds),
+    monitoring: monitoring as Monitoring,
   };
 }
 
@@ -95,6 +105,8 @@ async function main(): Promise<number> {
   }
   installCleanupHandlers();
   const { seconds } = args;
+  setMonitoring(args.monitoring);
+  log(`monitoring ${args.monitoring}`);
   let failures = 0;
   for (const name of args.scenarios) {
     const t0 = Date.now();

@@ -35,6 +35,13 @@ export interface StopInfo {
   killed: boolean;
 }
 
+/** Health monitoring in the benched service: "on" samples the system and publishes MQTT health every 1 s. */
+export type Monitoring = 'on' | 'off';
+let monitoring: Monitoring = 'on';
+export function setMonitoring(m: Monitoring): void {
+  monitoring = m;
+}
+
 export interface ServiceOptions {
   /** STAGEBOX_POOL_SIZE; undefined keeps the service default ("auto"). */
   poolSize?: number;
@@ -64,6 +71,7 @@ export class ServiceProcess {
   }
 
   static async start(opts: ServiceOptions = {}): Promise<ServiceProcess> {
+    const brokerPort = monitoring === 'on' ? await pickFreePort() : 0;
     if (!existsSync(SERVICE_MAIN)) throw new Error(`${SERVICE_MAIN} does not exist; build first (npx tsc -p tsconfig.json)`);
     const port = await pickFreePort();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'stagebox-bench-'));
@@ -75,6 +83,11 @@ export class ServiceProcess {
       stream: { maxClients: opts.maxClients ?? 2000 },
       log: { level: 'warn' },
       state: { dir: path.join(dir, 'state') },
+      health: { systemIntervalS: monitoring === 'on' ? 1 : 0 },
+      mqtt:
+        monitoring === 'on'
+          ? { enabled: true, healthIntervalS: 1, embeddedBroker: { host: '127.0.0.1', port: brokerPort } }
+          : { enabled: false },
     };
     writeFileSync(configPath, JSON.stringify(config));
     const child = spawn(process.execPath, [SERVICE_MAIN, '--config', configPath], {

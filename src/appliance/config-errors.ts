@@ -19,9 +19,14 @@ function valueAt(root: unknown, path: readonly (string | number)[]): unknown {
   return v;
 }
 
+/** Config keys holding URLs, whose user-info part is never echoed. */
+const URL_KEYS: readonly string[] = ['mqtt.url'];
+
 function show(v: unknown, key = ''): string {
   if (v === undefined) return 'nothing';
   if (SECRET_KEYS.includes(key)) return `a ${typeof v} (not shown: it is a credential)`;
+  // A URL may carry a login; the schema refuses that, and the error must not repeat it.
+  if (typeof v === 'string' && URL_KEYS.includes(key)) v = v.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, '$1(login not shown)@');
   const s = JSON.stringify(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }

@@ -88,5 +88,14 @@ export function loadConfig(opts: { path?: string | undefined; env?: NodeJS.Proce
       `config: stream.heartbeatTimeoutMs: got ${config.stream.heartbeatTimeoutMs}; allowed: a number > stream.heartbeatIntervalMs (${config.stream.heartbeatIntervalMs})`,
     );
   }
+  if (config.mqtt.reconnectMaxMs < config.mqtt.reconnectInitialMs) {
+    throw new ConfigError(
+      `config: mqtt.reconnectMaxMs: got ${config.mqtt.reconnectMaxMs}; allowed: a number >= mqtt.reconnectInitialMs (${config.mqtt.reconnectInitialMs})`,
+    );
+  }
+  if ((config.mqtt.certFile === null) !== (config.mqtt.keyFile === null)) {
+    const [set, unset] = config.mqtt.certFile === null ? ['mqtt.keyFile', 'mqtt.certFile'] : ['mqtt.certFile', 'mqtt.keyFile'];
+    throw new ConfigError(`config: ${unset}: got null while ${set} is set; allowed: both set (a client certificate and its key) or both null`);
+  }
   return { config, path: used, envApplied };
 }

@@ -141,6 +141,100 @@ const adminSchema = z
   .strict()
   .default({});
 
+/** MQTT URL schemes the reporter can speak. */
+export const MQTT_SCHEMES = ['mqtt', 'mqtts', 'ws', 'wss'] as const;
+/** A device id or topic level: lower-case letters, digits, "-" and "_" (never "+", "#" or "/"). */
+export const TOPIC_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const TOPIC_ID_RULE = '1-64 of a-z, 0-9, "-" and "_", starting with a letter or digit (no "+", "#", "/" or upper case)';
+/** A topic prefix: levels of TOPIC_ID_PATTERN's characters separated by "/". */
+export const TOPIC_PREFIX_PATTERN = /^[a-zA-Z0-9_-]+(\/[a-zA-Z0-9_-]+)*$/;
+const TOPIC_PREFIX_RULE = 'topic levels of a-z, A-Z, 0-9, "-" and "_" separated by single "/" (no "+", "#", spaces, or leading/trailing "/")';
+
+const healthSchema = z
+  .object({
+    systemIntervalS: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(5)
+      .describe(
+        'How often the system collector samples CPU, temperature, memory, disk, network and throttling, seconds (0: never; system figures are then null). The calls run off the audio path and never overlap: a sample still running when the next is due makes that one skipped.',
+      ),
+    overloadCpuPct: z.number().min(1).max(100).default(90).describe('Total CPU load at or above which an "overload" event is sent, percent (also sent when the send pool misses a period deadline or skips a period).'),
+  })
+  .strict()
+  .default({});
+
+const mqttSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Report health over MQTT. false: no MQTT client and no embedded broker.'),
+    url: z
+      .string()
+      .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, { message: 'a URL starting with mqtt://, mqtts://, ws:// or wss://' })
+      .refine((v) => {
+        try {
+          const u = new URL(v);
+          return u.username === '' && u.password === '';
+        } catch {
+          return false;
+        }
+      }, { message: 'a valid URL with no user name or password in it (those go in mqtt.credentialsFile)' })
+      .nullable()
+      .default(null)
+      .describe(
+        'Broker to publish to: mqtt://host:1883, mqtts://host:8883, ws://host/path or wss://host/path. null: publish to the embedded broker (mqtt.embeddedBroker).',
+      ),
+    caFile: z.string().min(1).nullable().default(null).describe('PEM file of the CA that signed the broker\'s certificate (mqtts://, wss://). null: the system CAs.'),
+    certFile: z.string().min(1).nullable().default(null).describe('PEM client certificate for brokers that require one (mqtts://, wss://); needs keyFile too.'),
+    keyFile: z.string().min(1).nullable().default(null).describe('PEM private key of certFile.'),
+    credentialsFile: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'JSON file {"username": "...", "password": "..."} with the broker login, kept apart from this config (make it readable only by the service). Read at start; must exist when set. The password is never printed or logged. null: connect without a login.',
+      ),
+    clientId: z.string().min(1).max(128).nullable().default(null).describe('MQTT client id. null: "stagebox-<deviceId>".'),
+    topicPrefix: z
+      .string()
+      .max(128)
+      .regex(TOPIC_PREFIX_PATTERN, { message: TOPIC_PREFIX_RULE })
+      .default('stagebox')
+      .describe('First topic level(s): topics are <topicPrefix>/<deviceId>/status, /health, /clients, /event (docs/mqtt.md).'),
+    deviceId: z
+      .string()
+      .regex(TOPIC_ID_PATTERN, { message: TOPIC_ID_RULE })
+      .nullable()
+      .default(null)
+      .describe('This box\'s topic level and Home Assistant device id. null: the host name, lower-cased, every character other than a-z, 0-9, "-" and "_" replaced by "-".'),
+    healthIntervalS: z.number().int().min(1).max(3600).default(10).describe('How often the retained health snapshot is published, seconds.'),
+    clientsMinIntervalMs: z.number().int().min(100).max(60000).default(1000).describe('The retained client list is published when it changes, at most once per this many ms.'),
+    reconnectInitialMs: z.number().int().min(100).max(60000).default(1000).describe('First reconnect delay after the broker is lost or unreachable, ms (doubles on each failure).'),
+    reconnectMaxMs: z.number().int().min(100).max(600000).default(30000).describe('Longest reconnect delay, ms.'),
+    homeAssistant: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe('Publish Home Assistant MQTT discovery configs (one device with its sensors and availability). false: the configs this box published are removed (empty retained payloads) on connect.'),
+        discoveryPrefix: z.string().max(128).regex(TOPIC_PREFIX_PATTERN, { message: TOPIC_PREFIX_RULE }).default('homeassistant').describe('Home Assistant\'s discovery prefix.'),
+      })
+      .strict()
+      .default({}),
+    embeddedBroker: z
+      .object({
+        enabled: z.boolean().default(true).describe('With mqtt.url null, run a small MQTT broker (aedes) in the service and publish to it. false: no broker, nothing published.'),
+        host: z.string().min(1).default('0.0.0.0').describe('Address the embedded broker listens on.'),
+        port: z.number().int().min(0).max(65535).default(1883).describe('TCP port of the embedded broker (0 = any free port, logged). If it is taken, that is logged and the service runs on without MQTT.'),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .default({});
+
 const logSchema = z
   .object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
@@ -156,6 +250,8 @@ export const configSchema = z
     pool: poolSchema,
     state: stateSchema,
     admin: adminSchema,
+    health: healthSchema,
+    mqtt: mqttSchema,
     log: logSchema,
   })
   .strict();
@@ -164,6 +260,8 @@ export type Config = z.infer<typeof configSchema>;
 export type CaptureConfig = Config['capture'];
 export type StreamConfig = Config['stream'];
 export type AdminConfig = Config['admin'];
+export type HealthConfig = Config['health'];
+export type MqttConfig = Config['mqtt'];
 
 /** Env variables for the common keys: name → dotted config key. */
 export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string' | 'number' | 'auto-number' }>> = {
@@ -181,4 +279,6 @@ export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string
   STAGEBOX_LOG_LEVEL: { key: 'log.level', type: 'string' },
   STAGEBOX_STATE_DIR: { key: 'state.dir', type: 'string' },
   STAGEBOX_ADMIN_TOKEN: { key: 'admin.token', type: 'string' },
+  STAGEBOX_MQTT_URL: { key: 'mqtt.url', type: 'string' },
+  STAGEBOX_MQTT_CREDENTIALS_FILE: { key: 'mqtt.credentialsFile', type: 'string' },
 };

@@ -17,6 +17,12 @@ import { ChannelMetadata } from '../control/channel-metadata';
 import { AdminAuth } from '../control/admin-auth';
 import { StateDirError, StateStore } from './state-store';
 import { frameInPlace } from '../transport/ws-frame';
+import { SystemCollector } from '../health/system-collector';
+import { HealthWatcher, type HealthEvent } from '../health/health-watcher';
+import { buildHealthSnapshot, type HealthSnapshot, type ServiceFigures } from '../health/health-snapshot';
+import { EmbeddedBroker } from '../health/embedded-broker';
+import { MqttReporter } from '../health/mqtt-reporter';
+import { readMqttFiles, resolveDeviceId, topicsFor, type MqttFiles } from '../health/mqtt-options';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
@@ -34,6 +40,10 @@ export class Controller {
   private control!: ControlHandler;
   private store: StateStore | null = null;
   private metadata!: ChannelMetadata;
+  private collector: SystemCollector | null = null;
+  private watcher: HealthWatcher | null = null;
+  private broker: EmbeddedBroker | null = null;
+  private reporter: MqttReporter | null = null;
   private readonly startedAt = Date.now();
   private watchdog: AudioWatchdog | null = null;
   private stopping = false;
@@ -55,6 +65,8 @@ export class Controller {
 
   async start(): Promise<void> {
     const cfg = this.config;
+    // Files named by the MQTT config are read first: a missing one is a configuration error (exit 2) before anything opens.
+    const mqttFiles = cfg.mqtt.enabled ? readMqttFiles(cfg.mqtt) : null;
     const { source, reason } = createSource(cfg.capture, this.procAsound);
     this.source = source;
     if (source.snapshot().kind === 'test-signal') this.log.warn({ source: 'test-signal' }, reason);
@@ -97,6 +109,7 @@ export class Controller {
     this.log.info({ host: cfg.server.host, port: this.port }, 'listening');
 
     this.attachSource(source);
+    await this.startHealth(mqttFiles);
     void this.announceReady();
   }
 
@@ -107,6 +120,78 @@ export class Controller {
     source.on('format', this.onSourceFormat);
     source.on('retry', this.onSourceRetry);
     source.start();
+  }
+
+  /**
+   * The system collector, the watcher that turns changes into events, and the
+   * MQTT reporter (with the embedded broker when no mqtt.url is set). All of
+   * it runs on timers off the audio path; a broker problem is logged, never fatal.
+   */
+  private async startHealth(mqttFiles: MqttFiles | null): Promise<void> {
+    const cfg = this.config;
+    this.collector = new SystemCollector({ intervalS: cfg.health.systemIntervalS, stateDir: cfg.state.dir, log: this.log });
+    this.collector.start();
+    this.watcher = new HealthWatcher({ figures: () => this.figures(), system: () => this.collector!.latest(), overloadCpuPct: cfg.health.overloadCpuPct });
+    if (mqttFiles) await this.startMqtt(mqttFiles);
+    else this.log.info({}, 'MQTT off (mqtt.enabled false)');
+    this.watcher.on('event', (e: HealthEvent) => {
+      this.log.info({ event: e }, `health event: ${e.type}`);
+      this.reporter?.publishEvent(e);
+    });
+    this.watcher.on('clients', () => this.reporter?.clientsChanged());
+    this.watcher.start();
+  }
+
+  private async startMqtt(files: MqttFiles): Promise<void> {
+    const m = this.config.mqtt;
+    let url = m.url;
+    if (url === null) {
+      if (!m.embeddedBroker.enabled) {
+        this.log.info({}, 'MQTT: no mqtt.url and the embedded broker is off (mqtt.embeddedBroker.enabled false): health is not published');
+        return;
+      }
+      this.broker = new EmbeddedBroker({ host: m.embeddedBroker.host, port: m.embeddedBroker.port, log: this.log });
+      if (!(await this.broker.start())) {
+        this.broker = null;
+        return;
+      }
+      url = this.broker.localUrl;
+    }
+    const deviceId = resolveDeviceId(m);
+    this.reporter = new MqttReporter({
+      url,
+      cfg: m,
+      files,
+      deviceId,
+      clientId: m.clientId ?? `stagebox-${deviceId}`,
+      topics: topicsFor(m.topicPrefix, deviceId),
+      version: VERSION,
+      snapshot: () => this.healthSnapshot(),
+      clients: () => this.watcher!.clients(),
+      log: this.log,
+    });
+    this.reporter.start();
+  }
+
+  /** The service's own figures, as the health snapshot and the watcher read them. */
+  private figures(): ServiceFigures {
+    return {
+      version: VERSION,
+      uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      capture: this.source.snapshot(),
+      periodFrames: this.config.capture.periodFrames,
+      periods: this.ingest.periods,
+      jitter: this.ingest.jitter.summary(),
+      pool: this.pool.snapshot(),
+      clients: this.server.clientInfos(),
+      bytesSent: this.server.bytesSent(),
+    };
+  }
+
+  /** The health snapshot (MQTT health topic; for /healthz and /metrics too). Never waits on a system call. */
+  healthSnapshot(): HealthSnapshot {
+    const sys = this.collector?.latest() ?? { sampledAt: null, cpu: null, mem: null, disk: null, net: null, throttle: null, skippedCalls: 0, failedCalls: 0 };
+    return buildHealthSnapshot(sys, this.figures());
   }
 
   private async detachSource(source: CaptureSource): Promise<void> {
@@ -287,6 +372,10 @@ export class Controller {
       state: this.store ? { dir: this.config.state.dir, writes: this.store.writes, lastWriteError: this.store.lastWriteError } : { dir: this.config.state.dir, writes: 0, lastWriteError: 'state dir unusable: not saving' },
       mixing: { maxOutputDb: this.metadata.maxOutputDb, adminEnabled: this.config.admin.token !== null },
       clients: this.server.clientInfos(),
+      bytesSent: this.server.bytesSent(),
+      health: this.healthSnapshot(),
+      system: this.collector ? { skippedCalls: this.collector.latest().skippedCalls, failedCalls: this.collector.latest().failedCalls, intervalS: this.config.health.systemIntervalS } : null,
+      mqtt: this.reporter ? this.reporter.status() : { enabled: this.config.mqtt.enabled, connected: false, url: null },
       systemd: {
         notify: this.notify.enabled,
         ready: this.ready,
@@ -317,6 +406,11 @@ export class Controller {
     this.watchdog?.stop();
     await this.reloading;
     const steps: [string, () => Promise<void>][] = [
+      // MQTT first: "offline" goes out while everything else still stands.
+      ['mqtt', async () => this.reporter?.stop()],
+      ['health watcher', async () => this.watcher?.stop()],
+      ['system collector', async () => this.collector?.stop()],
+      ['embedded MQTT broker', async () => this.broker?.stop()],
       ['capture', async () => {
         this.ingest?.detach(this.source);
         await this.source?.stop();

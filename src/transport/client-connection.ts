@@ -23,6 +23,8 @@ export interface ClientInfo {
   /** Gain the mix's limiter took off in the last period, dB (null when not mixing). */
   limiterReductionDb: number | null;
   sentPackets: number;
+  /** Audio bytes handed to the socket (WebSocket frames, headers included). */
+  bytesSent: number;
   drops: number;
   queued: number;
   rttMs: number | null;
@@ -53,6 +55,7 @@ export class ClientConnection implements PacketSink {
   playbackBufferMs: number | null = null;
   underruns: number | null = null;
   sentPackets = 0;
+  bytesSent = 0;
   drops = 0;
   closed = false;
   readonly connectedAt = performance.now();
@@ -113,6 +116,7 @@ export class ClientConnection implements PacketSink {
       channels: this.output ? [...this.output.channels] : [],
       limiterReductionDb: this.output?.mix ? Math.round(this.output.mix.limiter.gainReductionDb * 100) / 100 : null,
       sentPackets: this.sentPackets,
+      bytesSent: this.bytesSent,
       drops: this.drops,
       queued: this.queue.length,
       rttMs: this.rttMs,
@@ -126,6 +130,7 @@ export class ClientConnection implements PacketSink {
     if (this.inFlight === 0) this.lastWriteAt = performance.now();
     this.inFlight++;
     this.sentPackets++;
+    this.bytesSent += packet.length;
     this.socket.write(packet, this.onWritten);
     this.serverLatency.record(performance.now() - arrivalMs);
   }

@@ -42,6 +42,8 @@ export class StreamServer {
   private sweepTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private stopping = false;
+  /** Audio bytes sent to clients that have gone (live clients count their own). */
+  private bytesSentGone = 0;
   control!: ControlHandler;
 
   constructor(
@@ -135,6 +137,7 @@ export class StreamServer {
     if (conn.closed) return;
     conn.markClosed();
     this.clients.delete(conn);
+    this.bytesSentGone += conn.bytesSent;
     if (conn.output) this.outputs.unsubscribe(conn, conn.output);
     conn.output = null;
     if (conn.clientId !== null && this.byId.get(conn.clientId) === conn) this.byId.delete(conn.clientId);
@@ -183,6 +186,13 @@ export class StreamServer {
 
   logSocketError(conn: ClientConnection | undefined, err: Error): void {
     this.log.warn({ clientId: conn?.clientId ?? null, address: conn?.address, err: err.message }, 'client socket error');
+  }
+
+  /** Audio bytes sent since start, to every client including those gone. */
+  bytesSent(): number {
+    let n = this.bytesSentGone;
+    for (const c of this.clients) n += c.bytesSent;
+    return n;
   }
 
   clientInfos(): ClientInfo[] {

@@ -119,6 +119,46 @@ describe('invalid configuration is refused with exit code 2', () => {
     assert.equal(r.code, 2, show(r));
     assert.ok(r.stderr.includes('--no-such-option'), show(r));
   });
+
+  test('mqtt.url with an http:// scheme is refused naming the key, the value and the allowed schemes', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'http://broker.local:1883' } })]);
+    assertConfigRejected(r, ['mqtt.url', 'http://broker.local:1883', 'allowed', 'mqtt://', 'mqtts://', 'ws://', 'wss://']);
+  });
+
+  test('mqtt.url with a login in it is refused without echoing the password', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtt://user:hunter2secret@broker.local' } })]);
+    assertConfigRejected(r, ['mqtt.url', 'mqtt.credentialsFile']);
+    assert.ok(!r.stderr.includes('hunter2secret'), show(r));
+  });
+
+  test('mqtt.healthIntervalS 0 is refused naming the key, the value and the lower bound 1', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { healthIntervalS: 0 } })]);
+    assertConfigRejected(r, ['mqtt.healthIntervalS', '0', 'allowed', '>= 1']);
+  });
+
+  test('mqtt.deviceId with a "/" is refused naming the key and the characters allowed', async () => {
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { deviceId: 'stage/left' } })]);
+    assertConfigRejected(r, ['mqtt.deviceId', 'stage/left', 'allowed', 'a-z']);
+  });
+
+  test('mqtt.credentialsFile naming a missing file is refused naming the key and the path', async () => {
+    const missing = '/nonexistent-stagebox-dir/mqtt-credentials.json';
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtt://127.0.0.1:1', credentialsFile: missing } })]);
+    assertConfigRejected(r, ['mqtt.credentialsFile', missing, 'allowed', 'readable file', 'ENOENT']);
+  });
+
+  test('a credentials file of the wrong shape is refused without showing its content', async () => {
+    const creds = writeTempFile('creds.json', JSON.stringify({ user: 'x', password: 'do-not-show-this' }));
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtt://127.0.0.1:1', credentialsFile: creds } })]);
+    assertConfigRejected(r, ['mqtt.credentialsFile', creds, 'username']);
+    assert.ok(!r.stderr.includes('do-not-show-this'), show(r));
+  });
+
+  test('mqtt.certFile without mqtt.keyFile is refused naming both keys', async () => {
+    const cert = writeTempFile('cert.pem', 'x');
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtts://127.0.0.1:1', certFile: cert } })]);
+    assertConfigRejected(r, ['mqtt.keyFile', 'mqtt.certFile']);
+  });
 });
 
 describe('informational commands exit 0', () => {

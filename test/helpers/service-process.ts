@@ -67,8 +67,15 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   return out;
 }
 
-/** Every test service listens on 127.0.0.1, on a port the kernel picks, and logs at info (the "listening" line). */
-export const BASE_CONFIG = { server: { host: '127.0.0.1', port: 0 }, log: { level: 'info' } };
+/**
+ * Every test service listens on 127.0.0.1, on a port the kernel picks, and logs at info (the "listening" line);
+ * its embedded MQTT broker too (never 1883, which a developer's own broker may hold).
+ */
+export const BASE_CONFIG = {
+  server: { host: '127.0.0.1', port: 0 },
+  mqtt: { embeddedBroker: { host: '127.0.0.1', port: 0 } },
+  log: { level: 'info' },
+};
 
 export interface StartOptions {
   /** Merged over BASE_CONFIG and written to a temp file passed with --config. */
