@@ -7,7 +7,8 @@ import { AudioWatchdog, healthLimits } from './watchdog';
 import type { CaptureSource, CaptureStatus } from '../capture/capture-source';
 import { PeriodIngest } from '../capture/period-ingest';
 import { ControlHandler, type SourceInfo } from '../control/control-handler';
-import { createStatusRoutes } from '../health/status-routes';
+import { createStatusRoutes, type Health } from '../health/status-routes';
+import { PrometheusMetrics } from '../health/prometheus-metrics';
 import { OutputRegistry } from '../pool/output-registry';
 import { resolvePoolSize } from '../pool/pool-size';
 import { SendPool } from '../pool/send-pool';
@@ -19,7 +20,7 @@ import { StateDirError, StateStore } from './state-store';
 import { frameInPlace } from '../transport/ws-frame';
 import { SystemCollector } from '../health/system-collector';
 import { HealthWatcher, type HealthEvent } from '../health/health-watcher';
-import { buildHealthSnapshot, type HealthSnapshot, type ServiceFigures } from '../health/health-snapshot';
+import { buildHealthSnapshot, summarizeClient, type HealthSnapshot, type ServiceFigures } from '../health/health-snapshot';
 import { EmbeddedBroker } from '../health/embedded-broker';
 import { MqttReporter } from '../health/mqtt-reporter';
 import { readMqttFiles, resolveDeviceId, topicsFor, type MqttFiles } from '../health/mqtt-options';
@@ -50,6 +51,11 @@ export class Controller {
   private reloading: Promise<void> | null = null;
   /** True once READY=1 went out (or would have, without systemd). */
   ready = false;
+  readonly metrics = new PrometheusMetrics({
+    healthSnapshot: () => this.healthSnapshot(),
+    latency: () => ({ server: this.pool.serverLatency.summary(), captureBlock: this.pool.captureBlock.summary() }),
+    clients: () => this.server.clientInfos().map(summarizeClient),
+  });
   port = 0;
 
   /**
@@ -384,6 +390,30 @@ export class Controller {
         reason: this.watchdog ? this.watchdog.last.reason : null,
         pings: this.watchdog?.pings ?? 0,
         maxLoopStallMs: this.watchdog ? Math.round(this.watchdog.maxLateMs) : null,
+      },
+    };
+  }
+
+  /**
+   * GET /healthz: healthy while the service is up and capturing. A box with
+   * no interface plugged in is up but not healthy (it has nothing to give
+   * the musicians), and neither is one whose audio-path watchdog is failing.
+   */
+  healthz(): Health {
+    const cap = this.source.snapshot();
+    const reasons: string[] = [];
+    if (this.stopping) reasons.push('service stopping');
+    else if (!this.ready) reasons.push('service starting');
+    if (cap.state !== 'running') reasons.push(`capture ${cap.state} on ${cap.device}${cap.lastError ? `: ${cap.lastError}` : ''}`);
+    if (this.watchdog && !this.watchdog.last.healthy) reasons.push(`audio path unhealthy: ${this.watchdog.last.reason}`);
+    return {
+      healthy: reasons.length === 0,
+      reasons,
+      body: {
+        version: VERSION,
+        uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+        capture: { state: cap.state, source: cap.kind, device: cap.device },
+        clients: this.server.clients.size,
       },
     };
   }

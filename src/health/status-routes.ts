@@ -1,9 +1,20 @@
 import type http from 'node:http';
 
+import type { PrometheusMetrics } from './prometheus-metrics';
+
+/** /healthz's verdict: healthy, or the reasons it is not. */
+export interface Health {
+  healthy: boolean;
+  reasons: string[];
+  body: object;
+}
+
 /** What the HTTP API needs from the rest of the service. */
 export interface StatusProvider {
   status(): object;
   resetPerf(): void;
+  healthz(): Health;
+  readonly metrics: PrometheusMetrics;
 }
 
 function sendJson(res: http.ServerResponse, code: number, body: unknown): void {
@@ -20,6 +31,22 @@ export function createStatusRoutes(provider: StatusProvider): http.RequestListen
       if (url.pathname === '/api/status') {
         if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: `method ${req.method} not allowed on ${url.pathname}; allowed: GET` });
         return sendJson(res, 200, provider.status());
+      }
+      if (url.pathname === '/healthz') {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: `method ${req.method} not allowed on ${url.pathname}; allowed: GET` });
+        const h = provider.healthz();
+        return sendJson(res, h.healthy ? 200 : 503, { status: h.healthy ? 'ok' : 'unhealthy', reasons: h.reasons, ...h.body });
+      }
+      if (url.pathname === '/metrics') {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: `method ${req.method} not allowed on ${url.pathname}; allowed: GET` });
+        provider.metrics.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': provider.metrics.contentType(), 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+            res.end(req.method === 'HEAD' ? undefined : text);
+          },
+          (err: Error) => sendJson(res, 500, { error: `metrics failed: ${err.message}` }),
+        );
+        return;
       }
       if (url.pathname === '/api/perf/reset') {
         if (req.method !== 'POST') return sendJson(res, 405, { error: `method ${req.method} not allowed on ${url.pathname}; allowed: POST` });
