@@ -88,5 +88,10 @@ export function loadConfig(opts: { path?: string | undefined; env?: NodeJS.Proce
       `config: stream.heartbeatTimeoutMs: got ${config.stream.heartbeatTimeoutMs}; allowed: a number > stream.heartbeatIntervalMs (${config.stream.heartbeatIntervalMs})`,
     );
   }
+  if (config.dashboard.latencyRedMs <= config.dashboard.latencyAmberMs) {
+    throw new ConfigError(
+      `config: dashboard.latencyRedMs: got ${config.dashboard.latencyRedMs}; allowed: a number > dashboard.latencyAmberMs (${config.dashboard.latencyAmberMs})`,
+    );
+  }
   return { config, path: used, envApplied };
 }

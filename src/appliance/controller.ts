@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import type { Config } from './config-schema';
 import type { Logger } from './logger';
 import { createSource } from '../capture/source-factory';
@@ -14,6 +15,12 @@ import { ChannelMetadata } from '../control/channel-metadata';
 import { AdminAuth } from '../control/admin-auth';
 import { StateDirError, StateStore } from './state-store';
 import { frameInPlace } from '../transport/ws-frame';
+import { EventLog } from '../health/event-log';
+import { OverloadWatch } from '../health/overload-watch';
+import { ProcessUsage } from '../health/process-usage';
+import { DashboardFiles } from '../web/dashboard-routes';
+import { LevelMeter } from '../web/level-meter';
+import { LiveFeed } from '../web/live-feed';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
@@ -31,6 +38,13 @@ export class Controller {
   private control!: ControlHandler;
   private store: StateStore | null = null;
   private metadata!: ChannelMetadata;
+  private live: LiveFeed | null = null;
+  /** The last service events (clients, capture, overload), for the dashboard and other reporters. */
+  readonly events = new EventLog(50);
+  private readonly usage = new ProcessUsage();
+  private readonly overload = new OverloadWatch(this.events);
+  private healthTimer: NodeJS.Timeout | null = null;
+  private captureState: string | null = null;
   private readonly startedAt = Date.now();
   port = 0;
 
@@ -61,13 +75,24 @@ export class Controller {
     );
     this.ingest = new PeriodIngest(this.pool);
 
-    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, this.outputs, this.pool.serverLatency, createStatusRoutes(this), this.log);
+    const api = createStatusRoutes(this);
+    const dashboard = this.loadDashboard();
+    const routes: http.RequestListener = dashboard ? (req, res) => dashboard.handle(req, res) || api(req, res) : api;
+    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, this.outputs, this.pool.serverLatency, routes, this.log);
+    this.server.events = this.events;
+    const ingest = this.ingest;
+    this.live = new LiveFeed({ maxViewers: cfg.dashboard.maxViewers }, () => this.status(), new LevelMeter(() => this.pool.ring, () => ingest.nextSeq), this.log);
+    this.server.addUpgradeRoute('/api/live', this.live.handleUpgrade);
     this.control = new ControlHandler({
       version: VERSION,
       stream: cfg.stream,
       outputs: this.outputs,
       source: () => this.sourceInfo(),
-      claimClientId: (conn, id) => this.server.claimClientId(conn, id),
+      claimClientId: (conn, id) => {
+        const replaced = this.server.claimClientId(conn, id);
+        this.events.add('client-joined', { clientId: id, name: conn.name, address: conn.address, replacedOlder: replaced !== null });
+        return replaced;
+      },
       findClient: (id) => this.server.findClient(id),
       clients: () => this.server.clients,
       metadata: (this.metadata = new ChannelMetadata(this.store)),
@@ -81,6 +106,9 @@ export class Controller {
     this.server.control = this.control;
     this.port = await this.server.listen();
     this.log.info({ host: cfg.server.host, port: this.port }, 'listening');
+    this.events.add('service-started', { version: VERSION, port: this.port });
+    this.healthTimer = setInterval(this.healthCheck, 1000);
+    this.healthTimer.unref();
 
     this.ingest.attach(source);
     source.on('state', (s: CaptureStatus) => this.onSourceState(s));
@@ -90,6 +118,23 @@ export class Controller {
     source.on('retry', (r: { delayMs: number; reason: string }) => this.log.warn({ retryInMs: r.delayMs, err: r.reason }, 'capture device unavailable; retrying'));
     source.start();
   }
+
+  /** The dashboard's files; a missing or unreadable folder is logged and the service runs without the page. */
+  private loadDashboard(): DashboardFiles | null {
+    try {
+      return new DashboardFiles();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'dashboard files unreadable: no dashboard at /');
+      return null;
+    }
+  }
+
+  /** Once a second, off the audio path: CPU sample and the overload watch. */
+  private readonly healthCheck = (): void => {
+    this.usage.sample();
+    const p = this.pool.snapshot();
+    this.overload.check({ deadlineMisses: p.deadlineMisses, skippedPeriods: p.skippedPeriods, xruns: this.source.snapshot().xruns });
+  };
 
   /** Loads saved state; an unusable state dir is logged and the service runs without saving. */
   private async openState(): Promise<ClientMemory | null> {
@@ -108,6 +153,11 @@ export class Controller {
 
   private onSourceState(s: CaptureStatus): void {
     const fields = { state: s.state, device: s.device, format: s.format, err: s.lastError };
+    const prev = this.captureState;
+    this.captureState = s.state;
+    const down = s.state === 'no-device' || s.state === 'error' || s.state === 'retrying';
+    const kind = prev === 'running' && down ? 'device-lost' : s.state === 'running' && prev !== null && prev !== 'starting' ? 'device-found' : 'capture-state';
+    if (s.state !== 'stopped') this.events.add(kind, { state: s.state, previous: prev, device: s.device, err: s.lastError });
     if (s.state === 'running') this.log.info(fields, 'capture running');
     else if (s.state === 'error' || s.state === 'no-device') this.log.warn(fields, `capture ${s.state}`);
     const info = { type: 'source', ...this.sourceInfo() };
@@ -138,6 +188,13 @@ export class Controller {
       state: this.store ? { dir: this.config.state.dir, writes: this.store.writes, lastWriteError: this.store.lastWriteError } : { dir: this.config.state.dir, writes: 0, lastWriteError: 'state dir unusable: not saving' },
       mixing: { maxOutputDb: this.metadata.maxOutputDb, adminEnabled: this.config.admin.token !== null },
       clients: this.server.clientInfos(),
+      process: this.usage.snapshot(),
+      dashboard: {
+        ...(this.live?.snapshot() ?? { viewers: 0, maxViewers: this.config.dashboard.maxViewers, skippedPushes: 0, refused: 0 }),
+        latencyAmberMs: this.config.dashboard.latencyAmberMs,
+        latencyRedMs: this.config.dashboard.latencyRedMs,
+      },
+      events: this.events.recent(),
     };
   }
 
@@ -159,6 +216,10 @@ export class Controller {
         this.ingest?.detach(this.source);
         await this.source?.stop();
       }],
+      ['health timer', async () => {
+        if (this.healthTimer) clearInterval(this.healthTimer);
+      }],
+      ['live feed', async () => this.live?.stop()],
       ['stream server', async () => this.server?.stop()],
       ['send pool', async () => this.pool?.stop()],
       ['state', async () => this.store?.stop()],
