@@ -5,8 +5,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages: alsa-lib headers for the alsa-capture addon, alsa-utils for
-# the tests' ALSA tooling, a toolchain for node-gyp.
-APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config
+# the tests' ALSA tooling, a toolchain for node-gyp, Chromium and a font for
+# the dashboard's browser tests (playwright-core drives /usr/bin/chromium; it
+# never downloads a browser of its own).
+APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config chromium fonts-dejavu-core
 SCENARIOS ?=
 SECONDS ?=
 
