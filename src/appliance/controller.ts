@@ -45,6 +45,7 @@ export class Controller {
   private readonly overload = new OverloadWatch(this.events);
   private healthTimer: NodeJS.Timeout | null = null;
   private captureState: string | null = null;
+  private deviceLost = false;
   private readonly startedAt = Date.now();
   port = 0;
 
@@ -155,9 +156,18 @@ export class Controller {
     const fields = { state: s.state, device: s.device, format: s.format, err: s.lastError };
     const prev = this.captureState;
     this.captureState = s.state;
-    const down = s.state === 'no-device' || s.state === 'error' || s.state === 'retrying';
-    const kind = prev === 'running' && down ? 'device-lost' : s.state === 'running' && prev !== null && prev !== 'starting' ? 'device-found' : 'capture-state';
-    if (s.state !== 'stopped') this.events.add(kind, { state: s.state, previous: prev, device: s.device, err: s.lastError });
+    if (s.state !== 'stopped') {
+      // Lost: it was running and is not. Found: running again after a loss (through any reopen states).
+      let kind = 'capture-state';
+      if (prev === 'running' && s.state !== 'running') {
+        kind = 'device-lost';
+        this.deviceLost = true;
+      } else if (s.state === 'running' && this.deviceLost) {
+        kind = 'device-found';
+        this.deviceLost = false;
+      }
+      this.events.add(kind, { state: s.state, previous: prev, device: s.device, err: s.lastError });
+    }
     if (s.state === 'running') this.log.info(fields, 'capture running');
     else if (s.state === 'error' || s.state === 'no-device') this.log.warn(fields, `capture ${s.state}`);
     const info = { type: 'source', ...this.sourceInfo() };

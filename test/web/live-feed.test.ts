@@ -93,6 +93,17 @@ describe('live feed', () => {
     await waitFor(() => levels(v).length > n + 3, { timeoutMs: 2000, what: 'levels still arriving' });
     c.close();
     await c.waitForClose();
+    // Its coming and going are in the recent events the dashboard shows.
+    let kinds: string[] = [];
+    await waitFor(
+      async () => {
+        const events = (await getStatus(svc.port)) as unknown as { events: { kind: string; fields: { clientId?: string } }[] };
+        kinds = events.events.filter((e) => e.fields.clientId === 'musician').map((e) => e.kind);
+        return kinds.includes('client-left');
+      },
+      { timeoutMs: 5000, what: 'client-left of "musician" in status.events', describe: () => JSON.stringify(kinds) },
+    );
+    assert.deepEqual(kinds, ['client-joined', 'client-left']);
     v.ws.close();
     await v.closed;
   });
