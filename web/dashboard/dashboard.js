@@ -221,7 +221,8 @@
       var fields = [];
       for (var k in e.fields) {
         var v = e.fields[k];
-        if (v !== null && v !== '') fields.push(k + '=' + v);
+        // Zero counts, false flags and empty values are noise on a phone screen; the status JSON has them all.
+        if (v !== null && v !== '' && v !== 0 && v !== false) fields.push(k + '=' + v);
       }
       li.appendChild(el('span', 'fields', fields.join(' ')));
       ol.appendChild(li);
