@@ -8,8 +8,10 @@ SHELL := /bin/bash
 # the tests' ALSA tooling, a toolchain for node-gyp (alsa-capture, native/sd-notify),
 # systemd for systemd-analyze (unit verify and security score), python3 for
 # the tests' AF_UNIX notify socket, Mosquitto (broker and clients) for the MQTT
-# tests, which start their own broker on a free port.
-APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config systemd mosquitto mosquitto-clients
+# tests, which start their own broker on a free port, Chromium and a font for
+# the dashboard's browser tests (playwright-core drives /usr/bin/chromium; it
+# never downloads a browser of its own).
+APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config systemd mosquitto mosquitto-clients chromium fonts-dejavu-core
 SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=

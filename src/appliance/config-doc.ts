@@ -168,8 +168,8 @@ export function renderConfigDoc(): string {
       'absent, and then every key takes its default. `--print-config` prints the effective configuration (defaults, file and ' +
       'environment merged) as JSON and exits.',
     '',
-    `The file is one JSON object with up to ${Object.keys(configSchema.shape).length} sections: ${Object.keys(configSchema.shape).map((k) => code(k)).join(', ')}. Every key is ` +
-      'optional. A minimal file:',
+    `The file is one JSON object with these sections: ${joinAlternatives(Object.keys(configSchema.shape).map(code)).replace(/ or /, ' and ')}. ` +
+      'Every key is optional. A minimal file:',
     '',
     '```json',
     '{ "capture": { "device": "hw:CARD=X32", "channels": 32, "format": "S32_LE" }, "server": { "port": 5100 } }',
@@ -181,9 +181,10 @@ export function renderConfigDoc(): string {
     '- Unknown keys, in the file or in a section, are errors, so a misspelt key never goes unnoticed.',
     '- An invalid configuration stops the service before it opens anything: it exits with code 2 and prints on stderr a ' +
       'message naming the key, the value it got and what is allowed.',
-    '- Besides the per-key limits below, `capture.retryMaxMs` must be >= `capture.retryInitialMs`, and ' +
+    '- Besides the per-key limits below, `capture.retryMaxMs` must be >= `capture.retryInitialMs`, ' +
       '`stream.heartbeatTimeoutMs` must be > `stream.heartbeatIntervalMs`, `mqtt.reconnectMaxMs` must be >= ' +
-      '`mqtt.reconnectInitialMs`, and `mqtt.certFile` and `mqtt.keyFile` are set together or not at all. Files named by ' +
+      '`mqtt.reconnectInitialMs`, `mqtt.certFile` and `mqtt.keyFile` are set together or not at all, and ' +
+      '`dashboard.latencyRedMs` must be > `dashboard.latencyAmberMs`. Files named by ' +
       '`mqtt.caFile`, `mqtt.certFile`, `mqtt.keyFile` and `mqtt.credentialsFile` must be readable at start.',
     '- Every key is read once at start: a change takes effect only after a restart of the service.',
     '',

@@ -97,5 +97,10 @@ export function loadConfig(opts: { path?: string | undefined; env?: NodeJS.Proce
     const [set, unset] = config.mqtt.certFile === null ? ['mqtt.keyFile', 'mqtt.certFile'] : ['mqtt.certFile', 'mqtt.keyFile'];
     throw new ConfigError(`config: ${unset}: got null while ${set} is set; allowed: both set (a client certificate and its key) or both null`);
   }
+  if (config.dashboard.latencyRedMs <= config.dashboard.latencyAmberMs) {
+    throw new ConfigError(
+      `config: dashboard.latencyRedMs: got ${config.dashboard.latencyRedMs}; allowed: a number > dashboard.latencyAmberMs (${config.dashboard.latencyAmberMs})`,
+    );
+  }
   return { config, path: used, envApplied };
 }

@@ -235,6 +235,31 @@ const mqttSchema = z
   .strict()
   .default({});
 
+const dashboardSchema = z
+  .object({
+    maxViewers: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(8)
+      .describe('Most dashboards (live feed WebSockets at /api/live) at once; the next is closed with 1013. Dashboards never count as stream clients.'),
+    latencyAmberMs: z
+      .number()
+      .min(1)
+      .max(10000)
+      .default(20)
+      .describe('A client whose round-trip time (box ping to pong) reaches this shows amber on the dashboard, ms.'),
+    latencyRedMs: z
+      .number()
+      .min(1)
+      .max(10000)
+      .default(50)
+      .describe('A client whose round-trip time reaches this shows red on the dashboard, ms. Must be > dashboard.latencyAmberMs.'),
+  })
+  .strict()
+  .default({});
+
 const logSchema = z
   .object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
@@ -252,6 +277,7 @@ export const configSchema = z
     admin: adminSchema,
     health: healthSchema,
     mqtt: mqttSchema,
+    dashboard: dashboardSchema,
     log: logSchema,
   })
   .strict();
@@ -262,6 +288,7 @@ export type StreamConfig = Config['stream'];
 export type AdminConfig = Config['admin'];
 export type HealthConfig = Config['health'];
 export type MqttConfig = Config['mqtt'];
+export type DashboardConfig = Config['dashboard'];
 
 /** Env variables for the common keys: name → dotted config key. */
 export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string' | 'number' | 'auto-number' }>> = {

@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import type { Config } from './config-schema';
 import type { Logger } from './logger';
 import { createSource } from '../capture/source-factory';
@@ -24,6 +25,12 @@ import { buildHealthSnapshot, summarizeClient, type HealthSnapshot, type Service
 import { EmbeddedBroker } from '../health/embedded-broker';
 import { MqttReporter } from '../health/mqtt-reporter';
 import { readMqttFiles, resolveDeviceId, topicsFor, type MqttFiles } from '../health/mqtt-options';
+import { EventLog } from '../health/event-log';
+import { OverloadWatch } from '../health/overload-watch';
+import { ProcessUsage } from '../health/process-usage';
+import { DashboardFiles } from '../web/dashboard-routes';
+import { LevelMeter } from '../web/level-meter';
+import { LiveFeed } from '../web/live-feed';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
@@ -45,6 +52,14 @@ export class Controller {
   private watcher: HealthWatcher | null = null;
   private broker: EmbeddedBroker | null = null;
   private reporter: MqttReporter | null = null;
+  private live: LiveFeed | null = null;
+  /** The last service events (clients, capture, overload), for the dashboard and other reporters. */
+  readonly events = new EventLog(50);
+  private readonly usage = new ProcessUsage();
+  private readonly overload = new OverloadWatch(this.events);
+  private healthTimer: NodeJS.Timeout | null = null;
+  private captureState: string | null = null;
+  private deviceLost = false;
   private readonly startedAt = Date.now();
   private watchdog: AudioWatchdog | null = null;
   private stopping = false;
@@ -93,13 +108,24 @@ export class Controller {
     );
     this.ingest = new PeriodIngest(this.pool);
 
-    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, this.outputs, this.pool.serverLatency, createStatusRoutes(this), this.log);
+    const api = createStatusRoutes(this);
+    const dashboard = this.loadDashboard();
+    const routes: http.RequestListener = dashboard ? (req, res) => dashboard.handle(req, res) || api(req, res) : api;
+    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, this.outputs, this.pool.serverLatency, routes, this.log);
+    this.server.events = this.events;
+    const ingest = this.ingest;
+    this.live = new LiveFeed({ maxViewers: cfg.dashboard.maxViewers }, () => this.status(), new LevelMeter(() => this.pool.ring, () => ingest.nextSeq), this.log);
+    this.server.addUpgradeRoute('/api/live', this.live.handleUpgrade);
     this.control = new ControlHandler({
       version: VERSION,
       stream: cfg.stream,
       outputs: this.outputs,
       source: () => this.sourceInfo(),
-      claimClientId: (conn, id) => this.server.claimClientId(conn, id),
+      claimClientId: (conn, id) => {
+        const replaced = this.server.claimClientId(conn, id);
+        this.events.add('client-joined', { clientId: id, name: conn.name, address: conn.address, replacedOlder: replaced !== null });
+        return replaced;
+      },
       findClient: (id) => this.server.findClient(id),
       clients: () => this.server.clients,
       metadata: (this.metadata = new ChannelMetadata(this.store)),
@@ -113,6 +139,9 @@ export class Controller {
     this.server.control = this.control;
     this.port = await this.server.listen();
     this.log.info({ host: cfg.server.host, port: this.port }, 'listening');
+    this.events.add('service-started', { version: VERSION, port: this.port });
+    this.healthTimer = setInterval(this.healthCheck, 1000);
+    this.healthTimer.unref();
 
     this.attachSource(source);
     await this.startHealth(mqttFiles);
@@ -321,6 +350,22 @@ export class Controller {
     this.log.info({ action, capture: this.source.snapshot().state, device: this.source.snapshot().device }, 're-probed capture devices (SIGHUP)');
     if (!this.stopping) this.notify.ready(this.statusText());
   }
+  /** The dashboard's files; a missing or unreadable folder is logged and the service runs without the page. */
+  private loadDashboard(): DashboardFiles | null {
+    try {
+      return new DashboardFiles();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'dashboard files unreadable: no dashboard at /');
+      return null;
+    }
+  }
+
+  /** Once a second, off the audio path: CPU sample and the overload watch. */
+  private readonly healthCheck = (): void => {
+    this.usage.sample();
+    const p = this.pool.snapshot();
+    this.overload.check({ deadlineMisses: p.deadlineMisses, skippedPeriods: p.skippedPeriods, xruns: this.source.snapshot().xruns });
+  };
 
   /** Loads saved state; an unusable state dir is logged and the service runs without saving. */
   private async openState(): Promise<ClientMemory | null> {
@@ -347,6 +392,20 @@ export class Controller {
 
   private readonly onSourceState = (s: CaptureStatus): void => {
     const fields = { state: s.state, device: s.device, format: s.format, err: s.lastError };
+    const prev = this.captureState;
+    this.captureState = s.state;
+    if (s.state !== 'stopped') {
+      // Lost: it was running and is not. Found: running again after a loss (through any reopen states).
+      let kind = 'capture-state';
+      if (prev === 'running' && s.state !== 'running') {
+        kind = 'device-lost';
+        this.deviceLost = true;
+      } else if (s.state === 'running' && this.deviceLost) {
+        kind = 'device-found';
+        this.deviceLost = false;
+      }
+      this.events.add(kind, { state: s.state, previous: prev, device: s.device, err: s.lastError });
+    }
     if (s.state === 'running') this.log.info(fields, 'capture running');
     else if (s.state === 'error' || s.state === 'no-device') this.log.warn(fields, `capture ${s.state}`);
     const info = { type: 'source', ...this.sourceInfo() };
@@ -391,6 +450,13 @@ export class Controller {
         pings: this.watchdog?.pings ?? 0,
         maxLoopStallMs: this.watchdog ? Math.round(this.watchdog.maxLateMs) : null,
       },
+      process: this.usage.snapshot(),
+      dashboard: {
+        ...(this.live?.snapshot() ?? { viewers: 0, maxViewers: this.config.dashboard.maxViewers, skippedPushes: 0, refused: 0 }),
+        latencyAmberMs: this.config.dashboard.latencyAmberMs,
+        latencyRedMs: this.config.dashboard.latencyRedMs,
+      },
+      events: this.events.recent(),
     };
   }
 
@@ -445,6 +511,10 @@ export class Controller {
         this.ingest?.detach(this.source);
         await this.source?.stop();
       }],
+      ['health timer', async () => {
+        if (this.healthTimer) clearInterval(this.healthTimer);
+      }],
+      ['live feed', async () => this.live?.stop()],
       ['stream server', async () => this.server?.stop()],
       ['send pool', async () => this.pool?.stop()],
       ['state', async () => this.store?.stop()],

@@ -43,6 +43,11 @@ export class PeriodIngest {
     return this.format;
   }
 
+  /** The seq the next period will get; every earlier one has been written to the ring (or skipped). */
+  get nextSeq(): number {
+    return this.seq;
+  }
+
   private readonly onFormat = (f: CaptureFormat): void => {
     this.format = f;
     this.pool.setShape({ channels: f.channels, rate: f.rate });

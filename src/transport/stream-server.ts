@@ -20,6 +20,14 @@ export interface Logger {
   warn(obj: object, msg: string): void;
 }
 
+/** Where the server reports clients coming and going (health/event-log.ts). */
+export interface EventSink {
+  add(kind: string, fields: Record<string, string | number | boolean | null>): unknown;
+}
+
+/** Takes over an upgrade request for its path (another WebSocketServer in noServer mode). */
+export type UpgradeRoute = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
 const kConn = Symbol('stagebox.connection');
 const kServer = Symbol('stagebox.server');
 type TaggedSocket = WebSocket & { [kConn]?: ClientConnection };
@@ -44,7 +52,9 @@ export class StreamServer {
   private stopping = false;
   /** Audio bytes sent to clients that have gone (live clients count their own). */
   private bytesSentGone = 0;
+  private readonly upgradeRoutes = new Map<string, UpgradeRoute>();
   control!: ControlHandler;
+  events: EventSink | null = null;
 
   constructor(
     private readonly opts: StreamServerOptions,
@@ -62,9 +72,21 @@ export class StreamServer {
       clientTracking: false,
     });
     this.http.on('upgrade', (req, socket, head) => {
+      const route = this.upgradeRoutes.get(pathOf(req.url));
+      if (route) return route(req, socket, head);
       socket.on('error', () => socket.destroy());
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, socket));
     });
+  }
+
+  /**
+   * WebSocket upgrades for `path` go to `route` instead of becoming stream
+   * clients (the dashboards' live feed): they never count against
+   * stream.maxClients and have no hello or heartbeat rules. Every other path
+   * stays a stream client, as before.
+   */
+  addUpgradeRoute(path: string, route: UpgradeRoute): void {
+    this.upgradeRoutes.set(path, route);
   }
 
   /** Listens; resolves with the bound port. */
@@ -96,6 +118,7 @@ export class StreamServer {
     }
     if (this.clients.size >= this.opts.stream.maxClients) {
       this.log.warn({ address, maxClients: this.opts.stream.maxClients }, 'client refused: server full');
+      this.events?.add('client-refused', { address, reason: 'server full' });
       ws.close(CLOSE.TRY_AGAIN_LATER, `server full: ${this.opts.stream.maxClients} clients`);
       return;
     }
@@ -123,6 +146,7 @@ export class StreamServer {
     if (conn.closed) return;
     this.detach(conn);
     this.log.info({ clientId: conn.clientId, address: conn.address, code, reason }, 'client closed by box');
+    this.events?.add('client-left', { clientId: conn.clientId, address: conn.address, code, reason, by: 'box' });
     try {
       conn.ws.close(code, reason);
     } catch {
@@ -156,6 +180,7 @@ export class StreamServer {
     if (conn.closed) return;
     this.detach(conn);
     this.log.info({ clientId: conn.clientId, address: conn.address, code, reason: reason.toString() }, 'client disconnected');
+    this.events?.add('client-left', { clientId: conn.clientId, address: conn.address, code, reason: reason.toString(), by: 'client' });
   }
 
   private readonly sweep = (): void => {
@@ -212,6 +237,13 @@ export class StreamServer {
       setTimeout(resolve, CLOSE_GRACE_MS + 100).unref();
     });
   }
+}
+
+/** The path of a request URL, without its query. */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
 }
 
 function serverOf(ws: WebSocket): StreamServer | undefined {

@@ -87,3 +87,13 @@ test('rules across keys are checked: retryMaxMs below retryInitialMs', () => {
   const p = file({ capture: { retryInitialMs: 5000, retryMaxMs: 1000 } });
   assert.match(configError(() => loadConfig({ path: p, env: {} })), /capture\.retryMaxMs: got 1000; allowed: a number >= capture\.retryInitialMs \(5000\)/);
 });
+
+test('rules across keys are checked: the dashboard\'s red latency must be above amber', () => {
+  const p = file({ dashboard: { latencyAmberMs: 30, latencyRedMs: 30 } });
+  assert.equal(
+    configError(() => loadConfig({ path: p, env: {} })),
+    'config: dashboard.latencyRedMs: got 30; allowed: a number > dashboard.latencyAmberMs (30)',
+  );
+  const { config } = loadConfig({ path: file({}), env: {} });
+  assert.deepEqual(config.dashboard, { maxViewers: 8, latencyAmberMs: 20, latencyRedMs: 50 });
+});

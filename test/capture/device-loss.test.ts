@@ -130,6 +130,11 @@ describe('capture device missing or lost', () => {
     assert.equal(c.closeInfo, null, 'the client stays connected through the outage');
     const final = await getStatus(svc.port);
     assert.ok(final.capture.stuckReaders <= 1, `stuck readers: ${JSON.stringify(final.capture)}`);
+    // The dashboard's recent events tell the story: lost, then found, naming the device.
+    const events = (final as unknown as { events: { kind: string; fields: { device?: string } }[] }).events;
+    const story = events.filter((e) => e.kind === 'device-lost' || e.kind === 'device-found');
+    assert.deepEqual(story.map((e) => e.kind), ['device-lost', 'device-found'], JSON.stringify(events));
+    assert.ok(story.every((e) => (e.fields.device ?? '').includes(fx.pcmName)), JSON.stringify(story));
     c.close();
   });
 

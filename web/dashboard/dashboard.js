@@ -1,0 +1,269 @@
+// stagebox dashboard: one WebSocket to the box (/api/live), no libraries, no build step.
+// The box pushes {type:"status", status:{…}} about once a second and
+// {type:"levels", peakDb:[…]} about ten times a second.
+(function () {
+  'use strict';
+
+  var METER_MIN_DB = -60; // left end of a meter
+  var HOLD_MS = 1500; // peak-hold marker
+  var STALE_MS = 1500; // no levels for this long: meters dim
+  var $ = function (id) { return document.getElementById(id); };
+
+  var thresholds = { amber: 20, red: 50 };
+  var meters = []; // {el, cover, hold, db, holdDb, holdAt}
+  var lastLevelsAt = 0;
+  var retryMs = 1000;
+
+  // ---- helpers --------------------------------------------------------------
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text); // never innerHTML: names come from phones
+    return e;
+  }
+  function set(id, text) {
+    var e = $(id);
+    if (e) e.textContent = text === undefined || text === null || text === '' ? '—' : String(text);
+  }
+  function num(x, digits) {
+    return typeof x === 'number' && isFinite(x) ? x.toFixed(digits) : null;
+  }
+  function ms(x) {
+    if (typeof x !== 'number' || !isFinite(x)) return null;
+    return (x < 10 ? x.toFixed(1) : String(Math.round(x))) + ' ms';
+  }
+  function duration(s) {
+    if (typeof s !== 'number') return null;
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    return h > 0 ? h + 'h ' + m + 'm' : m > 0 ? m + 'm ' + sec + 's' : sec + 's';
+  }
+  function pick(obj, path) {
+    var v = obj;
+    for (var i = 0; i < path.length; i++) {
+      if (v === null || typeof v !== 'object') return undefined;
+      v = v[path[i]];
+    }
+    return v;
+  }
+  /** green / amber / red against the box's thresholds; "unknown" before the first ping. */
+  function latencyLevel(rtt) {
+    if (typeof rtt !== 'number') return 'unknown';
+    return rtt >= thresholds.red ? 'red' : rtt >= thresholds.amber ? 'amber' : 'green';
+  }
+
+  // ---- meters ---------------------------------------------------------------
+
+  function buildMeters(n) {
+    var box = $('meters');
+    box.textContent = '';
+    meters = [];
+    for (var c = 0; c < n; c++) {
+      var m = el('div', 'meter');
+      m.setAttribute('role', 'meter');
+      m.setAttribute('aria-label', 'Channel ' + (c + 1) + ' peak level');
+      m.setAttribute('aria-valuemin', String(METER_MIN_DB));
+      m.setAttribute('aria-valuemax', '0');
+      m.dataset.channel = String(c);
+      m.dataset.peakDb = '';
+      var bar = el('div', 'bar');
+      var cover = el('div', 'cover');
+      var hold = el('div', 'hold');
+      bar.appendChild(cover);
+      bar.appendChild(hold);
+      var db = el('span', 'db', '—');
+      m.appendChild(el('span', 'ch', c + 1));
+      m.appendChild(bar);
+      m.appendChild(db);
+      box.appendChild(m);
+      meters.push({ el: m, cover: cover, hold: hold, db: db, holdDb: -Infinity, holdAt: 0 });
+    }
+  }
+
+  function frac(db) {
+    return Math.max(0, Math.min(1, (db - METER_MIN_DB) / -METER_MIN_DB));
+  }
+
+  function showLevels(peaks) {
+    var now = Date.now();
+    lastLevelsAt = now;
+    var box = $('meters');
+    box.classList.remove('stale');
+    box.dataset.updates = String((Number(box.dataset.updates) || 0) + 1);
+    if (peaks.length !== meters.length) buildMeters(peaks.length);
+    for (var c = 0; c < peaks.length; c++) {
+      var m = meters[c], v = peaks[c];
+      if (typeof v !== 'number') {
+        m.el.dataset.peakDb = '';
+        m.el.removeAttribute('aria-valuenow');
+        m.db.textContent = '—';
+        m.cover.style.transform = 'scaleX(1)';
+        continue;
+      }
+      m.el.dataset.peakDb = v.toFixed(1);
+      m.el.setAttribute('aria-valuenow', v.toFixed(1));
+      m.db.textContent = v <= -100 ? '−∞' : v.toFixed(1);
+      m.cover.style.transform = 'scaleX(' + (1 - frac(v)).toFixed(3) + ')';
+      if (v >= m.holdDb || now - m.holdAt > HOLD_MS) {
+        m.holdDb = v;
+        m.holdAt = now;
+        m.hold.style.left = 'calc(' + (frac(v) * 100).toFixed(1) + '% - 2px)';
+      }
+    }
+  }
+
+  // ---- status ---------------------------------------------------------------
+
+  function showStatus(s) {
+    var d = s.dashboard || {};
+    if (typeof d.latencyAmberMs === 'number') thresholds.amber = d.latencyAmberMs;
+    if (typeof d.latencyRedMs === 'number') thresholds.red = d.latencyRedMs;
+    set('amber-ms', thresholds.amber);
+    set('red-ms', thresholds.red);
+    set('version', s.version ? 'v' + s.version : null);
+    set('uptime', duration(s.uptimeS));
+
+    var cap = s.capture || {};
+    var st = $('capture-state');
+    st.textContent = cap.state || '—';
+    st.dataset.state = cap.state || '';
+    set('capture-device', cap.device);
+    set('capture-kind', cap.kind);
+    var f = cap.format;
+    set('capture-format', f ? f.channels + ' ch · ' + f.rate / 1000 + ' kHz · ' + f.format + ' · ' + f.periodFrames + ' frames' : null);
+    set('capture-xruns', cap.xruns);
+    set('capture-reopens', cap.reopenCount);
+    set('capture-error', cap.lastError || 'none');
+    if (f && meters.length !== f.channels) buildMeters(f.channels);
+
+    showClients(Array.isArray(s.clients) ? s.clients : []);
+
+    var p = s.pool || {};
+    set('pool-size', p.size === 0 ? '0 (main thread only)' : p.size);
+    set('pool-load', typeof p.utilization === 'number' ? Math.round(p.utilization * 100) + ' %' : null);
+    set('pool-periods', p.inlinePeriods !== undefined ? p.inlinePeriods + ' / ' + p.pooledPeriods : null);
+    set('pool-outputs', p.outputs !== undefined ? p.outputs + ' / ' + p.mixes : null);
+    set('pool-misses', p.deadlineMisses);
+    set('pool-skipped', p.skippedPeriods);
+    set('server-p99', ms(pick(s, ['perf', 'serverLatency', 'p99Ms'])));
+    var drops = 0;
+    (s.clients || []).forEach(function (c) { drops += c.drops || 0; });
+    set('drops', drops);
+
+    // system.* comes from the system collector when the box has one; "—" otherwise.
+    var load = num(pick(s, ['system', 'cpu', 'loadPct']), 0);
+    set('sys-cpu', load !== null ? load + ' %' : null);
+    var temp = num(pick(s, ['system', 'cpu', 'tempC']), 1);
+    set('sys-temp', temp !== null ? temp + ' °C' : null);
+    var mem = num(pick(s, ['system', 'mem', 'usedPct']), 0);
+    set('sys-mem', mem !== null ? mem + ' % used' : null);
+    var pr = s.process || {};
+    var pcpu = num(pr.cpuPct, 1);
+    set('proc-cpu', pcpu !== null ? pcpu + ' % of a core · ' + pr.rssMB + ' MB' : null);
+    set('proc-load', typeof pr.loadAvg1m === 'number' ? pr.loadAvg1m.toFixed(2) + ' (' + pr.cores + ' cores)' : null);
+
+    showEvents(Array.isArray(s.events) ? s.events : []);
+  }
+
+  function showClients(list) {
+    var ul = $('clients');
+    ul.textContent = '';
+    set('client-count', list.length);
+    $('no-clients').hidden = list.length > 0;
+    list.forEach(function (c) {
+      var level = latencyLevel(c.rttMs);
+      var li = el('li', 'client');
+      li.dataset.clientId = c.clientId === null ? '' : c.clientId;
+      li.dataset.latencyLevel = level;
+      li.dataset.rttMs = typeof c.rttMs === 'number' ? String(c.rttMs) : '';
+      var head = el('div', 'head');
+      var dot = el('span', 'dot');
+      dot.dataset.level = level;
+      dot.setAttribute('aria-hidden', 'true');
+      head.appendChild(dot);
+      head.appendChild(el('span', 'name', c.name || c.clientId || '(no hello yet)'));
+      var lat = el('span', 'lat', ms(c.rttMs) || '—');
+      lat.setAttribute('aria-label', 'latency ' + (ms(c.rttMs) || 'not measured yet') + ', ' + level);
+      lat.title = 'round trip of the box\'s ping: ' + level;
+      head.appendChild(lat);
+      li.appendChild(head);
+      var parts = [];
+      if (c.name && c.clientId) parts.push(c.clientId);
+      parts.push(c.address);
+      if (c.mode === 'mix') parts.push('mix' + (c.codec ? ' ' + c.codec : ''));
+      else if (c.mode === 'channels') parts.push(c.codec + ' · ch ' + c.channels.map(function (x) { return x + 1; }).join(','));
+      else parts.push('not subscribed');
+      if (typeof c.playbackBufferMs === 'number') parts.push('buffer ' + ms(c.playbackBufferMs));
+      if (typeof c.underruns === 'number') parts.push(c.underruns + ' underruns');
+      parts.push(c.drops + ' drops');
+      if (c.queued) parts.push(c.queued + ' queued');
+      parts.push(duration(c.connectedS));
+      li.appendChild(el('div', 'detail', parts.join(' · ')));
+      ul.appendChild(li);
+    });
+  }
+
+  var shownEventSeq = -1;
+  function showEvents(events) {
+    var last = events.length ? events[events.length - 1].seq : 0;
+    if (last === shownEventSeq) return;
+    shownEventSeq = last;
+    var ol = $('events');
+    ol.textContent = '';
+    for (var i = events.length - 1; i >= 0; i--) {
+      var e = events[i];
+      var li = el('li');
+      li.dataset.kind = e.kind;
+      var t = el('time', null, new Date(e.at).toLocaleTimeString());
+      t.dateTime = new Date(e.at).toISOString();
+      li.appendChild(t);
+      li.appendChild(el('span', 'kind', e.kind));
+      var fields = [];
+      for (var k in e.fields) {
+        var v = e.fields[k];
+        // Zero counts, false flags and empty values are noise on a phone screen; the status JSON has them all.
+        if (v !== null && v !== '' && v !== 0 && v !== false) fields.push(k + '=' + v);
+      }
+      li.appendChild(el('span', 'fields', fields.join(' ')));
+      ol.appendChild(li);
+    }
+  }
+
+  // ---- connection -----------------------------------------------------------
+
+  function setConn(state, text) {
+    var b = $('conn');
+    b.dataset.state = state;
+    b.textContent = text;
+  }
+
+  function connect() {
+    var ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/live');
+    ws.onopen = function () {
+      retryMs = 1000;
+      setConn('live', 'live');
+    };
+    ws.onmessage = function (ev) {
+      var msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      if (msg.type === 'levels') showLevels(msg.peakDb);
+      else if (msg.type === 'status') showStatus(msg.status);
+    };
+    ws.onclose = function (ev) {
+      var wait = ev.code === 1013 ? 10000 : retryMs;
+      retryMs = Math.min(retryMs * 2, 8000);
+      setConn('offline', ev.code === 1013 ? 'too many dashboards open; retrying' : 'offline; reconnecting');
+      setTimeout(connect, wait);
+    };
+  }
+
+  setInterval(function () {
+    if (lastLevelsAt && Date.now() - lastLevelsAt > STALE_MS) $('meters').classList.add('stale');
+  }, 500);
+
+  connect();
+})();
