@@ -58,6 +58,8 @@ export function measurementFields(load: LoadShape, m: Measurement): ReportLine {
     // Cumulative counters in status: reported as the change over the window.
     inlinePeriods: after.pool.inlinePeriods - before.pool.inlinePeriods,
     pooledPeriods: after.pool.pooledPeriods - before.pool.pooledPeriods,
+    inlineMixPeriods: after.pool.inlineMixPeriods - before.pool.inlineMixPeriods,
+    pooledMixPeriods: after.pool.pooledMixPeriods - before.pool.pooledMixPeriods,
     skippedPeriods: after.pool.skippedPeriods - before.pool.skippedPeriods,
     xruns: after.capture.xruns - before.capture.xruns,
     encodeErrors: after.pool.encodeErrors - before.pool.encodeErrors,

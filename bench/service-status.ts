@@ -22,6 +22,9 @@ export interface ServiceStatus {
     periods: number;
     inlinePeriods: number;
     pooledPeriods: number;
+    /** Periods whose mixes rendered inline / in the workers; 0 from an older service. */
+    inlineMixPeriods: number;
+    pooledMixPeriods: number;
     skippedPeriods: number;
     deadlineMisses: number;
     encodeErrors: number;
@@ -70,6 +73,8 @@ export function parseStatus(json: unknown): ServiceStatus {
       periods: optNum(pool, 'periods'),
       inlinePeriods: num(pool, 'inlinePeriods', 'pool'),
       pooledPeriods: num(pool, 'pooledPeriods', 'pool'),
+      inlineMixPeriods: optNum(pool, 'inlineMixPeriods'),
+      pooledMixPeriods: optNum(pool, 'pooledMixPeriods'),
       skippedPeriods: optNum(pool, 'skippedPeriods'),
       deadlineMisses: num(pool, 'deadlineMisses', 'pool'),
       encodeErrors: optNum(pool, 'encodeErrors'),

@@ -90,7 +90,7 @@ const poolSchema = z
       .max(90)
       .default(50)
       .describe(
-        'Share of one period the main thread may spend encoding it, percent. The pool measures what encoding costs on this machine and encodes a period on the main thread while the predicted time fits this budget, in the workers otherwise (the hop costs more than it saves for small loads; see docs/architecture.md). 0: always use the workers.',
+        'Share of one period the main thread may spend encoding and mixing it, percent. The pool measures what encoding channel outputs and rendering personal mixes cost on this machine and does each on the main thread while the predicted time fits this budget, in the workers otherwise (the hop costs more than it saves for small loads; see docs/architecture.md). Opus encoding of mixes always runs on the main thread. 0: always use the workers.',
       ),
   })
   .strict()

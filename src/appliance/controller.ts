@@ -96,7 +96,9 @@ export class Controller {
     const memory = await this.openState();
 
     const poolSize = resolvePoolSize(cfg.pool.size);
-    this.pool = new SendPool({ size: poolSize, inlineBudgetPct: cfg.pool.inlineBudgetPct, periodFrames: cfg.capture.periodFrames }, this.outputs, {
+    // Mix slab slots: one mix per client, plus headroom for clients switching mixes (a new mix is made before the old one is freed).
+    const maxMixes = cfg.stream.maxClients + 64;
+    this.pool = new SendPool({ size: poolSize, inlineBudgetPct: cfg.pool.inlineBudgetPct, periodFrames: cfg.capture.periodFrames, maxMixes }, this.outputs, {
       channels: 1,
       rate: cfg.capture.rate,
     }, frameInPlace);

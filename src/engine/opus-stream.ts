@@ -22,7 +22,6 @@
  * returns and the re-blocker's timestamp BigInts.
  */
 import { FrameReblocker, type ReblockedFrame } from './frame-reblocker';
-import { floatToPcm16 } from './mix-kernel';
 import { OPUS_RATE, OpusFrameEncoder, type OpusFrameMs } from './opus-encoder';
 import { FLAG_DISCONTINUITY } from './packet-format';
 
@@ -64,8 +63,6 @@ export class OpusStream {
   readonly packets: readonly OpusPacket[];
   count = 0;
   private readonly reblocker: FrameReblocker;
-  /** Int16 scratch for one period (pushFloat). */
-  private readonly pcm: Int16Array;
   private readonly phase: number;
   /** Whether the current stretch of audio has reached its first frame start (see phase). */
   private aligned = false;
@@ -89,7 +86,6 @@ export class OpusStream {
     // A period completes at most floor((F − 1 + P) / F) frames (F − 1 already collected).
     const maxPackets = Math.max(1, Math.floor((this.frameFrames - 1 + opts.periodFrames) / this.frameFrames));
     this.packets = Array.from({ length: maxPackets }, () => ({ data: NO_DATA, samplePos: 0n, captureNs: 0n, seq: 0, flags: 0 }));
-    this.pcm = new Int16Array(opts.periodFrames * opts.channels);
     // Frames are encoded inside push, before the next one is collected: two slots are plenty.
     this.reblocker = new FrameReblocker({ channels: opts.channels, frameFrames: this.frameFrames, rate: OPUS_RATE, slots: 2 }, this.onFrame);
   }
@@ -102,16 +98,6 @@ export class OpusStream {
   /** Changes the bitrate from the next frame on (same frame and channels: the stream carries on). */
   setBitrate(bitrate: number): void {
     this.encoder.setBitrate(bitrate);
-  }
-
-  /**
-   * Adds one rendered period (interleaved, `channels` per frame, full scale
-   * ±1.0, already limited): quantised to Int16 exactly as a pcm16 mix is,
-   * then pushed. Returns the packet count.
-   */
-  pushFloat(buf: Float32Array, frames: number, samplePos: bigint, captureNs: bigint, periodFlags: number): number {
-    floatToPcm16(buf, frames * this.channels, this.pcm);
-    return this.push(this.pcm, frames, samplePos, captureNs, periodFlags);
   }
 
   /** Adds one period of interleaved Int16 samples; encodes every frame it completes. Returns the packet count. */

@@ -2,25 +2,19 @@ import path from 'node:path';
 import { Piscina } from 'piscina';
 import { AudioRing, ringBytes } from '../engine/audio-ring';
 import { encodeSlot } from '../engine/encode-kernels';
-import { encodeMixes } from '../engine/mix-encode';
+import { opusMixPackets, renderMixPackets } from '../engine/mix-encode';
+import { MixSlab } from '../engine/mix-slab';
 import { LatencyHistogram } from '../health/latency-histogram';
-import type { OutputRegistry } from './output-registry';
-import type { EncodeTask } from './encode-worker';
+import type { OutputRegistry, RegisteredMix } from './output-registry';
+import type { EncodeTask, MixTask } from './encode-worker';
+import { InlineDecider } from './inline-decider';
 
 export const RING_SLOTS = 32;
 export const MAX_CHANNELS = 64;
-/** While pooled, every this many periods one is encoded inline to re-measure its cost. */
-const PROBE_EVERY = 256;
-/** Weight of the newest sample in the encode cost average (probes are rare, so they count more). */
-const COST_EWMA = 0.05;
-const PROBE_EWMA = 0.3;
-/**
- * The first inline periods run before V8 has optimised the kernels and cost
- * many times their steady price; they are encoded inline but not learned from.
- */
-const WARMUP_PERIODS = 200;
-/** Back from the pool only below this share of the budget, so a load near it does not flip every period. */
-const RETURN_SHARE = 0.7;
+/** Distinct mixes the pool's mix slab holds when the caller gives no bound. */
+const DEFAULT_MAX_MIXES = 256;
+/** Bytes a worker appends to a mix result: its render time, µs (float64), for mixCostUsPerPeriod. */
+const MIX_TAIL_BYTES = 8;
 
 export interface SendPoolOptions {
   /** Worker threads (already resolved from "auto"); 0 = encode on the main thread. */
@@ -28,6 +22,8 @@ export interface SendPoolOptions {
   /** Share of a period the main thread may spend encoding it, percent; 0 = always the pool. */
   inlineBudgetPct: number;
   periodFrames: number;
+  /** Most distinct personal mixes at once (the mix slab's slots); default 256. */
+  maxMixes?: number;
 }
 
 /** A period between dispatch and fan-out. Reused: one per ring slot. */
@@ -36,9 +32,15 @@ interface PendingPeriod {
   slot: number;
   arrivalMs: number;
   blockMs: number;
+  /** Parts still out: channel shards, the mix part (1 until its mixes are all done), the dispatch itself. */
   remaining: number;
   results: ArrayBuffer[];
   active: boolean;
+  /** The mixes rendered for this period (a snapshot of the registry's list), and their shards still out. */
+  mixes: readonly RegisteredMix[];
+  mixShardsLeft: number;
+  /** Worker render time of this period's mixes, µs. */
+  mixWorkerUs: number;
 }
 
 export interface SendPoolStats {
@@ -46,13 +48,22 @@ export interface SendPoolStats {
   inlineBudgetPct: number;
   /** Measured main-thread encode cost per unit of work (channel x codec weight), µs. */
   inlineCostUsPerWork: number;
+  /** Measured main-thread mix render cost per unit of mix work (audible channel × output channel), µs. */
+  mixCostUsPerWork: number;
   outputs: number;
   mixes: number;
-  /** Median time to render all mixes of one period, µs. */
+  /**
+   * Median time to render (and Opus-encode) all mixes of one period, µs:
+   * on the main thread when inline, the workers' render time plus the main
+   * thread's Opus encoding when pooled.
+   */
   mixCostUsPerPeriod: number;
   periods: number;
   inlinePeriods: number;
   pooledPeriods: number;
+  /** Periods whose mixes rendered on the main thread / in the workers. */
+  inlineMixPeriods: number;
+  pooledMixPeriods: number;
   skippedPeriods: number;
   deadlineMisses: number;
   encodeErrors: number;
@@ -73,13 +84,23 @@ export class SendPool {
   private head = 0; // oldest pending seq
   private tail = 0; // next seq to be dispatched
   private periodMs = 0;
-  /** EWMA of inline encode ms per unit of work; 0 until measured. */
-  private costPerWork = 0;
-  private periodsSinceProbe = 0;
-  private warmupLeft = WARMUP_PERIODS;
-  private probing = false;
-  private pooled = false;
-  private stats = { periods: 0, inlinePeriods: 0, pooledPeriods: 0, skippedPeriods: 0, deadlineMisses: 0, encodeErrors: 0 };
+  private readonly channelDecider = new InlineDecider();
+  private readonly mixDecider = new InlineDecider();
+  private readonly slab: MixSlab;
+  /** A period's mixes are in the workers; the next period's mixes wait (strict per-mix period order). */
+  private mixBusy = false;
+  /** Periods waiting for their mix part, oldest first (at most the ring). */
+  private readonly mixQueue: PendingPeriod[] = [];
+  private stats = {
+    periods: 0,
+    inlinePeriods: 0,
+    pooledPeriods: 0,
+    inlineMixPeriods: 0,
+    pooledMixPeriods: 0,
+    skippedPeriods: 0,
+    deadlineMisses: 0,
+    encodeErrors: 0,
+  };
   /** Period arrival → packet handed to a client's socket. */
   readonly serverLatency = new LatencyHistogram();
   /** Main-thread time each period holds the event loop (ingest + fan-out). */
@@ -100,7 +121,20 @@ export class SendPool {
   ) {
     this.ringSab = new SharedArrayBuffer(ringBytes(MAX_CHANNELS, opts.periodFrames, RING_SLOTS));
     this.ringView = new AudioRing({ ...shape, periodFrames: opts.periodFrames, slotCount: RING_SLOTS }, this.ringSab);
-    this.pending = Array.from({ length: RING_SLOTS }, () => ({ seq: 0, slot: 0, arrivalMs: 0, blockMs: 0, remaining: 0, results: [], active: false }));
+    this.pending = Array.from({ length: RING_SLOTS }, () => ({
+      seq: 0,
+      slot: 0,
+      arrivalMs: 0,
+      blockMs: 0,
+      remaining: 0,
+      results: [],
+      active: false,
+      mixes: [],
+      mixShardsLeft: 0,
+      mixWorkerUs: 0,
+    }));
+    this.slab = new MixSlab(opts.maxMixes ?? DEFAULT_MAX_MIXES, opts.periodFrames);
+    outputs.attachMixSlab(this.slab);
     outputs.setShardCount(Math.max(1, opts.size));
     this.piscina =
       opts.size > 0
@@ -110,7 +144,7 @@ export class SendPool {
             maxThreads: opts.size,
             idleTimeout: Number.MAX_SAFE_INTEGER,
             concurrentTasksPerWorker: 1,
-            workerData: { ringSab: this.ringSab, periodFrames: opts.periodFrames, slotCount: RING_SLOTS },
+            workerData: { ringSab: this.ringSab, periodFrames: opts.periodFrames, slotCount: RING_SLOTS, mixSab: this.slab.sab, mixCapacity: this.slab.capacity },
           })
         : null;
     this.setShape(shape);
@@ -164,92 +198,135 @@ export class SendPool {
     p.blockMs = 0;
     p.results.length = 0;
     p.active = true;
+    p.mixes = [];
+    p.mixShardsLeft = 0;
+    p.mixWorkerUs = 0;
+    // One part for this call, so nothing is released before it returns.
+    p.remaining = 1;
     this.tail++;
-    this.renderMixes(p, slot);
+    let budgetMs = this.budgetMs();
+    if (this.outputs.mixRenders.length > 0) {
+      p.remaining++;
+      // A mix's period N+1 never starts before its period N has returned.
+      if (this.mixBusy || this.mixQueue.length > 0) this.mixQueue.push(p);
+      else budgetMs -= this.startMixes(p);
+    }
     const spec = this.outputs.wholeSpec;
-    if (spec.length === 0 || this.encodeInline(this.outputs.periodWork)) {
-      if (spec.length > 0) this.stats.inlinePeriods++;
-      p.remaining = 1;
-      try {
-        if (spec.length > 0) {
+    if (spec.length > 0) {
+      const work = this.outputs.periodWork;
+      if (this.piscina === null || (this.opts.inlineBudgetPct > 0 && this.channelDecider.inline(work, budgetMs))) {
+        this.stats.inlinePeriods++;
+        try {
           const t0 = performance.now();
           p.results.push(encodeSlot(this.ring, slot, spec));
-          this.learnCost(performance.now() - t0, this.outputs.periodWork);
+          this.channelDecider.learn(performance.now() - t0, work);
+        } catch (err) {
+          this.stats.encodeErrors++;
+          this.onEncodeError?.(err as Error);
         }
+      } else {
+        this.stats.pooledPeriods++;
+        const shards = this.outputs.shardSpecs;
+        p.remaining += shards.length;
+        const { channels, rate } = this.ring.shape;
+        for (const shard of shards) {
+          const task: EncodeTask = { slot, channels, rate, spec: shard };
+          this.piscina.run(task).then(
+            (ab: ArrayBuffer) => this.shardDone(p, seq, ab),
+            (err: Error) => this.shardDone(p, seq, null, err),
+          );
+        }
+      }
+    }
+    p.blockMs += performance.now() - ingestStartMs;
+    this.partDone(p);
+  }
+
+  /** Main-thread time a period may take, ms (pool.inlineBudgetPct of a period). */
+  private budgetMs(): number {
+    return (this.periodMs * this.opts.inlineBudgetPct) / 100;
+  }
+
+  private partDone(p: PendingPeriod): void {
+    if (--p.remaining === 0) this.release();
+  }
+
+  /**
+   * Renders period `p`'s mixes, inline or in the workers, whichever the
+   * measured cost warrants. Called only when no mix render is in flight, so
+   * the staged control changes can be committed first. Returns the main-thread
+   * time it took, ms (0 when pooled).
+   */
+  private startMixes(p: PendingPeriod): number {
+    const mixes = this.outputs.commitMixes();
+    p.mixes = mixes;
+    if (mixes.length === 0) {
+      this.partDone(p);
+      return 0;
+    }
+    const work = this.outputs.mixWork;
+    if (this.piscina === null || (this.opts.inlineBudgetPct > 0 && this.mixDecider.inline(work, this.budgetMs()))) {
+      this.stats.inlineMixPeriods++;
+      const t0 = performance.now();
+      try {
+        p.results.push(renderMixPackets(this.ring, p.slot, mixes));
+        this.mixDecider.learn(performance.now() - t0, work);
+        const opus = opusMixPackets(this.ring, p.slot, mixes);
+        if (opus) p.results.push(opus);
       } catch (err) {
         this.stats.encodeErrors++;
         this.onEncodeError?.(err as Error);
       }
-      p.remaining = 0;
-      p.blockMs += performance.now() - ingestStartMs;
-      this.release();
-      return;
+      const ms = performance.now() - t0;
+      this.mixUs.record(ms);
+      this.partDone(p);
+      return ms;
     }
-    const piscina = this.piscina!; // encodeInline() is true whenever there is no pool
-    this.stats.pooledPeriods++;
-    const shards = this.outputs.shardSpecs;
-    p.remaining = shards.length;
+    this.stats.pooledMixPeriods++;
+    this.mixBusy = true;
+    const shards = this.outputs.mixShardSpecs;
+    p.mixShardsLeft = shards.length;
     const { channels, rate } = this.ring.shape;
+    const seq = p.seq;
     for (const spec of shards) {
-      const task: EncodeTask = { slot, channels, rate, spec };
-      piscina.run(task).then(
-        (ab: ArrayBuffer) => this.shardDone(p, seq, ab),
-        (err: Error) => this.shardDone(p, seq, null, err),
+      const task: MixTask = { kind: 'mix', slot: p.slot, channels, rate, spec };
+      this.piscina.run(task).then(
+        (ab: ArrayBuffer) => this.mixShardDone(p, seq, ab),
+        (err: Error) => this.mixShardDone(p, seq, null, err),
       );
     }
-    p.blockMs += performance.now() - ingestStartMs;
+    return 0;
   }
 
-  /**
-   * Personal mixes carry state from period to period (gain ramps, limiter
-   * envelope), so for now they render here on the main thread, in period
-   * order; rendering them in the workers needs that state in shared memory.
-   */
-  private renderMixes(p: PendingPeriod, slot: number): void {
-    const mixes = this.outputs.mixRenders;
-    if (mixes.length === 0) return;
-    try {
-      const t0 = performance.now();
-      p.results.push(encodeMixes(this.ring, slot, mixes));
-      this.mixUs.record(performance.now() - t0);
-    } catch (err) {
+  /** A mix shard came back; once all have, the Opus mixes are encoded here and the next waiting period's mixes start. */
+  private mixShardDone(p: PendingPeriod, seq: number, ab: ArrayBuffer | null, err?: Error): void {
+    if (!p.active || p.seq !== seq) return;
+    if (ab) {
+      p.mixWorkerUs += new DataView(ab).getFloat64(ab.byteLength - MIX_TAIL_BYTES, true);
+      p.results.push(ab);
+    } else {
       this.stats.encodeErrors++;
-      this.onEncodeError?.(err as Error);
+      this.onEncodeError?.(err ?? new Error('mix render failed'));
     }
-  }
-
-  /**
-   * Inline when the predicted encode time fits the budget. The cost is
-   * measured on inline periods; while pooled, one period in PROBE_EVERY is
-   * encoded inline to re-measure, so one slow period (GC, a busy core) cannot
-   * banish the load to the pool for good.
-   */
-  private encodeInline(work: number): boolean {
-    if (this.piscina === null) return true;
-    if (this.opts.inlineBudgetPct === 0) return false;
-    this.probing = false;
-    if (this.warmupLeft > 0 || this.costPerWork === 0) return true;
-    const predicted = work * this.costPerWork;
-    const budgetMs = (this.periodMs * this.opts.inlineBudgetPct) / 100;
-    this.pooled = predicted > budgetMs * (this.pooled ? RETURN_SHARE : 1);
-    if (!this.pooled) return true;
-    if (++this.periodsSinceProbe >= PROBE_EVERY) {
-      this.periodsSinceProbe = 0;
-      this.probing = true;
-      return true;
+    if (--p.mixShardsLeft > 0) return;
+    const t0 = performance.now();
+    try {
+      const opus = opusMixPackets(this.ring, p.slot, p.mixes);
+      if (opus) p.results.push(opus);
+    } catch (e) {
+      this.stats.encodeErrors++;
+      this.onEncodeError?.(e as Error);
     }
-    return false;
-  }
-
-  private learnCost(ms: number, work: number): void {
-    if (work <= 0) return;
-    if (this.warmupLeft > 0) {
-      this.warmupLeft--;
-      return;
+    const ms = performance.now() - t0;
+    p.blockMs += ms;
+    this.mixUs.record(p.mixWorkerUs / 1000 + ms);
+    this.mixBusy = false;
+    this.partDone(p);
+    // The next period's mixes may start now; inline ones complete (and may release) right here.
+    while (!this.mixBusy && this.mixQueue.length > 0) {
+      const next = this.mixQueue.shift()!;
+      if (next.active) this.startMixes(next);
     }
-    const sample = ms / work;
-    const alpha = this.probing ? PROBE_EWMA : COST_EWMA;
-    this.costPerWork = this.costPerWork === 0 ? sample : this.costPerWork + alpha * (sample - this.costPerWork);
   }
 
   private shardDone(p: PendingPeriod, seq: number, ab: ArrayBuffer | null, err?: Error): void {
@@ -294,7 +371,8 @@ export class SendPool {
     return {
       size: this.opts.size,
       inlineBudgetPct: this.opts.inlineBudgetPct,
-      inlineCostUsPerWork: Math.round(this.costPerWork * 1e6) / 1000,
+      inlineCostUsPerWork: Math.round(this.channelDecider.costMsPerWork * 1e6) / 1000,
+      mixCostUsPerWork: Math.round(this.mixDecider.costMsPerWork * 1e6) / 1000,
       outputs: this.outputs.size,
       mixes: this.outputs.mixRenders.length,
       mixCostUsPerPeriod: Math.round(this.mixUs.quantile(0.5) * 1000),
@@ -313,6 +391,8 @@ export class SendPool {
 
   async stop(): Promise<void> {
     for (const p of this.pending) p.active = false;
+    this.mixQueue.length = 0;
+    this.mixBusy = false;
     this.head = this.tail;
     if (this.piscina) await this.piscina.destroy();
   }

@@ -2,8 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AudioRing } from '../../src/engine/audio-ring';
 import { createLimiter } from '../../src/engine/limiter';
-import { encodeMixes, type MixRender } from '../../src/engine/mix-encode';
-import { createMixState, setMixTargets } from '../../src/engine/mix-kernel';
+import { opusMixPackets, renderMixPackets, type MixRender } from '../../src/engine/mix-encode';
+import { setMixTargets } from '../../src/engine/mix-kernel';
+import { initSlabLimiter, MixSlab, slabMixState } from '../../src/engine/mix-slab';
 import { OpusStream } from '../../src/engine/opus-stream';
 import { CODEC_IDS, FLAG_DISCONTINUITY, FLAG_MIX, parsePacket } from '../../src/engine/packet-format';
 
@@ -109,53 +110,60 @@ describe('OpusStream', () => {
     }
   });
 
-  test('encodeMixes writes an opus mix\'s packets as several index entries of one id, in order, between the pcm mixes', () => {
+  test('opus mixes leave the pcm result to the pcm mixes and get a result of their own: several entries of one id, in order', () => {
     const frames = 1024;
     const ring = new AudioRing({ channels: 2, periodFrames: frames, rate: RATE, slotCount: 4 });
     for (let i = 0; i < ring.samples.length; i++) ring.samples[i] = Math.round(Math.sin(i / 7) * 2 ** 28);
+    const slab = new MixSlab(4, frames);
     const mk = (id: number, codec: 'pcm16' | 'opus'): MixRender => {
-      const state = createMixState(2);
+      const slot = id;
+      slab.clear(slot);
+      const state = slabMixState(slab, slot);
       setMixTargets(state, { channels: [{ gainDb: 0, pan: 0, mute: false, solo: false }], masterDb: 0, output: 'stereo' });
       return {
         id,
+        slot,
         codecId: CODEC_IDS[codec],
         state,
-        limiter: createLimiter(RATE),
+        limiter: initSlabLimiter(slab, slot, createLimiter(RATE)),
         buf: new Float32Array(frames * 2),
+        pcm: slab.pcm(slot),
         opus: codec === 'opus' ? new OpusStream({ channels: 2, frameMs: 2.5, bitrate: 96000, periodFrames: frames }) : null,
       };
     };
     const mixes = [mk(1, 'pcm16'), mk(2, 'opus'), mk(3, 'pcm16')];
-    const seen: number[] = [];
+    const entries = (ab: ArrayBuffer): { id: number; p: ReturnType<typeof parsePacket> }[] => {
+      const v = new DataView(ab);
+      return Array.from({ length: v.getUint32(0, true) }, (_, i) => ({
+        id: v.getUint32(4 + i * 12, true),
+        p: parsePacket(new Uint8Array(ab, v.getUint32(8 + i * 12, true), v.getUint32(12 + i * 12, true))),
+      }));
+    };
+    const perPeriod: number[] = [];
     let opusSeq = 0;
     for (let seq = 0; seq < 3; seq++) {
       const slot = ring.slotOf(seq);
       ring.writeHeader(slot, seq, BigInt(seq * frames), 0n, 0);
-      const ab = encodeMixes(ring, slot, mixes);
-      const v = new DataView(ab);
-      const ids: number[] = [];
-      for (let i = 0; i < v.getUint32(0, true); i++) {
-        const id = v.getUint32(4 + i * 12, true);
-        ids.push(id);
-        const p = parsePacket(new Uint8Array(ab, v.getUint32(8 + i * 12, true), v.getUint32(12 + i * 12, true)));
-        assert.equal(p.flags & FLAG_MIX, FLAG_MIX);
-        if (id === 2) {
-          assert.equal(p.codec, 'opus');
-          assert.equal(p.frames, 120);
-          assert.equal(p.seq, opusSeq++);
-          assert.equal(p.samplePos, BigInt(p.seq * 120));
-          assert.equal(p.payload.length, 30);
-        } else {
-          assert.equal(p.codec, 'pcm16');
-          assert.equal(p.seq, seq);
-        }
+      const pcm = entries(renderMixPackets(ring, slot, mixes));
+      assert.deepEqual(pcm.map((e) => e.id), [1, 3]);
+      for (const e of pcm) {
+        assert.equal(e.p.codec, 'pcm16');
+        assert.equal(e.p.seq, seq);
+        assert.equal(e.p.flags & FLAG_MIX, FLAG_MIX);
       }
-      assert.equal(ids[0], 1);
-      assert.equal(ids[ids.length - 1], 3);
-      assert.ok(ids.slice(1, -1).every((id) => id === 2));
-      seen.push(ids.length - 2);
+      const opus = entries(opusMixPackets(ring, slot, mixes)!);
+      for (const e of opus) {
+        assert.equal(e.id, 2);
+        assert.equal(e.p.codec, 'opus');
+        assert.equal(e.p.flags & FLAG_MIX, FLAG_MIX);
+        assert.equal(e.p.frames, 120);
+        assert.equal(e.p.seq, opusSeq++);
+        assert.equal(e.p.samplePos, BigInt(e.p.seq * 120));
+        assert.equal(e.p.payload.length, 30);
+      }
+      perPeriod.push(opus.length);
     }
     // 1024 frames complete 8 frames (64 left over); 64 + 1024 complete 9 (8 left); 8 + 1024 complete 8.
-    assert.deepEqual(seen, [8, 9, 8]);
+    assert.deepEqual(perPeriod, [8, 9, 8]);
   });
 });
