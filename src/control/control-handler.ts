@@ -1,5 +1,5 @@
 import type { StreamConfig } from '../appliance/config-schema';
-import { OutputRegistry } from '../pool/output-registry';
+import { MixCapacityError, OutputRegistry } from '../pool/output-registry';
 import type { ClientConnection } from '../transport/client-connection';
 import { CLOSE } from './close-codes';
 import { ControlError, MIX_CODECS, parseClientMessage, presetNameProblem, type ClientMessage, type Mix } from './control-messages';
@@ -277,6 +277,7 @@ export class ControlHandler {
     try {
       if (r.mode === 'channels') this.subscribe(conn, r.channels, r.codec);
       else {
+        settleMixCodec(r.mix, this.deps.rate(), this.deps.stream.opusBitrateKbps);
         this.checkChannels(r.mix.channels.map((c) => c.ch), 'mix');
         this.applyMix(conn, r.mix, st);
       }
@@ -316,14 +317,20 @@ export class ControlHandler {
       st.mixTimer = null;
       const pending = st.pendingMix;
       st.pendingMix = null;
-      if (pending && !conn.closed) this.applyMix(conn, pending.msg, st, pending.by);
+      if (!pending || conn.closed) return;
+      // Runs from a timer: nothing may escape, and the error goes to whoever sent the mix.
+      try {
+        this.applyMix(conn, pending.msg, st, pending.by);
+      } catch (err) {
+        this.sendError(pending.by, err instanceof ControlError ? err : new ControlError('invalid-message', `internal error applying the mix: ${(err as Error).message}`, 'mix'));
+      }
     }, Math.max(0, wait));
   }
 
   private applyMix(conn: ClientConnection, msg: Mix, st: ControlState, by: ClientConnection = conn): void {
     st.lastMixAt = performance.now();
-    st.mix = msg;
     this.render(conn, msg);
+    st.mix = msg;
     this.deps.memory?.rememberMix(conn.clientId!, conn.name, msg);
     const reply: Record<string, unknown> = { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length, mix: mixView(msg) };
     if (by !== conn) {
@@ -337,7 +344,12 @@ export class ControlHandler {
   private render(conn: ClientConnection, msg: Mix): void {
     const req = resolveMix(msg, this.deps.metadata);
     const before = conn.output;
-    conn.output = this.deps.outputs.setMix(conn, conn.output, req, this.deps.rate(), this.deps.periodFrames);
+    try {
+      conn.output = this.deps.outputs.setMix(conn, conn.output, req, this.deps.rate(), this.deps.periodFrames);
+    } catch (err) {
+      if (err instanceof MixCapacityError) throw new ControlError('too-many-mixes', err.message, 'mix');
+      throw err;
+    }
     if (before !== conn.output) conn.clearQueue();
   }
 
@@ -348,7 +360,13 @@ export class ControlHandler {
       if (c.clientId === null || c.closed) continue;
       this.send(c, msg);
       const st = this.state.get(c);
-      if (st?.mix && c.output?.mix) this.render(c, st.mix);
+      if (!st?.mix || !c.output?.mix) continue;
+      try {
+        this.render(c, st.mix);
+      } catch (err) {
+        // One client's mix that can no longer be rendered must not stop the others'.
+        this.sendError(c, err instanceof ControlError ? err : new ControlError('invalid-message', `internal error re-resolving your mix: ${(err as Error).message}`, 'mix'));
+      }
     }
   }
 

@@ -247,6 +247,7 @@ export type ErrorCode =
   | 'unsupported-protocol'
   | 'bad-channel'
   | 'bad-codec'
+  | 'too-many-mixes'
   | 'bad-group'
   | 'bad-metadata'
   | 'rate-limited'

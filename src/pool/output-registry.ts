@@ -10,6 +10,9 @@ import { CODEC_IDS, type PacketCodec } from '../engine/packet-format';
 /** Distinct mixes a registry without a send pool's slab can hold (tests); the service sizes it from stream.maxClients. */
 const DEFAULT_MIX_CAPACITY = 256;
 
+/** Every mix slot is taken: a new distinct mix cannot be rendered. */
+export class MixCapacityError extends RangeError {}
+
 /** Anything that takes encoded packets: a client connection. */
 export interface PacketSink {
   /** `frame` is one packet, already framed for the wire. Main thread; must never block or await. */
@@ -191,7 +194,7 @@ export class OutputRegistry {
   private allocSlot(): number {
     const slot = this.freeSlots.pop();
     if (slot === undefined) {
-      throw new RangeError(`mix: the box already renders ${this.slab!.capacity} distinct mixes, its most; share a mix or use raw channels`);
+      throw new MixCapacityError(`the box already renders ${this.slab!.capacity} distinct mixes, its most; share a mix or use raw channels`);
     }
     return slot;
   }

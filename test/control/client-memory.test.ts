@@ -105,6 +105,25 @@ describe('client state restored on reconnect', () => {
     b.close();
   });
 
+  test('a saved Opus mix after a restart at 44.1 kHz is reported as bad-codec, not restored, and the service keeps running', async () => {
+    const dir = newStateDir();
+    const svc = await start('memory-opus-1', dir);
+    const a = await StreamClient.open(svc.port, 'phone-opus');
+    a.send({ type: 'mix', codec: 'opus', opus: { frameMs: 5 }, channels: [{ ch: 0 }] });
+    await a.waitForMessage('mixing');
+    await waitForWrites(svc, 1);
+    await svc.stop();
+    const svc2 = await startService({ label: 'memory-opus-2', config: { capture: { ...CAPTURE, rate: 44100 }, state: { dir } } });
+    const b = await StreamClient.open(svc2.port, 'phone-opus');
+    const err = await b.waitForMessage('error');
+    assert.equal(err.code, 'bad-codec');
+    assert.match(String(err.message), /^saved mix not restored: codec "opus" needs a capture rate of 48000 Hz/);
+    // The client can still choose something that works.
+    await b.subscribe([0], 'pcm16');
+    await b.waitForPackets(5);
+    b.close();
+  });
+
   test('a corrupt state file is moved aside, logged, and the service starts with defaults', async () => {
     const dir = newStateDir();
     writeFileSync(path.join(dir, 'state.json'), '{"sha256":"00","body":"{\\"version\\":1');
