@@ -141,6 +141,19 @@ describe('invalid configuration is refused with exit code 2', () => {
     assertConfigRejected(r, ['mqtt.deviceId', 'stage/left', 'allowed', 'a-z']);
   });
 
+  test('mqtt.topicPrefix with "+", "#" or NUL is refused naming the key and the rule', async () => {
+    for (const prefix of ['stage/+/box', 'stage#', 'stage\u0000box']) {
+      const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { topicPrefix: prefix } })]);
+      assertConfigRejected(r, ['mqtt.topicPrefix', 'allowed', 'no "+", "#"']);
+    }
+  });
+
+  test('mqtt.caFile naming a missing file is refused naming the key and the path', async () => {
+    const missing = '/nonexistent-stagebox-dir/ca.pem';
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtts://127.0.0.1:1', caFile: missing } })]);
+    assertConfigRejected(r, ['mqtt.caFile', missing]);
+  });
+
   test('mqtt.credentialsFile naming a missing file is refused naming the key and the path', async () => {
     const missing = '/nonexistent-stagebox-dir/mqtt-credentials.json';
     const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtt://127.0.0.1:1', credentialsFile: missing } })]);
