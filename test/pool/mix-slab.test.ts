@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MixSlab, slabLimiter, slabMixState } from '../../src/engine/mix-slab';
-import { OutputRegistry, type MixRequest, type PacketSink } from '../../src/pool/output-registry';
+import { MixCapacityError, OutputRegistry, type MixRequest, type PacketSink } from '../../src/pool/output-registry';
 
 const sink = (): PacketSink => ({ pushPacket: () => undefined });
 
@@ -59,10 +59,11 @@ describe('mix slab and staged mix changes', () => {
     const [a, b, c] = [sink(), sink(), sink()];
     const oa = reg.setMix(a, null, req(0), 48000, 128);
     reg.setMix(b, null, req(-1), 48000, 128);
-    assert.throws(() => reg.setMix(c, null, req(-2), 48000, 128), {
-      name: 'RangeError',
-      message: 'mix: the box already renders 2 distinct mixes, its most; share a mix or use raw channels',
-    });
+    assert.throws(
+      () => reg.setMix(c, null, req(-2), 48000, 128),
+      (err: unknown) =>
+        err instanceof MixCapacityError && err.message === 'the box already renders 2 distinct mixes, its most; share a mix or use raw channels',
+    );
     assert.equal(reg.mixRenders.length, 2, 'the refused mix left nothing behind');
     // Sharing an existing mix needs no slot.
     assert.equal(reg.setMix(c, null, req(-1), 48000, 128).sinks.size, 2);
