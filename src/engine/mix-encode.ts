@@ -55,6 +55,14 @@ const STEREO = [0, 1];
 const MONO = [0];
 const OPUS = CODEC_IDS.opus;
 
+/** Writes one index entry (output id, packet offset, packet length) at `entry`; returns the next entry's offset. */
+function indexEntry(view: DataView, entry: number, id: number, at: number, len: number): number {
+  view.setUint32(entry, id, true);
+  view.setUint32(entry + 4, at, true);
+  view.setUint32(entry + 8, len, true);
+  return entry + 12;
+}
+
 function align4(n: number): number {
   return (n + 3) & ~3;
 }
@@ -105,10 +113,7 @@ export function renderMixPackets(ring: AudioRing, slot: number, items: readonly 
       floatToPcm16(m.buf, frames * n, new Int16Array(out, at + hb, frames * n));
       len = hb + frames * n * 2;
     }
-    view.setUint32(entry, m.id, true);
-    view.setUint32(entry + 4, at, true);
-    view.setUint32(entry + 8, len, true);
-    entry += 12;
+    entry = indexEntry(view, entry, m.id, at, len);
     at += align4(len) + PACKET_HEADROOM;
   }
   return out;
@@ -158,10 +163,7 @@ export function opusMixPackets(ring: AudioRing, slot: number, mixes: readonly Mi
       const hb = writeHeader(view, at, { codec: OPUS, frames: o.frameFrames, seq: p.seq, rate, samplePos: p.samplePos, captureNs: p.captureNs, flags: p.flags | FLAG_MIX, channels });
       bytes.set(p.data, at + hb);
       const len = hb + p.data.length;
-      view.setUint32(entry, m.id, true);
-      view.setUint32(entry + 4, at, true);
-      view.setUint32(entry + 8, len, true);
-      entry += 12;
+      entry = indexEntry(view, entry, m.id, at, len);
       at += align4(len) + PACKET_HEADROOM;
     }
   }
