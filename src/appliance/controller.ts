@@ -25,8 +25,7 @@ import { buildHealthSnapshot, summarizeClient, type HealthSnapshot, type Service
 import { EmbeddedBroker } from '../health/embedded-broker';
 import { MqttReporter } from '../health/mqtt-reporter';
 import { readMqttFiles, resolveDeviceId, topicsFor, type MqttFiles } from '../health/mqtt-options';
-import { EventLog } from '../health/event-log';
-import { OverloadWatch } from '../health/overload-watch';
+import { EventLog, type ServiceEvent } from '../health/event-log';
 import { ProcessUsage } from '../health/process-usage';
 import { DashboardFiles } from '../web/dashboard-routes';
 import { LevelMeter } from '../web/level-meter';
@@ -56,10 +55,7 @@ export class Controller {
   /** The last service events (clients, capture, overload), for the dashboard and other reporters. */
   readonly events = new EventLog(50);
   private readonly usage = new ProcessUsage();
-  private readonly overload = new OverloadWatch(this.events);
   private healthTimer: NodeJS.Timeout | null = null;
-  private captureState: string | null = null;
-  private deviceLost = false;
   private readonly startedAt = Date.now();
   private watchdog: AudioWatchdog | null = null;
   private stopping = false;
@@ -123,11 +119,7 @@ export class Controller {
       stream: cfg.stream,
       outputs: this.outputs,
       source: () => this.sourceInfo(),
-      claimClientId: (conn, id) => {
-        const replaced = this.server.claimClientId(conn, id);
-        this.events.add('client-joined', { clientId: id, name: conn.name, address: conn.address, replacedOlder: replaced !== null });
-        return replaced;
-      },
+      claimClientId: (conn, id) => this.server.claimClientId(conn, id),
       findClient: (id) => this.server.findClient(id),
       clients: () => this.server.clients,
       metadata: (this.metadata = new ChannelMetadata(this.store)),
@@ -169,10 +161,13 @@ export class Controller {
     this.collector = new SystemCollector({ intervalS: cfg.health.systemIntervalS, stateDir: cfg.state.dir, log: this.log });
     this.collector.start();
     this.watcher = new HealthWatcher({ figures: () => this.figures(), system: () => this.collector!.latest(), overloadCpuPct: cfg.health.overloadCpuPct });
+    this.watcher.captureChanged(this.source.snapshot());
     if (mqttFiles) await this.startMqtt(mqttFiles);
     else this.log.info({}, 'MQTT off (mqtt.enabled false)');
+    // One detector of device, client and overload changes feeds both the MQTT event topic and the dashboard's event log.
     this.watcher.on('event', (e: HealthEvent) => {
       this.log.info({ event: e }, `health event: ${e.type}`);
+      this.events.add(e.type, eventFields(e));
       this.reporter?.publishEvent(e);
     });
     this.watcher.on('clients', () => this.reporter?.clientsChanged());
@@ -362,11 +357,9 @@ export class Controller {
     }
   }
 
-  /** Once a second, off the audio path: CPU sample and the overload watch. */
+  /** Once a second, off the audio path: the service's own CPU share. */
   private readonly healthCheck = (): void => {
     this.usage.sample();
-    const p = this.pool.snapshot();
-    this.overload.check({ deadlineMisses: p.deadlineMisses, skippedPeriods: p.skippedPeriods, xruns: this.source.snapshot().xruns });
   };
 
   /** Loads saved state; an unusable state dir is logged and the service runs without saving. */
@@ -394,20 +387,7 @@ export class Controller {
 
   private readonly onSourceState = (s: CaptureStatus): void => {
     const fields = { state: s.state, device: s.device, format: s.format, err: s.lastError };
-    const prev = this.captureState;
-    this.captureState = s.state;
-    if (s.state !== 'stopped') {
-      // Lost: it was running and is not. Found: running again after a loss (through any reopen states).
-      let kind = 'capture-state';
-      if (prev === 'running' && s.state !== 'running') {
-        kind = 'device-lost';
-        this.deviceLost = true;
-      } else if (s.state === 'running' && this.deviceLost) {
-        kind = 'device-found';
-        this.deviceLost = false;
-      }
-      this.events.add(kind, { state: s.state, previous: prev, device: s.device, err: s.lastError });
-    }
+    this.watcher?.captureChanged(s);
     if (s.state === 'running') this.log.info(fields, 'capture running');
     else if (s.state === 'error' || s.state === 'no-device') this.log.warn(fields, `capture ${s.state}`);
     const info = { type: 'source', ...this.sourceInfo() };
@@ -529,4 +509,14 @@ export class Controller {
       }
     }
   }
+}
+
+/** A health event as flat event-log fields: without its type and time (the log has its own), lists joined. */
+function eventFields(e: HealthEvent): ServiceEvent['fields'] {
+  const fields: ServiceEvent['fields'] = {};
+  for (const [k, v] of Object.entries(e)) {
+    if (k === 'type' || k === 'ts') continue;
+    fields[k] = Array.isArray(v) ? v.join('; ') : (v as string | number | null);
+  }
+  return fields;
 }

@@ -4,7 +4,7 @@ export interface ServiceEvent {
   seq: number;
   /** Wall-clock time, ms since the epoch (for people; order by seq). */
   at: number;
-  /** Short kebab-case name: "client-joined", "capture-state", "overload", ... */
+  /** Short kebab-case name: "client-joined", "device-lost", "overload", ... (health-watcher's event types, plus "service-started" and "client-refused"). */
   kind: string;
   /** Flat values (ids, addresses, counts, states); never audio, never credentials. */
   fields: Record<string, string | number | boolean | null>;

@@ -29,8 +29,9 @@ const OVERLOAD_HOLD_MS = 10_000;
 
 /**
  * Looks at the service's figures once a second and turns changes into
- * events: device lost and found, xruns, clients joining and leaving (after
- * hello), overload. Emits:
+ * events: xruns, clients joining and leaving (after hello), overload; and
+ * turns capture state changes, pushed as they happen, into device lost and
+ * found. Emits:
  *  - 'event' (e: HealthEvent)
  *  - 'clients' (list: ClientSummary[]): the set of clients, or a client's
  *    name, mode or codec, changed.
@@ -41,8 +42,6 @@ const OVERLOAD_HOLD_MS = 10_000;
 export class HealthWatcher extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private prev: {
-    state: CaptureStatus['state'];
-    reopenCount: number;
     xruns: number;
     misses: number;
     skips: number;
@@ -56,6 +55,8 @@ export class HealthWatcher extends EventEmitter {
   private xrunsSince = 0;
   private lastXrunEventAt = -Infinity;
   private overloaded = false;
+  private captureRunning = false;
+  private deviceDown = false;
 
   constructor(private readonly opts: HealthWatcherOptions) {
     super();
@@ -71,6 +72,32 @@ export class HealthWatcher extends EventEmitter {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  /**
+   * The capture source changed state: called from its 'state' event, so an
+   * outage shorter than a look is still seen. Lost: it stopped running (a
+   * stop at shutdown is not a loss). Found: running again after a loss.
+   */
+  captureChanged(s: CaptureStatus, now: number = Date.now()): void {
+    const ts = new Date(now).toISOString();
+    if (s.state === 'running') {
+      this.captureRunning = true;
+      if (!this.deviceDown) return;
+      this.deviceDown = false;
+      this.emit('event', {
+        type: 'device-found',
+        ts,
+        device: s.device,
+        format: s.format?.format ?? null,
+        channels: s.format?.channels ?? null,
+        rate: s.format?.rate ?? null,
+      } satisfies HealthEvent);
+    } else if (this.captureRunning && s.state !== 'stopped') {
+      this.captureRunning = false;
+      this.deviceDown = true;
+      this.emit('event', { type: 'device-lost', ts, device: s.device, state: s.state, error: s.lastError } satisfies HealthEvent);
+    }
   }
 
   /** The current client list, as the clients topic shows it. */
@@ -93,8 +120,6 @@ export class HealthWatcher extends EventEmitter {
       .join('\u0001');
     const prev = this.prev;
     this.prev = {
-      state: cap.state,
-      reopenCount: cap.reopenCount,
       xruns: cap.xruns,
       misses: f.pool.deadlineMisses,
       skips: f.pool.skippedPeriods,
@@ -108,20 +133,6 @@ export class HealthWatcher extends EventEmitter {
       return;
     }
 
-    const reopened = cap.reopenCount > prev.reopenCount;
-    if (prev.state === 'running' && (cap.state !== 'running' || reopened)) {
-      this.emit('event', { type: 'device-lost', ts, device: cap.device, state: cap.state === 'running' ? 'retrying' : cap.state, error: cap.lastError } satisfies HealthEvent);
-    }
-    if (cap.state === 'running' && (prev.state !== 'running' || reopened)) {
-      this.emit('event', {
-        type: 'device-found',
-        ts,
-        device: cap.device,
-        format: cap.format?.format ?? null,
-        channels: cap.format?.channels ?? null,
-        rate: cap.format?.rate ?? null,
-      } satisfies HealthEvent);
-    }
     // Counters go down only when /api/perf/reset zeroes them: count from zero then.
     const newXruns = cap.xruns >= prev.xruns ? cap.xruns - prev.xruns : cap.xruns;
     if (newXruns > 0 && this.xrunsUnreported === 0) this.xrunsSince = prev.at;

@@ -146,7 +146,6 @@ export class StreamServer {
     if (conn.closed) return;
     this.detach(conn);
     this.log.info({ clientId: conn.clientId, address: conn.address, code, reason }, 'client closed by box');
-    this.events?.add('client-left', { clientId: conn.clientId, address: conn.address, code, reason, by: 'box' });
     try {
       conn.ws.close(code, reason);
     } catch {
@@ -180,7 +179,6 @@ export class StreamServer {
     if (conn.closed) return;
     this.detach(conn);
     this.log.info({ clientId: conn.clientId, address: conn.address, code, reason: reason.toString() }, 'client disconnected');
-    this.events?.add('client-left', { clientId: conn.clientId, address: conn.address, code, reason: reason.toString(), by: 'client' });
   }
 
   private readonly sweep = (): void => {

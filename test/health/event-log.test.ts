@@ -1,7 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventLog } from '../../src/health/event-log';
-import { OverloadWatch } from '../../src/health/overload-watch';
 
 describe('EventLog', () => {
   test('keeps the last `capacity` events, oldest first, with growing seq', () => {
@@ -35,36 +34,5 @@ describe('EventLog', () => {
 
   test('a capacity below 1 is a RangeError naming the value', () => {
     assert.throws(() => new EventLog(0), { name: 'RangeError', message: 'capacity: got 0; allowed: an integer >= 1' });
-  });
-});
-
-describe('OverloadWatch', () => {
-  const zero = { deadlineMisses: 0, skippedPeriods: 0, xruns: 0 };
-
-  test('a burst of misses makes one "overload" event at its start and one "overload-ended" with its totals', () => {
-    const log = new EventLog();
-    const w = new OverloadWatch(log, 3);
-    w.check(zero, 0);
-    w.check({ deadlineMisses: 4, skippedPeriods: 0, xruns: 1 }, 1000);
-    w.check({ deadlineMisses: 10, skippedPeriods: 2, xruns: 1 }, 2000);
-    w.check({ deadlineMisses: 10, skippedPeriods: 2, xruns: 1 }, 3000);
-    w.check({ deadlineMisses: 10, skippedPeriods: 2, xruns: 1 }, 4000);
-    assert.deepEqual(log.recent().map((e) => [e.kind, e.fields]), [['overload', { deadlineMisses: 4, skippedPeriods: 0, xruns: 1 }]]);
-    w.check({ deadlineMisses: 10, skippedPeriods: 2, xruns: 1 }, 5000);
-    assert.deepEqual(log.recent().map((e) => [e.kind, e.fields]), [
-      ['overload', { deadlineMisses: 4, skippedPeriods: 0, xruns: 1 }],
-      ['overload-ended', { deadlineMisses: 10, skippedPeriods: 2, xruns: 1, durationS: 4 }],
-    ]);
-  });
-
-  test('the first check only sets the baseline; a perf reset (counters drop) is not a burst by itself', () => {
-    const log = new EventLog();
-    const w = new OverloadWatch(log);
-    w.check({ deadlineMisses: 50, skippedPeriods: 0, xruns: 0 });
-    w.check({ deadlineMisses: 50, skippedPeriods: 0, xruns: 0 });
-    w.check(zero);
-    assert.deepEqual(log.recent(), []);
-    w.check({ deadlineMisses: 2, skippedPeriods: 0, xruns: 0 });
-    assert.deepEqual(log.recent().map((e) => e.fields.deadlineMisses), [2]);
   });
 });

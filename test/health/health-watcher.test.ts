@@ -64,20 +64,22 @@ function client(id: string | null, name = ''): ClientInfo {
 describe('HealthWatcher', () => {
   test('a device that stops running is reported lost, and found when it runs again', () => {
     const { f, events, w } = setup();
-    w.look(0);
-    f.capture = { ...f.capture, state: 'retrying', lastError: 'no such device' };
-    w.look(1000);
-    f.capture = { ...f.capture, state: 'running', reopenCount: 1, lastError: null };
-    w.look(2000);
+    w.captureChanged(f.capture, 0);
+    w.captureChanged({ ...f.capture, state: 'retrying', lastError: 'no such device' }, 1000);
+    w.captureChanged({ ...f.capture, state: 'running', reopenCount: 1, lastError: null }, 2000);
     assert.deepEqual(events.map((e) => e.type), ['device-lost', 'device-found']);
     assert.deepEqual(events[0], { type: 'device-lost', ts: new Date(1000).toISOString(), device: 'hw:CARD=X32', state: 'retrying', error: 'no such device' });
   });
 
-  test('a reopen between two looks is reported as lost and found', () => {
+  test('an outage shorter than a look is still reported as lost and found; a first start and a stop are neither', () => {
     const { f, events, w } = setup();
-    w.look(0);
-    f.capture = { ...f.capture, reopenCount: 1 };
-    w.look(1000);
+    w.captureChanged({ ...f.capture, state: 'starting' }, 0);
+    w.captureChanged(f.capture, 10);
+    w.look(100);
+    w.captureChanged({ ...f.capture, state: 'retrying' }, 200);
+    w.captureChanged({ ...f.capture, state: 'running', reopenCount: 1 }, 300);
+    w.look(1100);
+    w.captureChanged({ ...f.capture, state: 'stopped' }, 1200);
     assert.deepEqual(events.map((e) => e.type), ['device-lost', 'device-found']);
   });
 

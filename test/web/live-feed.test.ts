@@ -97,8 +97,8 @@ describe('live feed', () => {
     let kinds: string[] = [];
     await waitFor(
       async () => {
-        const events = (await getStatus(svc.port)) as unknown as { events: { kind: string; fields: { clientId?: string } }[] };
-        kinds = events.events.filter((e) => e.fields.clientId === 'musician').map((e) => e.kind);
+        const events = (await getStatus(svc.port)) as unknown as { events: { kind: string; fields: { id?: string } }[] };
+        kinds = events.events.filter((e) => e.fields.id === 'musician').map((e) => e.kind);
         return kinds.includes('client-left');
       },
       { timeoutMs: 5000, what: 'client-left of "musician" in status.events', describe: () => JSON.stringify(kinds) },
