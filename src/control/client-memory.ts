@@ -74,6 +74,11 @@ export class ClientMemory {
     return this.store.get().clients[clientId] !== undefined;
   }
 
+  /** The display name the client last gave, or "" if unknown. */
+  nameOf(clientId: string): string {
+    return this.store.get().clients[clientId]?.name ?? '';
+  }
+
   presetNames(clientId: string): string[] {
     return Object.keys(this.store.get().clients[clientId]?.presets ?? {}).sort();
   }
@@ -82,7 +87,7 @@ export class ClientMemory {
   savePreset(clientId: string, name: string, mix: Mix): boolean {
     const presets = this.store.get().clients[clientId]?.presets ?? {};
     if (!Object.hasOwn(presets, name) && Object.keys(presets).length >= MAX_PRESETS) return false;
-    this.save(clientId, this.store.get().clients[clientId]?.name ?? '', (c) => ({ ...c, presets: { ...c.presets, [name]: mixToJson(mix) } }));
+    this.save(clientId, this.nameOf(clientId), (c) => ({ ...c, presets: { ...c.presets, [name]: mixToJson(mix) } }));
     return true;
   }
 

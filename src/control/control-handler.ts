@@ -241,7 +241,7 @@ export class ControlHandler {
         if (!this.deps.memory?.known(target)) {
           throw new ControlError('unknown-client', `client ${JSON.stringify(target)} is not connected and the box has nothing saved for it`, 'mix');
         }
-        this.deps.memory.rememberMix(target, this.deps.memory.all().find((c) => c.clientId === target)?.name ?? '', msg);
+        this.deps.memory.rememberMix(target, this.deps.memory.nameOf(target), msg);
         this.deps.log.info({ clientId: conn.clientId, target }, 'admin changed the saved mix of an offline client');
         this.send(conn, { type: 'mixing', client: target, connected: false, mix: mixView(msg) });
         return;
