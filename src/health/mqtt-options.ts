@@ -1,3 +1,4 @@
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
@@ -60,14 +61,48 @@ export function readCredentials(file: string): MqttCredentials {
   return parsed.data;
 }
 
-/** Reads every file the MQTT config names; throws ConfigError (exit 2) naming the key and the path. */
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Parses every certificate in a PEM file so a wrong or damaged file stops the
+ * service at load (exit 2) instead of failing each TLS handshake later.
+ * Messages name the key and the path, never the content.
+ */
+function parseCertificates(key: string, file: string, pem: Buffer): X509Certificate[] {
+  const blocks = pem.toString('latin1').match(PEM_CERT) ?? [];
+  if (blocks.length === 0) {
+    throw new ConfigError(`config: ${key}: ${JSON.stringify(file)} holds no PEM certificate; allowed: a file with one or more "-----BEGIN CERTIFICATE-----" blocks`);
+  }
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (err) {
+      throw new ConfigError(`config: ${key}: ${JSON.stringify(file)}: certificate ${i + 1} of ${blocks.length} does not parse (${(err as Error).message}); allowed: PEM X.509 certificates`);
+    }
+  });
+}
+
+function parsePrivateKey(file: string, pem: Buffer): KeyObject {
+  try {
+    return createPrivateKey(pem);
+  } catch (err) {
+    throw new ConfigError(`config: mqtt.keyFile: ${JSON.stringify(file)} is not a usable private key (${(err as Error).message}); allowed: an unencrypted PEM private key`);
+  }
+}
+
+/** Reads every file the MQTT config names and checks the TLS ones; throws ConfigError (exit 2) naming the key and the path. */
 export function readMqttFiles(cfg: MqttConfig): MqttFiles {
-  return {
-    ca: cfg.caFile === null ? null : readConfigFile('mqtt.caFile', cfg.caFile),
-    cert: cfg.certFile === null ? null : readConfigFile('mqtt.certFile', cfg.certFile),
-    key: cfg.keyFile === null ? null : readConfigFile('mqtt.keyFile', cfg.keyFile),
-    credentials: cfg.credentialsFile === null ? null : readCredentials(cfg.credentialsFile),
-  };
+  const ca = cfg.caFile === null ? null : readConfigFile('mqtt.caFile', cfg.caFile);
+  if (ca && cfg.caFile !== null) parseCertificates('mqtt.caFile', cfg.caFile, ca);
+  const cert = cfg.certFile === null ? null : readConfigFile('mqtt.certFile', cfg.certFile);
+  const key = cfg.keyFile === null ? null : readConfigFile('mqtt.keyFile', cfg.keyFile);
+  if (cert && key && cfg.certFile !== null && cfg.keyFile !== null) {
+    const [leaf] = parseCertificates('mqtt.certFile', cfg.certFile, cert);
+    if (!leaf.checkPrivateKey(parsePrivateKey(cfg.keyFile, key))) {
+      throw new ConfigError(`config: mqtt.keyFile: ${JSON.stringify(cfg.keyFile)} is not the private key of the certificate in mqtt.certFile ${JSON.stringify(cfg.certFile)}; allowed: the key the certificate was made for`);
+    }
+  }
+  return { ca, cert, key, credentials: cfg.credentialsFile === null ? null : readCredentials(cfg.credentialsFile) };
 }
 
 /**

@@ -1,6 +1,10 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { removeTempDirs, runCli, writeTempFile, type CliResult } from '../helpers/service-process';
+import { selfSignedCert } from '../helpers/mosquitto';
 
 /**
  * The command line and the config file, through the real binary: invalid
@@ -152,6 +156,36 @@ describe('invalid configuration is refused with exit code 2', () => {
     const missing = '/nonexistent-stagebox-dir/ca.pem';
     const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtts://127.0.0.1:1', caFile: missing } })]);
     assertConfigRejected(r, ['mqtt.caFile', missing]);
+  });
+
+  test('an mqtt.caFile that holds no PEM certificate is refused at load naming the key and the path, not its content', async () => {
+    const garbage = writeTempFile('ca.pem', 'not-a-certificate-Qv93\n');
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtts://127.0.0.1:1', caFile: garbage } })]);
+    assertConfigRejected(r, ['mqtt.caFile', garbage, 'no PEM certificate']);
+    assert.ok(!r.stderr.includes('not-a-certificate-Qv93'), show(r));
+  });
+
+  test('an mqtt.caFile with a damaged certificate block is refused naming which certificate does not parse', async () => {
+    const ca = selfSignedCert(mkdtempSync(path.join(os.tmpdir(), 'stagebox-badca-')));
+    const pem = readFileSync(ca.certFile, 'utf8');
+    const lines = pem.split('\n');
+    lines[3] = lines[3].replace(/[A-Za-z]/g, 'A'); // breaks the DER inside, keeps the PEM frame
+    const damaged = writeTempFile('ca.pem', pem + lines.join('\n'));
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtts://127.0.0.1:1', caFile: damaged } })]);
+    assertConfigRejected(r, ['mqtt.caFile', damaged, 'certificate 2 of 2 does not parse']);
+  });
+
+  test('an mqtt.keyFile that is not the key of mqtt.certFile is refused naming both files', async () => {
+    const a = selfSignedCert(mkdtempSync(path.join(os.tmpdir(), 'stagebox-cert-a-')));
+    const b = selfSignedCert(mkdtempSync(path.join(os.tmpdir(), 'stagebox-cert-b-')));
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtts://127.0.0.1:1', certFile: a.certFile, keyFile: b.keyFile } })]);
+    assertConfigRejected(r, ['mqtt.keyFile', b.keyFile, a.certFile, 'not the private key']);
+  });
+
+  test('an mqtt.keyFile that is not a key at all is refused naming the key and the path', async () => {
+    const a = selfSignedCert(mkdtempSync(path.join(os.tmpdir(), 'stagebox-cert-c-')));
+    const r = await runCli(['--config', configFile({ capture: { device: 'test-signal' }, mqtt: { url: 'mqtts://127.0.0.1:1', certFile: a.certFile, keyFile: a.certFile } })]);
+    assertConfigRejected(r, ['mqtt.keyFile', a.certFile, 'not a usable private key']);
   });
 
   test('mqtt.credentialsFile naming a missing file is refused naming the key and the path', async () => {
