@@ -418,6 +418,7 @@ export class Controller {
       server: { port: this.port, clients: this.server.clients.size, maxClients: this.config.stream.maxClients },
       state: this.store ? { dir: this.config.state.dir, writes: this.store.writes, lastWriteError: this.store.lastWriteError } : { dir: this.config.state.dir, writes: 0, lastWriteError: 'state dir unusable: not saving' },
       mixing: { maxOutputDb: this.metadata.maxOutputDb, adminEnabled: this.config.admin.token !== null },
+      metadata: { channels: this.metadata.list(), groups: this.metadata.groups() },
       clients: this.server.clientInfos(),
       bytesSent: this.server.bytesSent(),
       health: this.healthSnapshot(),

@@ -59,8 +59,12 @@ export class ChannelMetadata implements MixContext {
   }
 
   /** The message every client gets after welcome and whenever this changes. */
+  groups(): string[] {
+    return [...this.groupNames].sort();
+  }
+
   message(): object {
-    return { type: 'metadata', channels: this.list(), groups: [...this.groupNames].sort(), maxOutputDb: this.maxOutputDb };
+    return { type: 'metadata', channels: this.list(), groups: this.groups(), maxOutputDb: this.maxOutputDb };
   }
 
   /**

@@ -15,6 +15,7 @@ import { waitFor } from '../helpers/wait';
  */
 
 const CHROMIUM = '/usr/bin/chromium';
+const ADMIN_TOKEN = 'dashboard-admin-token-1';
 export const OUTPUT_DIR = path.join(REPO_ROOT, 'test-output');
 
 let svc: ServiceProcess;
@@ -34,7 +35,7 @@ before(async () => {
   svc = await startService({
     label: 'dashboard-browser',
     // Pings every 200 ms, so a client's round trip is known almost at once.
-    config: { capture: { device: 'test-signal', channels: 8 }, stream: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 5000 } },
+    config: { capture: { device: 'test-signal', channels: 8 }, stream: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 5000 }, admin: { token: ADMIN_TOKEN } },
   });
   // --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -117,6 +118,37 @@ describe('dashboard in Chromium', () => {
     assert.equal(label, 'Channel 1 peak level');
     const cover = await page.$eval('.meter[data-channel="0"] .cover', (e) => (e as unknown as DomEl).style.transform);
     assert.match(cover, /^scaleX\(0\.2\d*\)$/, 'at -12 dBFS of a -60..0 scale the unlit part is a fifth of the bar');
+  });
+
+  test('the meters carry the engineer\'s channel names and colours, as text (never markup), and follow a change', async () => {
+    const eng = await StreamClient.open(svc.port, 'engineer', { keepPackets: false });
+    let from = eng.messages.length;
+    eng.send({ type: 'auth', token: ADMIN_TOKEN });
+    await eng.waitForMessage('auth-ok', { from });
+    from = eng.messages.length;
+    eng.send({ type: 'set-metadata', channels: [{ ch: 0, name: 'Kick', color: '#ff8800' }, { ch: 2, name: '<b>Vox</b>' }] });
+    await eng.waitForMessage('metadata', { from });
+    // A string expression: this file compiles without the DOM's types.
+    const label = (ch: number): Promise<{ name: string; text: string; html: string; color: string; aria: string | null } | null> =>
+      page.evaluate(`(() => {
+        const m = document.querySelector('#meters .meter[data-channel="${ch}"]');
+        const l = m && m.querySelector('.ch');
+        return m && l ? { name: m.dataset.name || '', text: l.textContent || '', html: l.innerHTML, color: getComputedStyle(l).borderRightColor, aria: m.getAttribute('aria-label') } : null;
+      })()`);
+    await waitFor(async () => (await label(0))?.name === 'Kick', { timeoutMs: 5000, what: 'channel 1 named Kick on the dashboard' });
+    const kick = (await label(0))!;
+    assert.equal(kick.text, '1 Kick');
+    assert.equal(kick.color, 'rgb(255, 136, 0)');
+    assert.equal(kick.aria, 'Channel 1 (Kick) peak level');
+    const vox = (await label(2))!;
+    assert.equal(vox.text, '3 <b>Vox</b>', 'the name is shown as typed');
+    assert.ok(!vox.html.includes('<b>'), `the name is not parsed as markup: ${vox.html}`);
+    assert.equal((await label(1))!.text, '2', 'an unnamed channel shows its number');
+    from = eng.messages.length;
+    eng.send({ type: 'set-metadata', channels: [{ ch: 0, name: 'Bass' }] });
+    await eng.waitForMessage('metadata', { from });
+    await waitFor(async () => (await label(0))?.name === 'Bass' && (await label(2))?.name === '', { timeoutMs: 5000, what: 'the renamed and the cleared channel' });
+    eng.close();
   });
 
   test('clients appear as they connect, each with a latency value and indicator, and the screenshot is saved', async (t) => {

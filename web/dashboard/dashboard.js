@@ -10,7 +10,9 @@
   var $ = function (id) { return document.getElementById(id); };
 
   var thresholds = { amber: 20, red: 50 };
-  var meters = []; // {el, cover, hold, db, holdDb, holdAt}
+  var meters = []; // {el, label, cover, hold, db, holdDb, holdAt}
+  var channelInfo = {}; // ch -> {name, color} from the engineer's metadata (status.metadata)
+  var channelInfoKey = '';
   var lastLevelsAt = 0;
   var retryMs = 1000;
 
@@ -61,7 +63,6 @@
     for (var c = 0; c < n; c++) {
       var m = el('div', 'meter');
       m.setAttribute('role', 'meter');
-      m.setAttribute('aria-label', 'Channel ' + (c + 1) + ' peak level');
       m.setAttribute('aria-valuemin', String(METER_MIN_DB));
       m.setAttribute('aria-valuemax', '0');
       m.dataset.channel = String(c);
@@ -72,12 +73,41 @@
       bar.appendChild(cover);
       bar.appendChild(hold);
       var db = el('span', 'db', '—');
-      m.appendChild(el('span', 'ch', c + 1));
+      var label = el('span', 'ch');
+      m.appendChild(label);
       m.appendChild(bar);
       m.appendChild(db);
       box.appendChild(m);
-      meters.push({ el: m, cover: cover, hold: hold, db: db, holdDb: -Infinity, holdAt: 0 });
+      meters.push({ el: m, label: label, cover: cover, hold: hold, db: db, holdDb: -Infinity, holdAt: 0 });
     }
+    labelMeters();
+  }
+
+  // Channel names and colours the engineer set (metadata), so "Kick" reads
+  // faster than "1" from across a stage.
+  function labelMeters() {
+    for (var c = 0; c < meters.length; c++) {
+      var info = channelInfo[c] || {};
+      var m = meters[c];
+      m.label.textContent = info.name ? c + 1 + ' ' + info.name : String(c + 1);
+      m.label.title = info.name ? 'Channel ' + (c + 1) + ': ' + info.name : 'Channel ' + (c + 1);
+      m.label.style.borderRightColor = info.color || 'transparent';
+      m.el.dataset.name = info.name || '';
+      m.el.setAttribute('aria-label', 'Channel ' + (c + 1) + (info.name ? ' (' + info.name + ')' : '') + ' peak level');
+    }
+  }
+
+  function showChannelInfo(md) {
+    var list = md && Array.isArray(md.channels) ? md.channels : [];
+    var key = JSON.stringify(list);
+    if (key === channelInfoKey) return;
+    channelInfoKey = key;
+    channelInfo = {};
+    for (var i = 0; i < list.length; i++) {
+      var ch = list[i];
+      if (ch && typeof ch.ch === 'number') channelInfo[ch.ch] = { name: typeof ch.name === 'string' ? ch.name : '', color: typeof ch.color === 'string' && /^#[0-9a-fA-F]{6}$/.test(ch.color) ? ch.color : '' };
+    }
+    labelMeters();
   }
 
   function frac(db) {
@@ -135,6 +165,7 @@
     set('capture-reopens', cap.reopenCount);
     set('capture-error', cap.lastError || 'none');
     if (f && meters.length !== f.channels) buildMeters(f.channels);
+    showChannelInfo(s.metadata);
 
     showClients(Array.isArray(s.clients) ? s.clients : []);
 
