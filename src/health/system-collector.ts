@@ -3,7 +3,7 @@ import { access, constants as fsConstants, readdir, readFile, statfs } from 'nod
 import path from 'node:path';
 import si from 'systeminformation';
 
-/** CPU figures from /proc/stat deltas (systeminformation currentLoad). */
+/** CPU figures from /proc/stat deltas. */
 export interface CpuSample {
   /** Total load since the previous sample, percent 0-100. */
   loadPct: number;
@@ -151,6 +151,40 @@ async function readCpuTemp(): Promise<number | null> {
   return best === null ? null : best.milli / 1000;
 }
 
+/** One line of /proc/stat: jiffies busy and in total, since boot. */
+export interface CpuTicks {
+  busy: number;
+  total: number;
+}
+
+/**
+ * Parses the "cpu" and "cpuN" lines of /proc/stat: the total first, then
+ * each core. Idle and iowait count as idle; guest time is already inside
+ * user and nice, so it is not added again.
+ */
+export function parseProcStat(text: string): { total: CpuTicks; cores: CpuTicks[] } | null {
+  let total: CpuTicks | null = null;
+  const cores: CpuTicks[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('cpu')) continue;
+    const f = line.trim().split(/\s+/);
+    const n = f.slice(1, 9).map(Number);
+    if (n.length < 4 || n.some((x) => !Number.isFinite(x))) continue;
+    const sum = n.reduce((a, b) => a + b, 0);
+    const ticks = { busy: sum - n[3]! - (n[4] ?? 0), total: sum };
+    if (f[0] === 'cpu') total = ticks;
+    else cores.push(ticks);
+  }
+  return total ? { total, cores } : null;
+}
+
+/** Busy share between two readings, percent; since boot when there is no previous one. */
+export function loadPct(prev: CpuTicks | undefined, next: CpuTicks): number {
+  const busy = next.busy - (prev?.busy ?? 0);
+  const total = next.total - (prev?.total ?? 0);
+  return total > 0 ? round1(Math.min(100, Math.max(0, (busy / total) * 100))) : 0;
+}
+
 function round1(v: number): number {
   return Math.round(v * 10) / 10;
 }
@@ -205,9 +239,9 @@ function runVcgencmd(bin: string): Promise<ThrottleSample | null> {
 }
 
 /**
- * Samples the machine every `intervalS` and keeps the latest figures: CPU
- * load and memory through systeminformation, temperature, disk and network
- * from /sys, /proc and statfs directly. Nothing here is on the audio path:
+ * Samples the machine every `intervalS` and keeps the latest figures: memory
+ * through systeminformation, CPU load, temperature, disk and network from
+ * /proc, /sys and statfs directly. Nothing here is on the audio path:
  * every call is asynchronous, each kind runs at most once at a time, and
  * readers only ever get the cached sample (`latest()`).
  *
@@ -215,8 +249,11 @@ function runVcgencmd(bin: string): Promise<ThrottleSample | null> {
  * processes (a shell loop, sensors, vcgencmd) and fsSize() spawns df on every
  * call, and Node forks a child on the main thread: measured 5-6 ms of
  * event-loop block per call, which showed in the seed bench's p99 at a 1 s
- * interval (BENCHMARKS.md, 2026-11-24). The only spawn left is vcgencmd on a
- * Raspberry Pi, at most every 30 s.
+ * interval (BENCHMARKS.md, 2026-11-24). Its currentLoad() (5.33.23) runs
+ * `cat /proc/stat | grep cpu` through execSync on Linux, on every call: a
+ * CPU profile of the seed bench showed it blocking the event loop 7-15 ms
+ * once a second, so the load is read from /proc/stat here, asynchronously.
+ * The only spawn left is vcgencmd on a Raspberry Pi, at most every 30 s.
  */
 export class SystemCollector {
   private timer: NodeJS.Timeout | null = null;
@@ -233,6 +270,7 @@ export class SystemCollector {
   private throttleAt = -Infinity;
   private readonly lastErrorLogged = new Map<string, string>();
   private prevNet = new Map<string, { rx: number; tx: number; at: number }>();
+  private prevCpu: { total: CpuTicks; cores: CpuTicks[] } | null = null;
 
   constructor(private readonly opts: SystemCollectorOptions) {
     this.probes = {
@@ -285,10 +323,14 @@ export class SystemCollector {
   }
 
   private async sampleCpu(): Promise<CpuSample> {
-    const [load, t] = await Promise.all([si.currentLoad(), readCpuTemp()]);
+    const [statText, t] = await Promise.all([readFile('/proc/stat', 'utf8'), readCpuTemp()]);
+    const stat = parseProcStat(statText);
+    if (!stat) throw new Error('/proc/stat has no "cpu" line');
+    const prev = this.prevCpu;
+    this.prevCpu = stat;
     return {
-      loadPct: round1(load.currentLoad),
-      coresPct: load.cpus.map((c) => round1(c.load)),
+      loadPct: loadPct(prev?.total, stat.total),
+      coresPct: stat.cores.map((c, i) => loadPct(prev?.cores[i], c)),
       tempC: typeof t === 'number' && Number.isFinite(t) && t > -50 ? round1(t) : null,
     };
   }

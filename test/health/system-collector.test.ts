@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import { Probe, SystemCollector, mountHolding, parseThrottled } from '../../src/health/system-collector';
+import { Probe, SystemCollector, loadPct, mountHolding, parseProcStat, parseThrottled } from '../../src/health/system-collector';
 import { sleep } from '../helpers/wait';
 
 const quietLog = { warn: () => undefined };
@@ -93,5 +93,37 @@ describe('parseThrottled', () => {
     });
     assert.equal(parseThrottled('throttled=0x0')?.underVoltage, false);
     assert.equal(parseThrottled('error'), null);
+  });
+});
+
+describe('CPU load from /proc/stat', () => {
+  const stat = (cpu: string, ...cores: string[]) => [`cpu  ${cpu}`, ...cores.map((c, i) => `cpu${i} ${c}`), 'intr 1 2 3', 'ctxt 99'].join('\n');
+
+  test('parses the total and each core; idle and iowait are idle, guest is not counted twice', () => {
+    const p = parseProcStat(stat('100 0 50 800 50 0 0 0 30 0', '60 0 20 400 20 0 0 0 30 0', '40 0 30 400 30 0 0 0 0 0'));
+    assert.deepEqual(p, { total: { busy: 150, total: 1000 }, cores: [{ busy: 80, total: 500 }, { busy: 70, total: 500 }] });
+  });
+
+  test('load is the busy share between two readings, and since boot without a previous one', () => {
+    assert.equal(loadPct(undefined, { busy: 150, total: 1000 }), 15);
+    assert.equal(loadPct({ busy: 150, total: 1000 }, { busy: 400, total: 1500 }), 50);
+    assert.equal(loadPct({ busy: 150, total: 1000 }, { busy: 150, total: 1000 }), 0, 'no ticks elapsed');
+  });
+
+  test('text without a "cpu" line gives null (the probe reports it as a failed figure)', () => {
+    assert.equal(parseProcStat('intr 1 2\nctxt 3\n'), null);
+    assert.equal(parseProcStat('cpu  a b c d\n'), null);
+  });
+
+  test('two real samples a moment apart give a total and per-core load between 0 and 100 while a core is kept busy', async () => {
+    const c = new SystemCollector({ intervalS: 0, stateDir: os.tmpdir(), log: quietLog });
+    await c.sampleNow();
+    const until = Date.now() + 300;
+    while (Date.now() < until) Math.sqrt(Math.random());
+    await c.sampleNow();
+    const cpu = c.latest().cpu!;
+    assert.equal(cpu.coresPct.length, os.cpus().length);
+    assert.ok(cpu.loadPct > 0 && cpu.loadPct <= 100, `load ${cpu.loadPct}`);
+    assert.ok(Math.max(...cpu.coresPct) >= 30, `one core was kept busy: ${cpu.coresPct.join(', ')}`);
   });
 });
