@@ -46,6 +46,8 @@ export interface ServiceOptions {
   /** STAGEBOX_POOL_SIZE; undefined keeps the service default ("auto"). */
   poolSize?: number;
   maxClients?: number;
+  /** log.level of the service (default "warn"); the boot scenario reads the info lines' arrival times. */
+  logLevel?: string;
 }
 
 export class ServiceProcess {
@@ -53,6 +55,10 @@ export class ServiceProcess {
   private readonly tail: string[] = [];
   private partial = '';
   readonly exited: Promise<ExitInfo>;
+  /** performance.now() just before spawn(): the boot scenario's time zero. */
+  spawnedAt = 0;
+  /** performance.now() when a line with this pino "msg" first arrived on stdout. */
+  readonly firstLineAt = new Map<string, number>();
 
   private constructor(
     readonly child: ChildProcess,
@@ -81,7 +87,7 @@ export class ServiceProcess {
       capture: { device: 'test-signal', channels: 32, rate: 48000, periodFrames: 128 },
       server: { host: '127.0.0.1', port },
       stream: { maxClients: opts.maxClients ?? 2000 },
-      log: { level: 'warn' },
+      log: { level: opts.logLevel ?? 'warn' },
       state: { dir: path.join(dir, 'state') },
       health: { systemIntervalS: monitoring === 'on' ? 1 : 0 },
       mqtt:
@@ -90,6 +96,7 @@ export class ServiceProcess {
           : { enabled: false },
     };
     writeFileSync(configPath, JSON.stringify(config));
+    const spawnedAt = performance.now();
     const child = spawn(process.execPath, [SERVICE_MAIN, '--config', configPath], {
       cwd: REPO_ROOT,
       env: serviceEnv(opts),
@@ -97,6 +104,7 @@ export class ServiceProcess {
     });
     trackChild(child);
     const svc = new ServiceProcess(child, port, dir);
+    svc.spawnedAt = spawnedAt;
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', () => resolve());
       child.once('error', (err) => reject(new Error(`cannot start the service: ${err.message}`)));
@@ -159,8 +167,11 @@ export class ServiceProcess {
   private keepTail(chunk: Buffer): void {
     const lines = (this.partial + chunk.toString('utf8')).split('\n');
     this.partial = lines.pop() ?? '';
+    const now = performance.now();
     for (const line of lines) {
       if (line.length === 0) continue;
+      const msg = /"msg":"([^"]*)"/.exec(line)?.[1];
+      if (msg !== undefined && !this.firstLineAt.has(msg)) this.firstLineAt.set(msg, now);
       this.tail.push(line.length > 500 ? `${line.slice(0, 500)}…` : line);
       if (this.tail.length > LOG_TAIL_LINES) this.tail.shift();
     }

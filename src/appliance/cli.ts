@@ -3,6 +3,7 @@ import { ConfigError } from './config-errors';
 import { loadConfig, DEFAULT_CONFIG_PATH } from './config-loader';
 import { Controller, VERSION } from './controller';
 import { createLogger, flushLogger } from './logger';
+import { SdNotify } from './sd-notify';
 
 const USAGE = `Usage: stagebox [options]
 
@@ -57,6 +58,21 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
+/**
+ * Exit 2 for an invalid configuration. The message goes to stderr (the
+ * journal) and, under systemd, also as STATUS= so `systemctl status` shows
+ * why; the unit's RestartPreventExitStatus=2 stops a restart loop on it.
+ */
+function refuseConfig(err: ConfigError): number {
+  process.stderr.write(`stagebox: invalid configuration:\n${err.message}\n`);
+  if (process.env.NOTIFY_SOCKET) {
+    const log = createLogger('warn');
+    SdNotify.fromEnv(log).send(`STATUS=invalid configuration (exit 2): ${err.message.split('\n').join('; ')}`);
+    flushLogger(log);
+  }
+  return 2;
+}
+
 export interface MainResult {
   code: number;
   /**
@@ -99,10 +115,7 @@ async function run(argv: string[]): Promise<number | MainResult> {
   try {
     loaded = loadConfig({ path: args.config });
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`stagebox: invalid configuration:\n${err.message}\n`);
-      return 2;
-    }
+    if (err instanceof ConfigError) return refuseConfig(err);
     throw err;
   }
   if (args.printConfig) {
@@ -138,9 +151,8 @@ async function run(argv: string[]): Promise<number | MainResult> {
     await controller.start();
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`stagebox: invalid configuration:\n${err.message}\n`);
       await controller.stop();
-      return 2;
+      return refuseConfig(err);
     }
     log.fatal({ err: (err as Error).message }, 'start failed');
     await controller.stop();

@@ -12,6 +12,23 @@ export interface LoadedConfig {
   envApplied: string[];
 }
 
+/** Why a file read failed, in words: "EISDIR: it is a directory". */
+const READ_FAILURES: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EISDIR: 'it is a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EIO: 'input/output error',
+  ENOTDIR: 'a part of the path is not a directory',
+  ELOOP: 'too many symbolic links',
+};
+
+function readFailure(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === undefined) return String(err);
+  return `${e.code}: ${READ_FAILURES[e.code] ?? e.message}`;
+}
+
 function setDotted(target: Record<string, unknown>, dotted: string, value: unknown): void {
   const parts = dotted.split('.');
   let node = target;
@@ -52,7 +69,7 @@ export function loadConfig(opts: { path?: string | undefined; env?: NodeJS.Proce
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && explicit === undefined) used = null;
-    else throw new ConfigError(`config file ${path}: cannot read it (${code ?? String(err)})`);
+    else throw new ConfigError(`config file ${path}: cannot read it (${readFailure(err)}); allowed: a readable JSON file`);
   }
   if (text !== undefined) {
     try {

@@ -21,7 +21,7 @@ import { StateDirError, StateStore } from './state-store';
 import { frameInPlace } from '../transport/ws-frame';
 import { SystemCollector } from '../health/system-collector';
 import { HealthWatcher, type HealthEvent } from '../health/health-watcher';
-import { buildHealthSnapshot, summarizeClient, type HealthSnapshot, type ServiceFigures } from '../health/health-snapshot';
+import { buildHealthSnapshot, summarizeClient, type HealthSnapshot, type ServiceFigures, type StateSaving } from '../health/health-snapshot';
 import { EmbeddedBroker } from '../health/embedded-broker';
 import { MqttReporter } from '../health/mqtt-reporter';
 import { readMqttFiles, resolveDeviceId, topicsFor, type MqttFiles } from '../health/mqtt-options';
@@ -46,6 +46,8 @@ export class Controller {
   private server!: StreamServer;
   private control!: ControlHandler;
   private store: StateStore | null = null;
+  /** Why the state dir could not be used at start (then nothing is saved until a restart). */
+  private stateDirError: StateDirError | null = null;
   private metadata!: ChannelMetadata;
   private collector: SystemCollector | null = null;
   private watcher: HealthWatcher | null = null;
@@ -217,7 +219,19 @@ export class Controller {
       pool: this.pool.snapshot(),
       clients: this.server.clientInfos(),
       bytesSent: this.server.bytesSent(),
+      state: this.stateSaving(),
     };
+  }
+
+  /** Whether state reaches the disk; a failing dir never stops the audio, it is reported here. */
+  stateSaving(): StateSaving {
+    const dir = this.config.state.dir;
+    if (this.store === null) {
+      const e = this.stateDirError;
+      return { dir, saving: false, error: e ? e.message : 'state dir not opened', since: null };
+    }
+    const f = this.store.writeFailure;
+    return f ? { dir, saving: false, error: f.message, since: f.since } : { dir, saving: true, error: null, since: null };
   }
 
   /** The health snapshot (MQTT health topic; for /healthz and /metrics too). Never waits on a system call. */
@@ -372,6 +386,7 @@ export class Controller {
       return new ClientMemory(store);
     } catch (err) {
       if (!(err instanceof StateDirError)) throw err;
+      this.stateDirError = err;
       this.log.error({ dir: this.config.state.dir, err: err.message }, 'state dir unusable: mixes and channel names will NOT be saved');
       return null;
     }
@@ -416,7 +431,9 @@ export class Controller {
       pool: this.pool.snapshot(),
       perf: { serverLatency: this.pool.serverLatency.summary(), captureBlock: this.pool.captureBlock.summary() },
       server: { port: this.port, clients: this.server.clients.size, maxClients: this.config.stream.maxClients },
-      state: this.store ? { dir: this.config.state.dir, writes: this.store.writes, lastWriteError: this.store.lastWriteError } : { dir: this.config.state.dir, writes: 0, lastWriteError: 'state dir unusable: not saving' },
+      state: this.store
+        ? { ...this.stateSaving(), writes: this.store.writes, lastWriteError: this.store.lastWriteError, failure: this.store.writeFailure }
+        : { ...this.stateSaving(), writes: 0, lastWriteError: 'state dir unusable: not saving', failure: null },
       mixing: { maxOutputDb: this.metadata.maxOutputDb, adminEnabled: this.config.admin.token !== null },
       metadata: { channels: this.metadata.list(), groups: this.metadata.groups() },
       clients: this.server.clientInfos(),
@@ -455,9 +472,14 @@ export class Controller {
     else if (!this.ready) reasons.push('service starting');
     if (cap.state !== 'running') reasons.push(`capture ${cap.state} on ${cap.device}${cap.lastError ? `: ${cap.lastError}` : ''}`);
     if (this.watchdog && !this.watchdog.last.healthy) reasons.push(`audio path unhealthy: ${this.watchdog.last.reason}`);
+    // Not saving is degraded, not unhealthy: the musicians still hear everything.
+    const warnings: string[] = [];
+    const saving = this.stateSaving();
+    if (!saving.saving) warnings.push(`state not saved in ${saving.dir}: ${saving.error ?? 'unknown error'}`);
     return {
       healthy: reasons.length === 0,
       reasons,
+      warnings,
       body: {
         version: VERSION,
         uptimeS: Math.round((Date.now() - this.startedAt) / 1000),

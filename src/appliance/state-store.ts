@@ -49,6 +49,20 @@ export class StateDirError extends Error {
   }
 }
 
+/** Why state.json is not being saved right now: what the last failed write said. */
+export interface StateWriteFailure {
+  /** The file or directory the failing call named (usually the temp file next to state.json). */
+  path: string;
+  /** errno code, e.g. 'EROFS', 'ENOSPC', 'EACCES'. */
+  code: string;
+  /** The system's message, e.g. "ENOSPC: no space left on device, write". */
+  message: string;
+  /** When writes started failing, ISO 8601. */
+  since: string;
+  /** Failed attempts in a row. */
+  attempts: number;
+}
+
 /** update() produced a document that fails the schema; the state is left as it was. */
 export class StateUpdateError extends Error {
   override readonly name = 'StateUpdateError';
@@ -160,7 +174,7 @@ export class StateStore {
   private inFlight: Promise<void> | null = null;
   private failures = 0;
   private writeCount = 0;
-  private lastError: string | null = null;
+  private failure: StateWriteFailure | null = null;
 
   constructor(opts: StateStoreOptions) {
     const maxClients = opts.maxClients ?? 500;
@@ -179,9 +193,18 @@ export class StateStore {
     return this.writeCount;
   }
 
-  /** The errno/message of the last failed write, null once a write succeeds again; for status. */
+  /** The errno code of the last failed write, null once a write succeeds again; for status. */
   get lastWriteError(): string | null {
-    return this.lastError;
+    return this.failure?.code ?? null;
+  }
+
+  /**
+   * Why changes are not reaching the disk (read-only or full filesystem,
+   * permissions), or null while writes work. The service keeps running and
+   * keeps the changes in memory, retrying with backoff.
+   */
+  get writeFailure(): Readonly<StateWriteFailure> | null {
+    return this.failure;
   }
 
   /**
@@ -336,12 +359,8 @@ export class StateStore {
     if (this.stopped || this.timer || this.inFlight) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.startWrite().catch((err: unknown) => {
-        this.log.error(
-          { path: this.file, err: errnoOf(err), failures: this.failures },
-          `state write failed; changes kept in memory, retrying in ${this.retryDelay()} ms`,
-        );
-      });
+      // startWrite() reports the failure (once per episode); the rejection only matters to flush().
+      this.startWrite().catch(() => undefined);
     }, delayMs);
   }
 
@@ -360,13 +379,19 @@ export class StateStore {
     this.inFlight = this.writeAtomic(text)
       .then(
         () => {
+          if (this.failure) {
+            this.log.info(
+              { path: this.file, failedAttempts: this.failure.attempts, failingSince: this.failure.since, err: this.failure.code },
+              `state writes work again after ${this.failure.attempts} failed attempt(s); state saved`,
+            );
+          }
           this.failures = 0;
-          this.lastError = null;
+          this.failure = null;
         },
         (err: unknown) => {
           this.dirty = true;
           this.failures++;
-          this.lastError = errnoOf(err);
+          this.noteFailure(err);
           throw err;
         },
       )
@@ -375,6 +400,30 @@ export class StateStore {
         if (this.dirty) this.schedule(this.failures > 0 ? this.retryDelay() : this.debounceMs);
       });
     return this.inFlight;
+  }
+
+  /**
+   * Logged once when writes start failing and again only if the reason
+   * changes, not at every retry: a full disk must not also fill the journal.
+   */
+  private noteFailure(err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    const code = errnoOf(err);
+    const prev = this.failure;
+    const at = typeof e.path === 'string' ? e.path : this.file;
+    const text = e.message ?? String(err);
+    this.failure = {
+      path: at,
+      code,
+      // write() and fsync() errors carry no path: add it, the report must say where.
+      message: text.includes(at) ? text : `${text}, '${at}'`,
+      since: prev?.since ?? new Date().toISOString(),
+      attempts: (prev?.attempts ?? 0) + 1,
+    };
+    const fields = { path: this.failure.path, err: code, detail: this.failure.message, attempts: this.failure.attempts, retryInMs: this.retryDelay() };
+    if (prev === null) this.log.error(fields, `state write failed (${code}); audio goes on, changes are kept in memory and retried (logged again only when the reason changes or writes work again)`);
+    else if (prev.code !== code) this.log.error(fields, `state write still failing, now ${code}`);
+    else this.log.debug(fields, 'state write still failing');
   }
 
   /**

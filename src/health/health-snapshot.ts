@@ -22,6 +22,18 @@ export interface ServiceFigures {
   clients: ClientInfo[];
   /** Audio bytes written to client sockets since start, every client (gone ones too). */
   bytesSent: number;
+  state: StateSaving;
+}
+
+/** Whether mixes and channel names reach the state dir. */
+export interface StateSaving {
+  dir: string;
+  /** False while writes fail (read-only or full filesystem, permissions) or the dir was unusable at start. */
+  saving: boolean;
+  /** The failure, with the path and errno: "EROFS: read-only file system, open '/var/lib/stagebox/state.json.tmp-42'". */
+  error: string | null;
+  /** When saving stopped working, ISO 8601. */
+  since: string | null;
 }
 
 /** What the health topic reports for the capture path: running, no device (missing, opening, retrying) or error. */
@@ -77,6 +89,8 @@ export interface HealthSnapshot {
   };
   pool: { size: number; utilizationPct: number; deadlineMisses: number; skippedPeriods: number };
   clients: { count: number; maxLatencyMs: number | null; drops: number; bytesSent: number };
+  /** The state dir: the box streams on when it cannot save, and says so here. */
+  state: StateSaving;
   /** When the system figures were sampled (ISO 8601), null before the first sample or with sampling off. */
   systemSampledAt: string | null;
 }
@@ -148,6 +162,7 @@ export function buildHealthSnapshot(sys: SystemSample, f: ServiceFigures, now: D
       skippedPeriods: f.pool.skippedPeriods,
     },
     clients: { count: f.clients.length, maxLatencyMs: maxLatency, drops, bytesSent: f.bytesSent },
+    state: { ...f.state },
     systemSampledAt: sys.sampledAt,
   };
 }

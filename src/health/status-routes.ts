@@ -6,7 +6,14 @@ import type { PrometheusMetrics } from './prometheus-metrics';
 export interface Health {
   healthy: boolean;
   reasons: string[];
+  /** Problems that leave the audio untouched (state not saved): status "degraded", still HTTP 200. */
+  warnings: string[];
   body: object;
+}
+
+function verdict(h: Health): 'ok' | 'degraded' | 'unhealthy' {
+  if (!h.healthy) return 'unhealthy';
+  return h.warnings.length > 0 ? 'degraded' : 'ok';
 }
 
 /** What the HTTP API needs from the rest of the service. */
@@ -35,7 +42,7 @@ export function createStatusRoutes(provider: StatusProvider): http.RequestListen
       if (url.pathname === '/healthz') {
         if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: `method ${req.method} not allowed on ${url.pathname}; allowed: GET` });
         const h = provider.healthz();
-        return sendJson(res, h.healthy ? 200 : 503, { status: h.healthy ? 'ok' : 'unhealthy', reasons: h.reasons, ...h.body });
+        return sendJson(res, h.healthy ? 200 : 503, { status: verdict(h), reasons: h.reasons, warnings: h.warnings, ...h.body });
       }
       if (url.pathname === '/metrics') {
         if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: `method ${req.method} not allowed on ${url.pathname}; allowed: GET` });

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { removeTempDirs, runCli, writeTempFile, type CliResult } from '../helpers/service-process';
 import { selfSignedCert } from '../helpers/mosquitto';
+import { NotifySocket } from '../helpers/notify-socket';
 
 /**
  * The command line and the config file, through the real binary: invalid
@@ -12,7 +13,11 @@ import { selfSignedCert } from '../helpers/mosquitto';
  * value and what is allowed; --help and --print-config exit 0.
  */
 
-after(() => removeTempDirs());
+const sockets: NotifySocket[] = [];
+after(() => {
+  removeTempDirs();
+  for (const s of sockets) s.close();
+});
 
 /** Stops a run that (wrongly) got as far as listening, instead of waiting for the timeout. */
 const LISTENING = /"msg":"listening"/;
@@ -72,6 +77,41 @@ describe('invalid configuration is refused with exit code 2', () => {
     const missing = '/nonexistent-stagebox-dir/stagebox.json';
     const r = await runCli(['--config', missing]);
     assertConfigRejected(r, [missing]);
+  });
+
+  // We run as root, so a chmod 000 file is still readable: these are reads that fail for root too.
+  test('--config naming a directory is refused with exit 2, naming the path and EISDIR', async () => {
+    const dir = path.dirname(configFile({}));
+    const r = await runCli(['--config', dir]);
+    assertConfigRejected(r, [`config file ${dir}: cannot read it (EISDIR: it is a directory)`, 'allowed: a readable JSON file']);
+  });
+
+  test('--config naming a file whose read fails (/proc/self/mem: EIO) is refused with exit 2, naming the path and the errno', async () => {
+    const r = await runCli(['--config', '/proc/self/mem']);
+    assertConfigRejected(r, ['config file /proc/self/mem: cannot read it (EIO: input/output error)']);
+  });
+
+  test('under systemd (NOTIFY_SOCKET set) an unreadable config file is also sent as STATUS=, and READY=1 never comes', async () => {
+    const ns = await NotifySocket.open();
+    sockets.push(ns);
+    const dir = path.dirname(configFile({}));
+    const r = await runCli(['--config', dir], { env: { NOTIFY_SOCKET: ns.address } });
+    assertConfigRejected(r, [dir, 'EISDIR']);
+    const status = await ns.waitFor((m) => 'STATUS' in m.fields, 5000, 'a STATUS= line');
+    assert.equal(status.fields.STATUS, `invalid configuration (exit 2): config file ${dir}: cannot read it (EISDIR: it is a directory); allowed: a readable JSON file`);
+    assert.deepEqual(ns.messages.filter((m) => 'READY' in m.fields || 'WATCHDOG' in m.fields), []);
+  });
+
+  test('under systemd a config refused with several problems sends them on one STATUS= line', async () => {
+    const ns = await NotifySocket.open();
+    sockets.push(ns);
+    const r = await runCli(['--config', configFile({ capture: { rate: 22050, channels: 65 } })], { env: { NOTIFY_SOCKET: ns.address } });
+    assertConfigRejected(r, ['capture.rate', 'capture.channels']);
+    const status = await ns.waitFor((m) => 'STATUS' in m.fields, 5000, 'a STATUS= line');
+    assert.match(status.fields.STATUS!, /^invalid configuration \(exit 2\): /);
+    assert.match(status.fields.STATUS!, /capture\.rate: got 22050/);
+    assert.match(status.fields.STATUS!, /capture\.channels: got 65/);
+    assert.ok(!status.raw.includes('\n'), `one line: ${JSON.stringify(status.raw)}`);
   });
 
   test('the env override STAGEBOX_PORT=abc is refused naming the variable, the value and that a number is allowed', async () => {

@@ -76,7 +76,7 @@ test('invalid JSON and a non-object file are rejected', () => {
 });
 
 test('an explicit config path that does not exist is an error', () => {
-  assert.match(configError(() => loadConfig({ path: '/nonexistent/stagebox.json', env: {} })), /config file \/nonexistent\/stagebox\.json: cannot read it \(ENOENT\)/);
+  assert.match(configError(() => loadConfig({ path: '/nonexistent/stagebox.json', env: {} })), /config file \/nonexistent\/stagebox\.json: cannot read it \(ENOENT: no such file\)/);
 });
 
 test('a non-numeric env value names the variable', () => {

@@ -148,8 +148,10 @@ describe('systemd notify protocol', () => {
     await ns.waitFor((m) => m.fields.WATCHDOG === '1' && m.at > unblocked, 5000, 'pings to resume after the block');
     const pings = ns.with('WATCHDOG').slice(before - 1);
     const gaps = pings.slice(1).map((m, i) => m.at - pings[i]!.at);
-    // Pings come every 250 ms; the gap around the block spans it.
+    // Pings come every 250 ms; the gap around the block spans it. Longer than WATCHDOG_USEC (1 s): systemd
+    // would have killed the service with SIGABRT and restarted it (Restart=on-failure in the unit).
     assert.ok(Math.max(...gaps) >= 2500, `longest gap between pings ${Math.round(Math.max(...gaps))} ms; gaps ${gaps.map(Math.round)}`);
+    assert.ok(Math.max(...gaps) > Number(WATCHDOG_USEC) / 1000, 'the silence outlasts the watchdog timeout');
     await svc.stop();
   });
 });

@@ -1,5 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { renameSync } from 'node:fs';
 import { removeFixtures, startOnFixture } from '../helpers/alsa-service';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
@@ -135,6 +136,50 @@ describe('capture device missing or lost', () => {
     const story = events.filter((e) => e.kind === 'device-lost' || e.kind === 'device-found');
     assert.deepEqual(story.map((e) => e.kind), ['device-lost', 'device-found'], JSON.stringify(events));
     assert.ok(story.every((e) => (e.fields.device ?? '').includes(fx.pcmName)), JSON.stringify(story));
+    c.close();
+  });
+
+  test('a USB interface removed and re-inserted streams again within 2 s of its return, in the same process (no restart)', async () => {
+    // Default stall and retry timings: the 2 s must come from the re-probe the udev rule triggers, not from a short backoff.
+    const { fx, svc } = await startOnFixture({ format: 'S16_LE', channels: 2, periodFrames: 128, pcmName: 'sb_replug', label: 'replug' });
+    const pid = svc.proc.pid;
+    const c = await StreamClient.open(svc.port, 'replug-listener');
+    await c.subscribe([0, 1], 'pcm16');
+    await c.waitForPackets(30, 10000);
+    const before = await getStatus(svc.port);
+
+    // Removed: the device stops delivering and its node goes away, so reopening fails, as when a card leaves
+    // /proc/asound. (A real unplug makes reads fail with ENODEV at once; the file plugin can only go silent,
+    // so here the loss is found by the stall timeout.) Then the udev rule's reload: SIGHUP.
+    fx.pause();
+    const unplugged = `${fx.infile}.unplugged`;
+    renameSync(fx.infile, unplugged);
+    svc.proc.kill('SIGHUP');
+    let last: Status | undefined;
+    // Four failed reopens: the backoff (0.5, 1, 2, 4 s ...) is now longer than the 2 s allowed for the return.
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return last.capture.state !== 'running' && last.capture.reopenCount >= before.capture.reopenCount + 4;
+      },
+      { timeoutMs: 30000, what: 'four failed reopen attempts while the interface is gone', describe: () => JSON.stringify(last?.capture) },
+    );
+    assert.ok((last!.capture.lastError ?? '').includes(fx.pcmName), JSON.stringify(last!.capture));
+
+    // Re-inserted: the node is back, the device delivers, udev reloads the service.
+    const from = c.packetCount;
+    renameSync(unplugged, fx.infile);
+    fx.start();
+    const back = performance.now();
+    svc.proc.kill('SIGHUP');
+    await c.waitForPackets(from + 1, 10000);
+    const resumedMs = performance.now() - back;
+    assert.ok(resumedMs <= 2000, `first packet ${Math.round(resumedMs)} ms after the interface returned; allowed: 2000 ms`);
+    await c.waitForPackets(from + 100, 10000);
+    assert.equal(svc.exit, null, svc.describe());
+    assert.equal(svc.proc.pid, pid, 'the same process: no restart');
+    assert.equal(c.closeInfo, null, 'the client stayed connected');
+    assert.equal((await getStatus(svc.port)).capture.state, 'running');
     c.close();
   });
 

@@ -31,6 +31,7 @@ function setup(): { f: ServiceFigures; sys: SystemSample; events: HealthEvent[];
     pool,
     clients: [],
     bytesSent: 0,
+    state: { dir: '/var/lib/stagebox', saving: true, error: null, since: null },
   };
   const sys: SystemSample = { sampledAt: null, cpu: null, mem: null, disk: null, net: null, throttle: null, skippedCalls: 0, failedCalls: 0 };
   const events: HealthEvent[] = [];

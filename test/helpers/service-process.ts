@@ -86,6 +86,11 @@ export interface StartOptions {
   label?: string;
   /** Node options before the script (e.g. --inspect=127.0.0.1:0). */
   nodeArgs?: string[];
+  /**
+   * A command that execs node in the end (e.g. unshare -m ... sh -c '...; exec "$@"'): node's
+   * command line is appended to it. Each step must exec, so the child's pid stays the service's.
+   */
+  wrap?: string[];
 }
 
 export class ServiceProcess {
@@ -204,7 +209,9 @@ export async function startService(opts: StartOptions = {}): Promise<ServiceProc
   const stateDir = path.dirname(writeTempFile('.keep', ''));
   const config = merge(merge(BASE_CONFIG, { state: { dir: stateDir } }), opts.config ?? {});
   const configPath = writeTempFile('stagebox.json', JSON.stringify(config, null, 2));
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN_JS, '--config', configPath], {
+  const argv = [process.execPath, ...(opts.nodeArgs ?? []), MAIN_JS, '--config', configPath];
+  const cmd = [...(opts.wrap ?? []), ...argv];
+  const proc = spawn(cmd[0]!, cmd.slice(1), {
     cwd: REPO_ROOT,
     env: childEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
