@@ -45,7 +45,7 @@ prune_gyp() {
     if [ -d "$pkg/build" ]; then
       find "$pkg/build" -type f ! -path "$pkg/build/Release/*.node" -exec rm -f {} +
       find "$pkg/build" -type f -path "$pkg/build/Release/*/*" -exec rm -f {} +
-      find "$pkg/build" -depth -type d -empty -exec rmdir {} +
+      find "$pkg/build" -depth -type d -empty -delete
     fi
   done
 }

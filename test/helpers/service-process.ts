@@ -86,6 +86,10 @@ export interface StartOptions {
   label?: string;
   /** Node options before the script (e.g. --inspect=127.0.0.1:0). */
   nodeArgs?: string[];
+  /** The script to run (default dist/src/main.js), e.g. an installed tree's bin/stagebox.js. */
+  mainJs?: string;
+  /** The child's working directory (default the repository root). */
+  cwd?: string;
 }
 
 export class ServiceProcess {
@@ -204,8 +208,8 @@ export async function startService(opts: StartOptions = {}): Promise<ServiceProc
   const stateDir = path.dirname(writeTempFile('.keep', ''));
   const config = merge(merge(BASE_CONFIG, { state: { dir: stateDir } }), opts.config ?? {});
   const configPath = writeTempFile('stagebox.json', JSON.stringify(config, null, 2));
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN_JS, '--config', configPath], {
-    cwd: REPO_ROOT,
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.mainJs ?? MAIN_JS, '--config', configPath], {
+    cwd: opts.cwd ?? REPO_ROOT,
     env: childEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
