@@ -91,6 +91,10 @@ export interface StartOptions {
    * command line is appended to it. Each step must exec, so the child's pid stays the service's.
    */
   wrap?: string[];
+  /** The script to run (default dist/src/main.js), e.g. an installed tree's bin/stagebox.js. */
+  mainJs?: string;
+  /** The child's working directory (default the repository root). */
+  cwd?: string;
 }
 
 export class ServiceProcess {
@@ -209,10 +213,10 @@ export async function startService(opts: StartOptions = {}): Promise<ServiceProc
   const stateDir = path.dirname(writeTempFile('.keep', ''));
   const config = merge(merge(BASE_CONFIG, { state: { dir: stateDir } }), opts.config ?? {});
   const configPath = writeTempFile('stagebox.json', JSON.stringify(config, null, 2));
-  const argv = [process.execPath, ...(opts.nodeArgs ?? []), MAIN_JS, '--config', configPath];
+  const argv = [process.execPath, ...(opts.nodeArgs ?? []), opts.mainJs ?? MAIN_JS, '--config', configPath];
   const cmd = [...(opts.wrap ?? []), ...argv];
   const proc = spawn(cmd[0]!, cmd.slice(1), {
-    cwd: REPO_ROOT,
+    cwd: opts.cwd ?? REPO_ROOT,
     env: childEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

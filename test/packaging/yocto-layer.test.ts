@@ -1,0 +1,252 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { REPO_ROOT } from '../helpers/service-process';
+import { readInstallList } from './install-list';
+
+/**
+ * yocto/: what can be checked without network or BitBake. Every path the
+ * recipes name exists, the recipe fetches what packaging/install-files.txt
+ * installs and installs it with the same script and list, the kas files
+ * parse (PyYAML, as kas itself reads them) into the structure kas wants, and
+ * the recipe's shrinkwrap is package-lock.json's. Nothing here runs BitBake:
+ * building needs the layers from the network (yocto/README.md).
+ */
+
+const YOCTO = path.join(REPO_ROOT, 'yocto');
+const LAYER = path.join(YOCTO, 'meta-stagebox');
+const RECIPE_DIR = path.join(LAYER, 'recipes-stagebox', 'stagebox');
+const read = (p: string): string => readFileSync(p, 'utf8');
+
+/** name -> value of `NAME = "..."` / `+=` assignments (joined), with line continuations folded. */
+function bbVars(file: string): Map<string, string> {
+  const text = read(file).replace(/\\\n/g, ' ');
+  const vars = new Map<string, string>();
+  for (const m of text.matchAll(/^([A-Za-z0-9_:${}\-.]+)\s*(\?\?=|\?=|:=|\+=|=\+|\.=|=)\s*"([^"]*)"/gm)) {
+    const [, name, op, value] = m;
+    const prev = vars.get(name!);
+    vars.set(name!, op === '+=' || op === '.=' || op === '=+' ? `${prev ?? ''} ${value}`.trim() : value!.trim());
+  }
+  return vars;
+}
+
+function recipeFile(): string {
+  const bbs = readdirSync(RECIPE_DIR).filter((n) => n.endsWith('.bb'));
+  assert.equal(bbs.length, 1, `recipes in ${RECIPE_DIR}: ${bbs}`);
+  return path.join(RECIPE_DIR, bbs[0]!);
+}
+
+/** The unit's state directory as systemd really keeps it: DynamicUser=yes puts it under /var/lib/private. */
+function unitStateDir(): string {
+  const unit = read(path.join(REPO_ROOT, 'systemd', 'stagebox.service'));
+  const state = /^StateDirectory=(\S+)$/m.exec(unit)?.[1];
+  assert.ok(state, 'the unit has no StateDirectory=');
+  return /^DynamicUser=yes$/m.test(unit) ? `/var/lib/private/${state}` : `/var/lib/${state}`;
+}
+
+describe('meta-stagebox layer', () => {
+  test('layer.conf: collection stagebox, compatible with scarthgap, depends on core and meta-oe', () => {
+    const v = bbVars(path.join(LAYER, 'conf', 'layer.conf'));
+    assert.equal(v.get('BBFILE_COLLECTIONS'), 'stagebox');
+    assert.ok(v.get('LAYERSERIES_COMPAT_stagebox')!.split(/\s+/).includes('scarthgap'), `LAYERSERIES_COMPAT_stagebox = ${v.get('LAYERSERIES_COMPAT_stagebox')}`);
+    assert.deepEqual(v.get('LAYERDEPENDS_stagebox')!.split(/\s+/).sort(), ['core', 'openembedded-layer']);
+    // STAGEBOX_TOPDIR (the recipe's FILESEXTRAPATHS) is two levels above the layer: the repository root.
+    assert.equal(v.get('STAGEBOX_TOPDIR'), "${@os.path.normpath(os.path.join(d.getVar('LAYERDIR'), '..', '..'))}");
+    assert.equal(path.resolve(LAYER, '..', '..'), REPO_ROOT);
+  });
+
+  test('every file:// and npmsw:// path the service recipe names exists', () => {
+    const file = recipeFile();
+    const v = bbVars(file);
+    const uris = v.get('SRC_URI')!.split(/\s+/).filter(Boolean);
+    assert.ok(uris.length >= 10, `SRC_URI: ${uris}`);
+    assert.match(read(file), /^FILESEXTRAPATHS:prepend := "\$\{STAGEBOX_TOPDIR\}:"$/m);
+    const bpn = path.basename(file).split('_')[0]!;
+    for (const uri of uris) {
+      const [where] = uri.split(';');
+      if (where!.startsWith('file://')) {
+        const rel = where!.slice('file://'.length);
+        // FILESPATH: STAGEBOX_TOPDIR first, then the recipe's own folders.
+        const found = [REPO_ROOT, path.join(RECIPE_DIR, bpn), path.join(RECIPE_DIR, 'files')].some((d) => existsSync(path.join(d, rel)));
+        assert.ok(found, `${uri}: ${rel} is neither in the repository nor beside the recipe`);
+      } else if (where!.startsWith('npmsw://')) {
+        const p = where!.slice('npmsw://'.length).replace('${THISDIR}', RECIPE_DIR).replace('${BPN}', bpn);
+        assert.ok(existsSync(p), `${uri}: ${p} does not exist`);
+      } else {
+        assert.fail(`${uri}: only file:// and npmsw:// are expected (the sources are this repository)`);
+      }
+    }
+  });
+
+  test('the recipe fetches every source packaging/install-files.txt installs and installs them with the same script and list', () => {
+    const file = recipeFile();
+    const text = read(file);
+    const fetched = bbVars(file).get('SRC_URI')!.split(/\s+/).filter((u) => u.startsWith('file://')).map((u) => u.slice(7).split(';')[0]!);
+    for (const e of readInstallList()) {
+      if (e.source.startsWith('@')) continue;
+      assert.ok(fetched.some((f) => e.source === f || e.source.startsWith(`${f}/`)), `${e.source} (installed at ${e.target}) is not in the recipe's SRC_URI`);
+    }
+    for (const f of ['packaging/install-files.txt', 'packaging/install-tree.sh', 'tsconfig.build.json', 'package.json', 'native/sd-notify']) {
+      assert.ok(fetched.includes(f), `${f} is not in the recipe's SRC_URI`);
+    }
+    const install = /^do_install\(\) \{\n([\s\S]*?)^\}/m.exec(text)?.[1];
+    assert.ok(install, 'the recipe has no do_install()');
+    assert.match(install, /sh \$\{S\}\/packaging\/install-tree\.sh --list \$\{S\}\/packaging\/install-files\.txt/);
+    assert.match(install, /--node-modules \$\{NPM_BUILD\}\/lib\/node_modules\/\$\{BPN\}\/node_modules/);
+    assert.match(text, /^inherit npm systemd useradd$/m);
+    assert.match(text, /^SYSTEMD_SERVICE:\$\{PN\} = "stagebox\.service"$/m);
+    assert.ok(readInstallList().some((e) => e.target.endsWith('/stagebox.service')), 'the list installs no stagebox.service');
+  });
+
+  test('the image is read-only, its wks files exist and mount a state partition where the unit keeps its state', () => {
+    const image = path.join(LAYER, 'recipes-core', 'images', 'stagebox-image.bb');
+    const text = read(image);
+    assert.match(text, /^IMAGE_FEATURES \+= "read-only-rootfs"$/m);
+    const wksNames = [...text.matchAll(/^WKS_FILE(?::\w+)? = "([^"]+)"$/gm)].map((m) => m[1]!);
+    assert.ok(wksNames.length >= 2, `WKS_FILE: ${wksNames}`);
+    const stateDir = unitStateDir();
+    assert.equal(stateDir, '/var/lib/private/stagebox');
+    assert.match(read(path.join(REPO_ROOT, 'systemd', 'stagebox.service')), new RegExp(`^RequiresMountsFor=${stateDir}$`, 'm'));
+    for (const name of wksNames) {
+      const wks = path.join(LAYER, 'wic', name);
+      assert.ok(existsSync(wks), `${name} is not in meta-stagebox/wic/`);
+      const parts = read(wks).split('\n').filter((l) => l.startsWith('part '));
+      assert.ok(parts.some((p) => p.startsWith('part / ')), `${name}: no root partition`);
+      const state = parts.find((p) => p.startsWith(`part ${stateDir} `));
+      assert.ok(state, `${name}: no partition mounted at ${stateDir}`);
+      assert.match(state, /--label state .*--use-label/);
+      assert.match(state, /x-systemd\.after=var-volatile-lib\.service/);
+    }
+    // The mount point and the symlink systemd expects are in the read-only root.
+    assert.match(text, /install -d -m 0700 \$\{IMAGE_ROOTFS\}\/var\/lib\/private\n/);
+    assert.match(text, /ln -sfn private\/stagebox \$\{IMAGE_ROOTFS\}\/var\/lib\/stagebox/);
+  });
+});
+
+// --- kas -------------------------------------------------------------------
+
+interface KasRepo {
+  url?: string;
+  branch?: string;
+  layers?: Record<string, unknown>;
+}
+interface KasFile {
+  header: { version: number; includes?: string[] };
+  machine?: string;
+  distro?: string;
+  target?: string;
+  repos?: Record<string, KasRepo | null>;
+}
+
+/** Parsed with Debian's PyYAML, the parser kas uses. */
+function loadYaml(file: string): KasFile {
+  const json = execFileSync('/usr/bin/python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', file], { encoding: 'utf8' });
+  return JSON.parse(json) as KasFile;
+}
+
+/** The file and its includes merged as kas does (later keys win, repos merged per key). */
+function loadKas(file: string): KasFile {
+  const own = loadYaml(file);
+  let merged: KasFile = { header: own.header };
+  for (const inc of own.header.includes ?? []) {
+    // kas resolves a string include from the root of the file's repository.
+    const p = path.join(REPO_ROOT, inc);
+    assert.ok(existsSync(p), `${path.basename(file)} includes ${inc}, which does not exist`);
+    const sub = loadKas(p);
+    merged = { ...merged, ...sub, repos: { ...merged.repos, ...sub.repos } };
+  }
+  return { ...merged, ...own, header: own.header, repos: { ...merged.repos, ...own.repos } };
+}
+
+describe('kas files', () => {
+  const machines: Record<string, string[]> = {
+    'raspberrypi4-64.yml': ['poky', 'meta-openembedded', 'meta-raspberrypi', 'stagebox'],
+    'raspberrypi5.yml': ['poky', 'meta-openembedded', 'meta-raspberrypi', 'stagebox'],
+    'qemuarm64.yml': ['poky', 'meta-openembedded', 'stagebox'],
+  };
+  for (const [name, repos] of Object.entries(machines)) {
+    test(`${name}: machine, target, scarthgap repos and every layer meta-stagebox depends on`, () => {
+      const kas = loadKas(path.join(YOCTO, 'kas', name));
+      assert.equal(kas.header.version, 14);
+      assert.equal(kas.machine, name.replace(/\.yml$/, ''));
+      assert.equal(kas.distro, 'poky');
+      assert.equal(kas.target, 'stagebox-image');
+      assert.deepEqual(Object.keys(kas.repos ?? {}).sort(), [...repos].sort());
+      for (const [repo, spec] of Object.entries(kas.repos!)) {
+        if (repo === 'stagebox') continue;
+        assert.match(spec?.url ?? '', /^https:\/\/git\.(yoctoproject|openembedded)\.org\//, `${repo}.url`);
+        assert.equal(spec?.branch, 'scarthgap', `${repo}.branch`);
+      }
+      // This repository's layer, at a path that holds it.
+      const own = Object.keys(kas.repos!.stagebox?.layers ?? {});
+      assert.deepEqual(own, ['yocto/meta-stagebox']);
+      assert.ok(existsSync(path.join(REPO_ROOT, own[0]!, 'conf', 'layer.conf')));
+      // LAYERDEPENDS: core is poky/meta, openembedded-layer is meta-openembedded/meta-oe.
+      assert.ok(Object.keys(kas.repos!.poky?.layers ?? {}).includes('meta'), 'poky/meta (core) is not a layer');
+      assert.ok(Object.keys(kas.repos!['meta-openembedded']?.layers ?? {}).includes('meta-oe'), 'meta-oe is not a layer');
+    });
+  }
+
+  test('every kas file in yocto/kas is one of the machines checked above or their common include', () => {
+    assert.deepEqual(readdirSync(path.join(YOCTO, 'kas')).sort(), ['common.yml', ...Object.keys(machines)].sort());
+  });
+});
+
+// --- shrinkwrap ------------------------------------------------------------
+
+interface LockEntry {
+  version?: string;
+  integrity?: string;
+  resolved?: string;
+  link?: boolean;
+  dev?: boolean;
+  optional?: boolean;
+  name?: string;
+}
+
+describe('npm-shrinkwrap.json of the recipe', () => {
+  const lock = JSON.parse(read(path.join(REPO_ROOT, 'package-lock.json'))) as { packages: Record<string, LockEntry> };
+  const swFile = path.join(RECIPE_DIR, 'stagebox', 'npm-shrinkwrap.json');
+  const sw = JSON.parse(read(swFile)) as { lockfileVersion: number; packages: Record<string, LockEntry> };
+  const gen = require(path.join(REPO_ROOT, 'packaging', 'yocto-shrinkwrap.js')) as { toShrinkwrap(l: unknown): unknown };
+
+  test('has every package of package-lock.json with the same version, integrity and dev/optional flags', () => {
+    assert.ok(sw.lockfileVersion >= 2, 'npm.bbclass needs lockfileVersion 2 or later');
+    const installed = Object.keys(lock.packages).filter((k) => k === '' || k.startsWith('node_modules/') || k.includes('/node_modules/'));
+    assert.deepEqual(Object.keys(sw.packages).sort(), installed.sort());
+    assert.deepEqual(sw.packages[''], lock.packages['']);
+    for (const key of installed.filter((k) => k !== '')) {
+      const l = lock.packages[key]!;
+      const s = sw.packages[key]!;
+      if (l.link) {
+        assert.equal(s.version, `file:${l.resolved}`, `${key}: a local package is fetched from its directory`);
+        assert.ok(existsSync(path.join(REPO_ROOT, l.resolved!, 'package.json')), `${key}: ${l.resolved} has no package.json`);
+        continue;
+      }
+      assert.equal(s.version, l.version, `${key}.version`);
+      assert.equal(s.integrity, l.integrity, `${key}.integrity`);
+      assert.equal(s.dev, l.dev, `${key}.dev`);
+      assert.equal(s.optional, l.optional, `${key}.optional`);
+      const name = l.name ?? key.slice(key.lastIndexOf('node_modules/') + 13);
+      const base = name.split('/').pop();
+      assert.equal(s.resolved, `https://registry.npmjs.org/${name}/-/${base}-${l.version}.tgz`, `${key}.resolved`);
+    }
+  });
+
+  test('is what `make yocto-shrinkwrap` writes from the current lockfile (not stale)', () => {
+    assert.equal(read(swFile), `${JSON.stringify(gen.toShrinkwrap(lock), null, 2)}\n`);
+  });
+
+  test('the generator refuses a lockfile before version 2 and a link to nowhere, naming them', () => {
+    assert.throws(() => gen.toShrinkwrap({ lockfileVersion: 1, dependencies: {} }), {
+      name: 'RangeError',
+      message: 'package-lock.json: lockfileVersion 1; allowed: 2 or 3 (with "packages")',
+    });
+    assert.throws(() => gen.toShrinkwrap({ lockfileVersion: 3, packages: { '': {}, 'node_modules/x': { resolved: 'native/x', link: true } } }), {
+      name: 'RangeError',
+      message: 'package-lock.json: node_modules/x links to native/x, which has no entry',
+    });
+  });
+});
