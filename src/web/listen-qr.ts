@@ -22,8 +22,9 @@ export function listenUrl(host: string | undefined): string {
   const m = host.length <= 261 ? HOST_RE.exec(host) : null;
   const port = m?.[1] === undefined ? null : Number(m[1]);
   if (m === null || (port !== null && (port < 1 || port > 65535))) {
-    // JSON.stringify escapes quotes and control characters; the answer is text/plain with nosniff, never markup.
-    const shown = JSON.stringify(host.length > 80 ? host.slice(0, 80) + '…' : host);
+    // Shown with every character outside plain printable ASCII, and any of < > & " ' \\, as \\uXXXX: never markup.
+    const cut = host.length > 80 ? host.slice(0, 80) : host;
+    const shown = '"' + cut.replace(/[^\x20-\x7e]|[<>&"'\\]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')) + (cut === host ? '"' : '"…');
     throw new RangeError(`Host header ${shown} is not a host name, IPv4 or [IPv6] address with an optional port 1-65535`);
   }
   return `http://${host}${LISTEN_PATH}`;
