@@ -49,6 +49,8 @@ const state = {
   mixTimer: null,
   mixDirty: false,
   lastMixAt: 0,
+  sentMix: false, // a mix went out on this connection
+  answeredAt: 0, // when the box last confirmed a mix or subscription (performance.now())
 };
 
 // ---- small DOM helpers -----------------------------------------------------------------------------------------
@@ -104,6 +106,7 @@ function onControl(m) {
   switch (m.type) {
     case 'welcome':
       state.retryMs = 500;
+      state.sentMix = false;
       state.source = m.source;
       setConn('live', 'live');
       showError('');
@@ -123,14 +126,18 @@ function onControl(m) {
       break;
     case 'mixing':
       if (m.client !== undefined) break; // the admin shape; never ours
-      applyMix(m.mix);
+      // The box's echo of our own mix is not applied: faders moved since would jump back. A restored mix (before we
+      // sent one) or the engineer's change is.
+      if (m.by === 'admin' || !state.sentMix) applyMix(m.mix);
       setMode('mix', false);
+      state.answeredAt = performance.now();
       break;
     case 'subscribed':
       state.picked = m.channels.slice();
       state.codec = m.codec;
       setMode('channels', false);
       renderPicks();
+      state.answeredAt = performance.now();
       break;
     case 'pong':
       if (typeof m.t === 'number') state.rttMs = performance.now() - m.t;
@@ -280,6 +287,7 @@ function mixMessage() {
 
 function sendMix() {
   state.haveMix = true;
+  state.sentMix = true;
   send(mixMessage());
   state.lastMixAt = performance.now();
 }
@@ -500,7 +508,7 @@ function init() {
   }, 1000);
   // For diagnostics and the browser tests; capture() returns audio only with ?capture=1.
   window.stageboxListen = {
-    state: () => ({ clientId: state.id, mode: state.mode, codec: state.codec, decoder: state.decoderKind, output: state.out?.kind ?? null, stats: state.stats, mix: mixMessage() }),
+    state: () => ({ clientId: state.id, mode: state.mode, codec: state.codec, decoder: state.decoderKind, output: state.out?.kind ?? null, stats: state.stats, mix: mixMessage(), picked: state.picked, answeredAt: state.answeredAt, now: performance.now() }),
     capture: () => (state.out ? state.out.capture() : Promise.reject(new Error('audio not started'))),
   };
 }
