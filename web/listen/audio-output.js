@@ -66,7 +66,7 @@ export class AudioOutput {
   /** Hands one decoded packet to the jitter buffer; its sample buffer is transferred (the caller must not reuse it). */
   push(p) {
     if (this.kind === 'worklet') {
-      this.node.port.postMessage({ type: 'audio', seq: p.seq, samples: p.samples, channels: p.channels, rate: p.rate, mixed: p.mixed }, [p.samples.buffer]);
+      this.node.port.postMessage({ type: 'audio', ...p }, [p.samples.buffer]);
     } else if (this.kind === 'script') {
       this.core.push(p, this.ctx.currentTime * 1000);
     }

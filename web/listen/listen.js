@@ -2,8 +2,8 @@
 // decoded here (pcm16/pcm24, deflate through DecompressionStream, Opus through WebCodecs or WebAssembly) and played
 // through the jitter buffer in an AudioWorklet (audio-output.js). No build step, nothing from the internet.
 import { AudioOutput } from './audio-output.js';
-import { createOpusDecoder, pickOpusDecoder } from './opus-decoders.js';
-import { decodePcm, inflatePcm16, readPacketHeader } from './packets.js';
+import { createOpusDecoder, loadWasmModule, pickOpusDecoder } from './opus-decoders.js';
+import { PacketDecoder } from './client/packet-decoder.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -39,7 +39,6 @@ const state = {
   haveMix: false,
   out: null,
   decoderKind: null,
-  opus: null, // { key, decoder }
   chain: Promise.resolve(),
   pending: 0,
   lastSeq: -1,
@@ -163,20 +162,26 @@ function startDefault() {
 
 // ---- audio packets ------------------------------------------------------------------------------------------------
 
+/** The library's decoder; deflate through DecompressionStream, Opus through opus-decoders.js. */
+const packets = new PacketDecoder({
+  inflateRaw: (raw) => new Response(new Blob([raw]).stream().pipeThrough(new DecompressionStream('deflate-raw'))).arrayBuffer().then((b) => new Uint8Array(b)),
+  createOpusDecoder: (rate, channels) => createOpusDecoder(state.decoderKind, rate, channels),
+});
+
 function onPacket(buf) {
   if (!state.out || !state.out.kind) return; // not started: nothing to play
-  let h;
+  let r;
   try {
-    h = readPacketHeader(buf);
+    r = packets.decode(new Uint8Array(buf));
   } catch (err) {
     showError(err.message);
     return;
   }
-  if (state.pending === 0 && (h.codec === 'pcm16' || h.codec === 'pcm24')) deliver(h, decodePcm(h));
-  else enqueue(async () => deliver(h, h.codec === 'opus' ? await decodeOpus(h) : h.codec === 'deflate' ? await inflatePcm16(h) : decodePcm(h)));
+  if (state.pending === 0 && !(r instanceof Promise)) deliver(r);
+  else enqueue(async () => deliver(await r));
 }
 
-/** Async decodes run one after another, so packets reach the jitter buffer in order. */
+/** Async decodes (deflate, Opus) are delivered one after another, so packets reach the jitter buffer in order. */
 function enqueue(work) {
   state.pending++;
   state.chain = state.chain
@@ -185,25 +190,15 @@ function enqueue(work) {
     .finally(() => state.pending--);
 }
 
-async function decodeOpus(h) {
-  const key = `${h.rate}/${h.channelCount}/${h.frames}`;
-  if (!state.opus || state.opus.key !== key || (h.flags & 1) !== 0) {
-    if (state.opus) state.opus.decoder.free();
-    state.opus = null;
-    const decoder = await createOpusDecoder(state.decoderKind, h.rate, h.channelCount);
-    state.opus = { key, decoder };
-  }
-  return state.opus.decoder.decode(h.payload);
-}
-
-function deliver(h, samples) {
+function deliver(d) {
   const out = state.out;
+  const h = d.header;
   if (!out || !out.kind) return;
   if (h.rate !== out.rate) {
     restartAudio(h.rate);
     return;
   }
-  out.push({ seq: h.seq, samples, channels: h.channelCount, rate: h.rate, mixed: (h.flags & 2) !== 0 });
+  out.push({ seq: h.seq, samples: d.samples, channels: d.channels, rate: h.rate, mixed: h.mix, captureNs: h.captureNs, discontinuity: h.discontinuity });
 }
 
 async function startAudio() {
@@ -211,6 +206,7 @@ async function startAudio() {
   const rate = state.source?.rate || 48000;
   try {
     state.decoderKind = await pickOpusDecoder(params.get('decoder'));
+    if (state.decoderKind === 'wasm') await loadWasmModule();
     $('decoder').dataset.kind = state.decoderKind;
     $('decoder').textContent = state.decoderKind === 'webcodecs' ? 'WebCodecs' : 'WebAssembly';
     const out = new AudioOutput({ rate, captureSeconds: CAPTURE ? 2 : 0, forceScript: params.get('output') === 'script', onStats });

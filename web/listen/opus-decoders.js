@@ -16,8 +16,11 @@ export async function pickOpusDecoder(prefer) {
   return 'wasm';
 }
 
-/** @returns {Promise<{kind: string, decode(p: Uint8Array): Promise<Float32Array>, free(): void}>} */
-export async function createOpusDecoder(kind, rate, channels) {
+/**
+ * Synchronous, as the library's PacketDecoder wants it; for 'wasm' call loadWasmModule() first.
+ * @returns {{kind: string, decode(p: Uint8Array): Promise<Float32Array>, free(): void}}
+ */
+export function createOpusDecoder(kind, rate, channels) {
   if (rate !== 48000) throw new RangeError(`an Opus stream must be 48000 Hz; got ${rate}`);
   if (channels !== 1 && channels !== 2) throw new RangeError(`an Opus mix has 1 or 2 channels; got ${channels}`);
   return kind === 'webcodecs' ? webCodecsDecoder(channels) : wasmDecoder(channels);
@@ -75,15 +78,16 @@ function webCodecsDecoder(channels) {
 }
 
 let wasmModule = null;
+let wasmLoaded = null;
 /** Loads the UMD build once as a classic script (it defines globalThis["opus-decoder"]). */
-function loadWasmModule() {
+export function loadWasmModule() {
   if (wasmModule === null) {
     wasmModule = new Promise((resolve, reject) => {
       const s = document.createElement('script');
       s.src = new URL('vendor/opus-decoder.min.js', document.baseURI).href;
       s.onload = () => {
         const m = globalThis['opus-decoder'];
-        if (m && typeof m.OpusDecoder === 'function') resolve(m);
+        if (m && typeof m.OpusDecoder === 'function') resolve((wasmLoaded = m));
         else reject(new Error('opus-decoder.min.js loaded but defined no OpusDecoder'));
       };
       s.onerror = () => reject(new Error(`could not load ${s.src}`));
@@ -93,16 +97,16 @@ function loadWasmModule() {
   return wasmModule;
 }
 
-async function wasmDecoder(channels) {
-  const { OpusDecoder } = await loadWasmModule();
-  const dec = new OpusDecoder({ channels, sampleRate: 48000, preSkip: 0 });
-  await dec.ready;
+function wasmDecoder(channels) {
+  if (wasmLoaded === null) throw new Error('the WebAssembly Opus decoder is not loaded yet (loadWasmModule)');
+  const dec = new wasmLoaded.OpusDecoder({ channels, sampleRate: 48000, preSkip: 0 });
   return {
     kind: 'wasm',
-    decode(packet) {
+    async decode(packet) {
+      await dec.ready;
       const r = dec.decodeFrame(packet);
-      if (r.errors && r.errors.length > 0) return Promise.reject(new Error(`Opus decode failed: ${r.errors[0].message}`));
-      return Promise.resolve(interleave(r.channelData.slice(0, channels), r.samplesDecoded));
+      if (r.errors && r.errors.length > 0) throw new Error(`Opus decode failed: ${r.errors[0].message}`);
+      return interleave(r.channelData.slice(0, channels), r.samplesDecoded);
     },
     free() {
       dec.free();

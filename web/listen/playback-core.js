@@ -28,12 +28,13 @@ export class PlaybackCore {
 
   /**
    * One decoded packet: `samples` interleaved (frames x channels). A change of layout or rate starts a new buffer.
-   * @param {{ seq: number, samples: Float32Array, channels: number, rate: number, mixed: boolean }} p
+   * @param {{ seq: number, samples: Float32Array, channels: number, rate: number, mixed: boolean, captureNs?: bigint, discontinuity?: boolean }} p
    * @param {number} nowMs arrival time on the audio clock
    */
   push(p, nowMs) {
     if (this.jb === null || p.channels !== this.channels || p.mixed !== this.mixed || p.rate !== this.jbRate) this.reset(p.channels, p.mixed, p.rate);
-    this.jb.push(p.seq, p.samples, nowMs);
+    // The box's capture time lets the buffer estimate clock drift; a discontinuity starts a new stretch.
+    this.jb.push(p.seq, p.samples, nowMs, p.captureNs, p.discontinuity === true);
   }
 
   reset(channels, mixed, rate) {
