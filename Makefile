@@ -48,8 +48,10 @@ node_modules/.stamp: package.json package-lock.json | system-deps
 
 deps: system-deps node_modules/.stamp
 
+# The second tsc builds the client library (src/client) as ES modules for the browser listener (/listen/client/).
 build: deps
 	@npx tsc -p tsconfig.json
+	@npx tsc -p tsconfig.web-client.json
 
 run: build
 	node bin/stagebox.js

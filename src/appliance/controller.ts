@@ -28,6 +28,8 @@ import { readMqttFiles, resolveDeviceId, topicsFor, type MqttFiles } from '../he
 import { EventLog, type ServiceEvent } from '../health/event-log';
 import { ProcessUsage } from '../health/process-usage';
 import { DashboardFiles } from '../web/dashboard-routes';
+import { createListenQrRoute } from '../web/listen-qr';
+import { ListenPage } from '../web/listen-routes';
 import { LevelMeter } from '../web/level-meter';
 import { LiveFeed } from '../web/live-feed';
 
@@ -110,7 +112,10 @@ export class Controller {
 
     const api = createStatusRoutes(this);
     const dashboard = this.loadDashboard();
-    const routes: http.RequestListener = dashboard ? (req, res) => dashboard.handle(req, res) || api(req, res) : api;
+    const listen = this.loadListenPage();
+    const listenQr = createListenQrRoute();
+    const routes: http.RequestListener = (req, res) =>
+      (dashboard?.handle(req, res) ?? false) || (listen?.handle(req, res) ?? false) || listenQr(req, res) || api(req, res);
     this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, this.outputs, this.pool.serverLatency, routes, this.log);
     this.server.events = this.events;
     const ingest = this.ingest;
@@ -367,6 +372,16 @@ export class Controller {
       return new DashboardFiles();
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'dashboard files unreadable: no dashboard at /');
+      return null;
+    }
+  }
+
+  /** The browser listener's files; like the dashboard's, a missing part is logged and the service runs without it. */
+  private loadListenPage(): ListenPage | null {
+    try {
+      return new ListenPage();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'listener page unreadable: no listener at /listen/');
       return null;
     }
   }

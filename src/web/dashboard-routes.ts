@@ -52,9 +52,21 @@ interface StaticFile {
  */
 export class DashboardFiles {
   private readonly files = new Map<string, StaticFile>();
+  private readonly prefix: string;
+  private readonly pageHeaders: http.OutgoingHttpHeaders;
 
-  /** Reads every plain file of a served type directly in `dir` (no subfolders, no symlinks). Throws if `dir` cannot be read or has no index.html. */
-  constructor(readonly dir: string = DASHBOARD_DIR) {
+  /**
+   * Reads every plain file of a served type directly in `dir` (no subfolders, no symlinks). Throws if `dir` cannot be
+   * read or has no index.html. `opts.prefix` (default `/`, ends with `/`) is the page's URL and the folder of the
+   * others; `opts.pageHeaders` replace the page's security headers; `opts.extra` adds files from elsewhere by URL
+   * path (served as they are, revalidated each load), read once like the rest.
+   */
+  constructor(
+    readonly dir: string = DASHBOARD_DIR,
+    opts: { prefix?: string; pageHeaders?: http.OutgoingHttpHeaders; extra?: ReadonlyMap<string, string> } = {},
+  ) {
+    this.prefix = opts.prefix ?? '/';
+    this.pageHeaders = opts.pageHeaders ?? PAGE_HEADERS;
     const raw = new Map<string, { body: Buffer; type: string }>();
     for (const name of readdirSync(dir).sort()) {
       const type = TYPES[path.extname(name)];
@@ -66,15 +78,21 @@ export class DashboardFiles {
     }
     const index = raw.get('index.html');
     if (!index) throw new Error(`dashboard folder ${dir} has no index.html`);
-    for (const [name, f] of raw) if (name !== 'index.html') this.files.set('/' + name, finish(f.body, f.type));
     let html = index.body.toString('utf8');
-    for (const [url, f] of this.files) {
-      const name = url.slice(1);
-      html = html.replaceAll(`="${name}"`, `="${name}?v=${f.version}"`);
+    for (const [name, f] of raw) {
+      if (name === 'index.html') continue;
+      const file = finish(f.body, f.type);
+      this.files.set(this.prefix + name, file);
+      html = html.replaceAll(`="${name}"`, `="${name}?v=${file.version}"`);
     }
     const page = finish(Buffer.from(html), index.type);
-    this.files.set('/', page);
-    this.files.set('/index.html', page);
+    this.files.set(this.prefix, page);
+    this.files.set(this.prefix + 'index.html', page);
+    for (const [url, file] of opts.extra ?? []) {
+      const type = TYPES[path.extname(file)];
+      if (type === undefined) throw new Error(`extra file ${file} for ${url} has no served type; allowed: ${Object.keys(TYPES).join(', ')}`);
+      this.files.set(url, finish(readFileSync(file), type));
+    }
   }
 
   /** URL paths served, for logs and tests. */
@@ -98,13 +116,13 @@ export class DashboardFiles {
       res.end(text);
       return true;
     }
-    const isPage = pathname === '/' || pathname === '/index.html';
+    const isPage = pathname === this.prefix || pathname === this.prefix + 'index.html';
     const versioned = !isPage && q >= 0 && new URLSearchParams(url.slice(q + 1)).get('v') === f.version;
     const headers: http.OutgoingHttpHeaders = {
       etag: f.etag,
       'cache-control': versioned ? IMMUTABLE : REVALIDATE,
       'x-content-type-options': 'nosniff',
-      ...(isPage ? PAGE_HEADERS : {}),
+      ...(isPage ? this.pageHeaders : {}),
     };
     if (etagMatches(req.headers['if-none-match'], f.etag)) {
       res.writeHead(304, headers);

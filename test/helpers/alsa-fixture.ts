@@ -126,12 +126,20 @@ export interface AlsaFixture {
  * The fixture holds the FIFO open read-write, so the service's open never
  * blocks and never sees end-of-file while the fixture lives.
  */
-export function makeAlsaFixture(opts: { format: FixtureFormat; channels: number; periodFrames: number; pcmName?: string }): AlsaFixture {
+export function makeAlsaFixture(opts: {
+  format: FixtureFormat;
+  channels: number;
+  periodFrames: number;
+  pcmName?: string;
+  /** What to replay instead of the pattern: raw frames in `format`, looped; its frame count a multiple of periodFrames. */
+  cycle?: Buffer;
+}): AlsaFixture {
   const { format, channels, periodFrames } = opts;
   const frameBytes = channels * BYTES[format];
   const periodBytes = periodFrames * frameBytes;
   if (periodBytes > 4096) throw new RangeError(`fixture period is ${periodBytes} bytes; FIFO writes are atomic only up to 4096 (PIPE_BUF)`);
-  if (PATTERN_FRAMES % periodFrames !== 0) throw new RangeError(`periodFrames ${periodFrames} must divide ${PATTERN_FRAMES}`);
+  const cycleFrames = opts.cycle ? opts.cycle.length / frameBytes : PATTERN_FRAMES;
+  if (!Number.isInteger(cycleFrames) || cycleFrames % periodFrames !== 0) throw new RangeError(`periodFrames ${periodFrames} must divide the cycle's ${cycleFrames} frames`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stagebox-alsa-'));
   const pcmName = opts.pcmName ?? 'sbreplay';
   const infile = path.join(dir, 'in.fifo');
@@ -141,8 +149,8 @@ export function makeAlsaFixture(opts: { format: FixtureFormat; channels: number;
     asoundrc,
     `pcm.${pcmName} {\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n  infile "${infile}"\n  format "raw"\n}\n`,
   );
-  // One whole pattern cycle, sliced period by period.
-  const cycle = patternBytes(format, channels, PATTERN_FRAMES);
+  // One whole cycle, sliced period by period.
+  const cycle = opts.cycle ?? patternBytes(format, channels, PATTERN_FRAMES);
   const fd = openSync(infile, fsConstants.O_RDWR | fsConstants.O_NONBLOCK);
   let written = 0;
   let timer: NodeJS.Timeout | null = null;
@@ -153,7 +161,7 @@ export function makeAlsaFixture(opts: { format: FixtureFormat; channels: number;
   const tick = (): void => {
     const due = base + Math.floor((performance.now() - t0) / periodMs);
     while (written < due) {
-      const off = ((written * periodFrames) % PATTERN_FRAMES) * frameBytes;
+      const off = ((written * periodFrames) % cycleFrames) * frameBytes;
       try {
         writeSync(fd, cycle, off, periodBytes);
       } catch (err) {
@@ -197,6 +205,31 @@ export function makeAlsaFixture(opts: { format: FixtureFormat; channels: number;
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A sine tone: frequency (Hz, a whole number so one second loops seamlessly) and peak level (dBFS). */
+export interface Tone {
+  hz: number;
+  peakDb: number;
+}
+
+/** One second at 48 kHz of a tone per channel, as raw `format` frames: a fixture `cycle` that loops without a click. */
+export function toneBytes(format: FixtureFormat, tones: readonly Tone[]): Buffer {
+  const frames = 48000;
+  const bps = BYTES[format];
+  const buf = Buffer.alloc(frames * tones.length * bps);
+  const full = 2 ** (BITS[format] - 1) - 1;
+  let o = 0;
+  for (let f = 0; f < frames; f++) {
+    for (const t of tones) {
+      const v = Math.round(full * 10 ** (t.peakDb / 20) * Math.sin((2 * Math.PI * t.hz * f) / frames));
+      if (format === 'S16_LE') buf.writeInt16LE(v, o);
+      else if (format === 'S24_3LE') buf.writeIntLE(v, o, 3);
+      else buf.writeInt32LE(v, o);
+      o += bps;
+    }
+  }
+  return buf;
 }
 
 /** Decodes a pcm16/pcm24 payload into signed integers (interleaved). */

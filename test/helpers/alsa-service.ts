@@ -8,6 +8,8 @@ export interface FixtureServiceOptions {
   channels: number;
   periodFrames: number;
   pcmName: string;
+  /** Raw frames to replay instead of the pattern (see makeAlsaFixture). */
+  cycle?: Buffer;
   label?: string;
   /** Extra capture keys (stall and retry timings), merged over the fixture's own. */
   capture?: Record<string, unknown>;
@@ -22,7 +24,7 @@ export interface FixtureServiceOptions {
  * service capturing from it at 48 kHz. Remove the fixtures with removeFixtures().
  */
 export async function startOnFixture(o: FixtureServiceOptions): Promise<{ fx: AlsaFixture; svc: ServiceProcess }> {
-  const fx = makeAlsaFixture({ format: o.format, channels: o.channels, periodFrames: o.periodFrames, pcmName: o.pcmName });
+  const fx = makeAlsaFixture({ format: o.format, channels: o.channels, periodFrames: o.periodFrames, pcmName: o.pcmName, ...(o.cycle ? { cycle: o.cycle } : {}) });
   fixtures.push(fx);
   fx.start();
   const svc = await startService({

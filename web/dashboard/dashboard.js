@@ -296,5 +296,13 @@
     if (lastLevelsAt && Date.now() - lastLevelsAt > STALE_MS) $('meters').classList.add('stale');
   }, 500);
 
+  // The listener's address as this browser reaches the box; the QR code (made by the box) encodes the same.
+  (function () {
+    var url = location.protocol + '//' + location.host + '/listen/';
+    var a = $('listen-link');
+    a.href = url;
+    a.textContent = url;
+    $('listen-qr').dataset.url = url;
+  })();
   connect();
 })();

@@ -1,0 +1,3 @@
+/** The stagebox client library: the protocol's reference implementation (docs/protocol.md). */
+export * from './packet-decoder.js';
+export * from './jitter-buffer.js';

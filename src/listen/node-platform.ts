@@ -1,0 +1,35 @@
+/**
+ * The platform parts the portable client library (src/client/) takes as
+ * injections, for Node: the `ws` WebSocket, zlib's raw inflater and libopus
+ * through @discordjs/opus.
+ */
+import { inflateRawSync } from 'node:zlib';
+import type { OpusDecoder } from '../client/packet-decoder.js';
+
+export function nodeInflateRaw(bytes: Uint8Array): Uint8Array {
+  return inflateRawSync(bytes);
+}
+
+type NativeOpusClass = typeof import('@discordjs/opus').OpusEncoder;
+let nativeClass: NativeOpusClass | null = null;
+
+/**
+ * libopus decoder (@discordjs/opus). The binding is loaded on first use, as in
+ * src/engine/opus-encoder.ts. It has no packet-loss concealment call (its
+ * decode of an empty packet would conceal a whole 120 ms), so none is offered
+ * and the library puts silence in for a lost frame.
+ */
+export function createNodeOpusDecoder(rate: number, channels: number): OpusDecoder {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  nativeClass ??= (require('@discordjs/opus') as typeof import('@discordjs/opus')).OpusEncoder;
+  const native = new nativeClass(rate, channels);
+  return {
+    decode(packet: Uint8Array): Float32Array {
+      const pcm = native.decode(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength));
+      const n = pcm.length >> 1;
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = pcm.readInt16LE(i * 2) / 32768;
+      return out;
+    },
+  };
+}

@@ -1,0 +1,380 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { JitterBuffer, type JitterBufferOptions, type JitterBufferStats } from '../../src/client/jitter-buffer';
+
+/**
+ * The jitter buffer against scripted arrival patterns on an injected clock:
+ * a box sends one 128-frame packet per period (its clock may drift), the
+ * network delays, bursts, drops or reorders them, and a player pulls 128
+ * frames every period of the client's clock.
+ */
+
+const RATE = 48000;
+const CH = 2;
+const FRAMES = 128;
+const PERIOD_MS = (FRAMES * 1000) / RATE;
+
+/** Sample of stream frame `i` on channel `c`: the frame index, recoverable from the output. */
+const SPAN = 2 ** 22; // 87 s of frames, exact in a float32
+const sampleOf = (i: number, c: number): number => (c === 0 ? 1 : -1) * (((i % SPAN) + 0.5) / SPAN);
+const frameOf = (v: number): number => Math.round(v * SPAN - 0.5);
+
+interface Scenario {
+  seconds: number;
+  /** Arrival time (client ms) of packet k sent at `sentMs`; null: lost. */
+  arrive?: (k: number, sentMs: number) => number | null;
+  /** Box clock rate over the client's, minus 1, in ppm. */
+  boxPpm?: number;
+  firstSeq?: number;
+  jitter?: Partial<JitterBufferOptions>;
+  /** Called after each pull with the client time and the stats. */
+  onPull?: (nowMs: number, s: JitterBufferStats) => void;
+}
+
+interface Run {
+  jb: JitterBuffer;
+  stats: JitterBufferStats;
+  /** Stream frame index of each played frame of channel 0; -1 for silence. */
+  played: Int32Array;
+  sent: number;
+}
+
+function simulate(sc: Scenario): Run {
+  const jb = new JitterBuffer({ rate: RATE, channels: CH, ...sc.jitter });
+  const periodBox = PERIOD_MS / (1 + (sc.boxPpm ?? 0) * 1e-6);
+  const arrive = sc.arrive ?? ((_k: number, t: number) => t + 1);
+  const endMs = sc.seconds * 1000;
+  const events: { t: number; k: number }[] = [];
+  let sent = 0;
+  for (let k = 0; k * periodBox < endMs; k++, sent++) {
+    const t = arrive(k, (k + 1) * periodBox);
+    if (t !== null) events.push({ t, k });
+  }
+  events.sort((a, b) => a.t - b.t || a.k - b.k);
+  const pulls = Math.floor(endMs / PERIOD_MS);
+  const played = new Int32Array(pulls * FRAMES);
+  const out = new Float32Array(FRAMES * CH);
+  const firstSeq = sc.firstSeq ?? 1000;
+  let e = 0;
+  for (let p = 0; p < pulls; p++) {
+    const now = (p + 1) * PERIOD_MS;
+    for (; e < events.length && events[e]!.t <= now; e++) {
+      const { t, k } = events[e]!;
+      const s = new Float32Array(FRAMES * CH);
+      for (let f = 0; f < FRAMES; f++) for (let c = 0; c < CH; c++) s[f * CH + c] = sampleOf(k * FRAMES + f, c);
+      jb.push((firstSeq + k) >>> 0, s, t, BigInt(Math.round(k * PERIOD_MS * 1e6)));
+    }
+    jb.pull(out, now);
+    for (let f = 0; f < FRAMES; f++) {
+      const l = out[f * CH]!;
+      assert.equal(out[f * CH + 1], l === 0 ? 0 : -l, 'channels stay paired');
+      played[p * FRAMES + f] = l === 0 ? -1 : frameOf(l);
+    }
+    sc.onPull?.(now, jb.stats());
+  }
+  return { jb, stats: jb.stats(), played, sent };
+}
+
+/** Played frames that do not follow their predecessor (ignoring silence): each slip, drop, gap or repeat. */
+function breaks(played: Int32Array): number {
+  let prev = -1;
+  let n = 0;
+  for (const v of played) {
+    if (v < 0) continue;
+    if (prev >= 0 && v !== prev + 1) n++;
+    prev = v;
+  }
+  return n;
+}
+
+/** Deterministic pseudo-random numbers in [0, 1). */
+function rng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
+    x ^= x >>> 12;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+describe('jitter buffer: steady stream', () => {
+  test('plays every frame in order, once, after buffering the target; no underrun, loss or slip', () => {
+    const r = simulate({ seconds: 10, jitter: { stableMs: 60000 } });
+    const s = r.stats;
+    assert.equal(s.underruns, 0);
+    assert.equal(s.lost, 0);
+    assert.equal(s.late, 0);
+    assert.equal(s.reordered, 0);
+    assert.equal(s.slipFrames, 0);
+    assert.equal(s.droppedFrames, 0);
+    assert.equal(breaks(r.played), 0);
+    const first = r.played.findIndex((v) => v >= 0);
+    assert.equal(r.played[first], 0, 'starts with the first frame sent');
+    assert.ok(first * (1000 / RATE) >= 10, `started after ${first} frames, before the 10 ms target was buffered`);
+    assert.ok(Math.abs(s.latencyMs - 10) <= PERIOD_MS, `latency ${s.latencyMs} ms, target 10`);
+  });
+
+  test('seq wraps from 2^32-1 to 0 without a loss or a break', () => {
+    const r = simulate({ seconds: 2, firstSeq: 2 ** 32 - 300, jitter: { stableMs: 60000 } });
+    assert.equal(r.stats.lost, 0);
+    assert.equal(r.stats.underruns, 0);
+    assert.equal(breaks(r.played), 0);
+  });
+
+  test('drift of a box on the same clock is about 0 ppm', () => {
+    const jitter = rng(5);
+    const r = simulate({ seconds: 20, arrive: (_k, t) => t + 1 + 3 * jitter() });
+    assert.ok(Math.abs(r.stats.driftPpm) < 15, `driftPpm ${r.stats.driftPpm}`);
+  });
+});
+
+describe('jitter buffer: bursts', () => {
+  test('packets arriving four at a time, each burst 0-3 ms late: a few underruns while it adapts, then none, latency bounded', () => {
+    let underrunsAt5s = -1;
+    const j = rng(9);
+    const late: number[] = [];
+    const r = simulate({
+      seconds: 20,
+      jitter: { targetMs: 5 },
+      arrive: (k) => {
+        const burst = Math.floor(k / 4);
+        late[burst] ??= 3 * j();
+        return (burst + 1) * 4 * PERIOD_MS + late[burst]!;
+      },
+      onPull: (now, s) => {
+        if (underrunsAt5s < 0 && now >= 5000) underrunsAt5s = s.underruns;
+      },
+    });
+    const s = r.stats;
+    assert.ok(s.underruns >= 1 && s.underruns <= 4, `${s.underruns} underruns`);
+    assert.equal(s.underruns, underrunsAt5s, 'no underrun after the first 5 s');
+    assert.ok(s.targetMs > 5, `target ${s.targetMs} ms grew`);
+    assert.ok(s.latencyMs < 40, `latency ${s.latencyMs} ms`);
+    assert.equal(s.lost, 0);
+    assert.equal(s.late, 0);
+  });
+
+  test('a 150 ms stall then everything at once: one underrun, the backlog beyond the target is dropped, latency back near the target', () => {
+    const r = simulate({
+      seconds: 10,
+      arrive: (_k, t) => (t > 3000 && t < 3150 ? 3150 : t) + 1,
+    });
+    const s = r.stats;
+    assert.equal(s.underruns, 1);
+    assert.ok(s.droppedFrames > 0, 'the backlog was cut');
+    assert.ok(s.latencyMs < s.targetMs + 3, `latency ${s.latencyMs} ms, target ${s.targetMs} ms`);
+    assert.ok(s.targetMs > 10 && s.targetMs <= 20, `target ${s.targetMs} ms after one underrun`);
+    assert.equal(s.lost, 0);
+  });
+});
+
+describe('jitter buffer: gaps and loss', () => {
+  test('1% of packets lost: each counted once, its slot plays silence, no underrun, the rest in order', () => {
+    const drop = rng(11);
+    const dropped = new Set<number>();
+    const r = simulate({
+      seconds: 10,
+      jitter: { stableMs: 60000 },
+      arrive: (k, t) => {
+        if (k > 10 && drop() < 0.01) {
+          dropped.add(k);
+          return null;
+        }
+        return t + 1;
+      },
+    });
+    const s = r.stats;
+    // Losses in the last few packets are not known yet (no later packet arrived).
+    assert.ok(s.lost >= dropped.size - 1 && s.lost <= dropped.size, `lost ${s.lost}, dropped ${dropped.size}`);
+    assert.ok(dropped.size > 20);
+    assert.equal(s.underruns, 0);
+    assert.equal(s.late, 0);
+    assert.equal(s.concealedFrames, s.lost * FRAMES);
+    // Every played frame is the one its position says: the gaps are silence in place of the lost frames.
+    const first = r.played.findIndex((v) => v >= 0);
+    for (let i = first; i < r.played.length; i++) {
+      const v = r.played[i]!;
+      if (v >= 0) assert.equal(v, i - first);
+      else assert.ok(dropped.has(Math.floor((i - first) / FRAMES)), `silence at frame ${i - first}, whose packet arrived`);
+    }
+  });
+
+  test('the stream stops: one underrun (not one per pull), and it resumes after the target is buffered again', () => {
+    const r = simulate({ seconds: 6, arrive: (_k, t) => (t > 2000 && t < 4000 ? null : t + 1) });
+    assert.equal(r.stats.underruns, 1);
+    assert.ok(r.played[r.played.length - 1]! > 0, 'plays again');
+  });
+
+  test('a seq jump of thousands of packets is a new stretch, not thousands of lost packets', () => {
+    const r = simulate({ seconds: 4, arrive: (_k, t) => t + 1, firstSeq: 0 });
+    const jb = r.jb;
+    const before = jb.stats().lost;
+    jb.push(1_000_000, new Float32Array(FRAMES * CH), 4001);
+    assert.equal(jb.stats().lost, before);
+  });
+});
+
+describe('jitter buffer: reordering and late packets', () => {
+  test('pairs swapped every 10 packets: counted as reordered, no loss, every frame plays in order', () => {
+    const r = simulate({
+      seconds: 5,
+      jitter: { stableMs: 60000 },
+      arrive: (k, t) => {
+        if (k % 10 === 3) return t + PERIOD_MS + 1.5; // arrives after k + 1
+        return t + 1;
+      },
+    });
+    const s = r.stats;
+    assert.ok(s.reordered >= 180, `reordered ${s.reordered}`);
+    assert.equal(s.lost, 0);
+    assert.equal(s.late, 0);
+    assert.equal(s.underruns, 0);
+    assert.equal(breaks(r.played), 0);
+  });
+
+  test('a packet 60 ms late: its slot plays silence, it counts as late and lost, and is dropped when it comes', () => {
+    const r = simulate({ seconds: 4, arrive: (k, t) => (k === 500 ? t + 60 : t + 1) });
+    const s = r.stats;
+    assert.equal(s.late, 1);
+    assert.equal(s.lost, 1);
+    assert.equal(s.reordered, 0);
+    assert.equal(s.underruns, 0);
+    assert.equal(s.concealedFrames, FRAMES);
+    assert.ok(!r.played.includes(500 * FRAMES), 'the late audio never plays');
+    assert.ok(r.played.includes(501 * FRAMES));
+  });
+
+  test('a duplicate packet is ignored', () => {
+    const jb = new JitterBuffer({ rate: RATE, channels: 1, targetMs: 2.5 });
+    const a = new Float32Array(FRAMES).fill(0.25);
+    jb.push(5, a, 0);
+    jb.push(5, a, 0);
+    assert.equal(jb.stats().bufferedFrames, FRAMES);
+  });
+});
+
+describe('jitter buffer: clock drift', () => {
+  for (const ppm of [200, -200]) {
+    test(`a box clock ${ppm > 0 ? 'fast' : 'slow'} by ${Math.abs(ppm)} ppm with 0-4 ms jitter: drift estimated within 20 ppm, frames slipped to match, no underrun storm, bounded latency`, () => {
+      const j = rng(ppm > 0 ? 1 : 2);
+      let maxBuffered = 0;
+      const r = simulate({
+        seconds: 60,
+        boxPpm: ppm,
+        jitter: { targetMs: 10 },
+        arrive: (_k, t) => t + 1 + 4 * j(),
+        onPull: (_now, s) => {
+          maxBuffered = Math.max(maxBuffered, s.bufferedFrames);
+        },
+      });
+      const s = r.stats;
+      assert.ok(Math.abs(s.driftPpm - ppm) < 20, `driftPpm ${s.driftPpm.toFixed(1)}, true ${ppm}`);
+      assert.ok(s.underruns <= 2, `${s.underruns} underruns`);
+      // 60 s at 48 kHz × 200 ppm = 576 frames. A fast box's surplus can only go by slips (or the drop, which stays
+      // unused); a slow box's shortfall is also taken from the level, as the target shrinks.
+      const want = (ppm * 1e-6 * RATE * 60) | 0;
+      assert.ok(Math.sign(s.slipFrames) === Math.sign(ppm), `slipped ${s.slipFrames} frames, drift needs about ${want}`);
+      if (ppm > 0) assert.ok(s.slipFrames > want / 2, `slipped ${s.slipFrames} frames, drift needs about ${want}`);
+      assert.ok(Math.abs(s.latencyMs - s.targetMs) < 4, `latency ${s.latencyMs} ms, target ${s.targetMs} ms`);
+      assert.ok(maxBuffered < ((s.targetMs + 15) * RATE) / 1000, `buffered up to ${maxBuffered} frames`);
+      assert.equal(s.droppedFrames, 0);
+    });
+  }
+
+  test('without box timestamps the stream position is the box clock', () => {
+    const jb = new JitterBuffer({ rate: RATE, channels: 1 });
+    const period = PERIOD_MS / (1 + 300e-6);
+    const out = new Float32Array(FRAMES);
+    for (let k = 0; k < 375 * 20; k++) {
+      jb.push(k, new Float32Array(FRAMES), (k + 1) * period + 0.5);
+      jb.pull(out, (k + 1) * PERIOD_MS);
+    }
+    assert.ok(Math.abs(jb.stats().driftPpm - 300) < 10, `driftPpm ${jb.stats().driftPpm}`);
+  });
+});
+
+describe('jitter buffer: adaptation', () => {
+  test('grows on underruns: random 0-15 ms delays against a 3 ms target grow it until underruns stop', () => {
+    const j = rng(3);
+    let at10 = -1;
+    const r = simulate({
+      seconds: 30,
+      jitter: { targetMs: 3, stableMs: 60000 },
+      arrive: (_k, t) => t + 15 * j() ** 3,
+      onPull: (now, s) => {
+        if (at10 < 0 && now >= 10000) at10 = s.underruns;
+      },
+    });
+    const s = r.stats;
+    assert.ok(s.underruns >= 1, 'the small target underran');
+    assert.ok(s.targetMs > 3, `target ${s.targetMs}`);
+    assert.equal(s.underruns, at10, 'no underrun after 10 s');
+  });
+
+  test('shrinks slowly when stable: 40 ms drifts down 1 ms per 2 s after 5 s, latency follows, no underrun; never below minMs', () => {
+    const targets: number[] = [];
+    const r = simulate({
+      seconds: 60,
+      jitter: { targetMs: 40, minMs: 20 },
+      onPull: (now, s) => {
+        if (Math.abs(now % 1000) < PERIOD_MS) targets.push(s.targetMs);
+      },
+    });
+    const s = r.stats;
+    assert.equal(s.underruns, 0);
+    for (let i = 1; i < targets.length; i++) assert.ok(targets[i]! <= targets[i - 1]!, 'never grows');
+    assert.equal(targets[4], 40, 'unchanged for the first 5 s');
+    assert.ok(targets[20]! < 40 && targets[20]! >= 40 - 10, `after 20 s: ${targets[20]}`);
+    assert.equal(s.targetMs, 20);
+    assert.ok(Math.abs(s.latencyMs - 20) < PERIOD_MS + 1, `latency ${s.latencyMs} ms`);
+  });
+
+  test('maxMs caps growth', () => {
+    const r = simulate({ seconds: 20, jitter: { targetMs: 5, maxMs: 8 }, arrive: (k) => Math.ceil((k + 1) / 8) * 8 * PERIOD_MS });
+    assert.equal(r.stats.targetMs, 8);
+  });
+});
+
+describe('jitter buffer: options and input', () => {
+  const bad: [Partial<JitterBufferOptions>, RegExp][] = [
+    [{ rate: 0 }, /rate is 0; allowed: an integer 1-768000 Hz/],
+    [{ channels: 65 }, /channels is 65; allowed: an integer 1-64/],
+    [{ targetMs: 500 }, /targetMs is 500; allowed: minMs-maxMs \(2.5-200\)/],
+    [{ minMs: 50, maxMs: 20, targetMs: 30 }, /minMs 50 is above maxMs 20/],
+    [{ maxMs: NaN }, /maxMs is NaN; allowed: a finite number above 0/],
+    [{ maxSlipPpm: -1 }, /maxSlipPpm is -1; allowed: 0-20000/],
+  ];
+  for (const [opts, message] of bad) {
+    test(`${JSON.stringify(opts)} is a RangeError naming the value`, () => {
+      assert.throws(() => new JitterBuffer({ rate: RATE, channels: 2, ...opts }), (e: unknown) => e instanceof RangeError && message.test((e as Error).message));
+    });
+  }
+
+  test('push of a partial frame is refused and the buffer is unchanged', () => {
+    const jb = new JitterBuffer({ rate: RATE, channels: 2 });
+    jb.push(1, new Float32Array(256), 0);
+    assert.throws(() => jb.push(2, new Float32Array(255), 1), /255 samples is not a whole number of 2-channel frames/);
+    assert.equal(jb.stats().bufferedFrames, 128);
+    assert.equal(jb.stats().lost, 0);
+  });
+
+  test('a change of packet size starts a new stretch after what is buffered', () => {
+    const jb = new JitterBuffer({ rate: RATE, channels: 1, targetMs: 2.5 });
+    jb.push(1, new Float32Array(128).fill(0.5), 0);
+    jb.push(0, new Float32Array(240).fill(0.25), 1);
+    assert.equal(jb.stats().bufferedFrames, 368);
+    const out = new Float32Array(368);
+    jb.pull(out, 2);
+    assert.equal(out[127], 0.5);
+    assert.equal(out[128], 0.25);
+  });
+
+  test('pull before any packet plays silence and counts no underrun', () => {
+    const jb = new JitterBuffer({ rate: RATE, channels: 2 });
+    const out = new Float32Array(256).fill(1);
+    jb.pull(out, 0);
+    jb.pull(out, 3);
+    assert.ok(out.every((v) => v === 0));
+    assert.equal(jb.stats().underruns, 0);
+  });
+});
