@@ -69,11 +69,13 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
 
 /**
  * Every test service listens on 127.0.0.1, on a port the kernel picks, and logs at info (the "listening" line);
- * its embedded MQTT broker too (never 1883, which a developer's own broker may hold).
+ * its embedded MQTT broker too (never 1883, which a developer's own broker may hold). mDNS is off: it would
+ * multicast on every interface; test/discovery turns it on inside a network namespace of its own.
  */
 export const BASE_CONFIG = {
   server: { host: '127.0.0.1', port: 0 },
   mqtt: { embeddedBroker: { host: '127.0.0.1', port: 0 } },
+  discovery: { enabled: false },
   log: { level: 'info' },
 };
 
@@ -86,6 +88,8 @@ export interface StartOptions {
   label?: string;
   /** Node options before the script (e.g. --inspect=127.0.0.1:0). */
   nodeArgs?: string[];
+  /** A command that execs node in another context, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec, not fork: signals go to its pid). */
+  wrapper?: string[];
 }
 
 export class ServiceProcess {
@@ -204,7 +208,9 @@ export async function startService(opts: StartOptions = {}): Promise<ServiceProc
   const stateDir = path.dirname(writeTempFile('.keep', ''));
   const config = merge(merge(BASE_CONFIG, { state: { dir: stateDir } }), opts.config ?? {});
   const configPath = writeTempFile('stagebox.json', JSON.stringify(config, null, 2));
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN_JS, '--config', configPath], {
+  const argv = [process.execPath, ...(opts.nodeArgs ?? []), MAIN_JS, '--config', configPath];
+  const [cmd, ...args] = [...(opts.wrapper ?? []), ...argv] as [string, ...string[]];
+  const proc = spawn(cmd, args, {
     cwd: REPO_ROOT,
     env: childEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
