@@ -170,6 +170,60 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
     assert.equal(a.logs.filter((l) => (l.msg ?? '').startsWith('mDNS: announced')).length, 1);
   });
 
+  test('two boxes started at the same moment settle on "stagebox" and "stagebox-2" (the one whose records sort lower renames)', async (t) => {
+    const { ns, browser } = stage();
+    const [a, b] = await Promise.all([startBox(ns, 'box-twin-a'), startBox(ns, 'box-twin-b')]);
+    const names = await waitFor(
+      async () => {
+        const ds = [await discoveryOf(ns, a), await discoveryOf(ns, b)];
+        return ds.every((d) => d.state === 'announced') && ds.map((d) => d.name).sort().join() === 'stagebox,stagebox-2' ? ds : false;
+      },
+      { timeoutMs: 15000, what: 'both boxes announced under different names', intervalMs: 300 },
+    );
+    const holder = names[0]!.name === 'stagebox' ? a : b;
+    const other = holder === a ? b : a;
+    const found = await browser.waitForServices(
+      'stagebox',
+      (f) => f.find((s) => s.name === 'stagebox')?.port === holder.port && f.find((s) => s.name === 'stagebox-2')?.port === other.port,
+      10000,
+      `"stagebox" on port ${holder.port} and "stagebox-2" on port ${other.port}`,
+    );
+    assert.equal(found.length, 2);
+    // Settled: neither moves again.
+    const renames = [names[0]!.renames, names[1]!.renames];
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual([(await discoveryOf(ns, a)).renames, (await discoveryOf(ns, b)).renames], renames);
+    // Whether the probes overlapped (then the announcements conflicted) depends on timing; say which path ran.
+    const how = [...a.logs, ...b.logs].find((l) => l.msg === 'mDNS: the name "stagebox" is in use on the network; trying the next');
+    t.diagnostic(`settled by: ${String(how?.reason)}`);
+  });
+
+  test('another device announcing the name later: the box keeps it when its SRV data sorts later (and says so again), renames when it sorts earlier', async () => {
+    const { ns, browser } = stage();
+    const svc = await startBox(ns, 'box-claimed');
+    await svc.waitForLog(announced('stagebox'), 10000, 'announced');
+    const srv = (port: number, target: string) => ({ name: 'stagebox._stagebox._tcp.local', type: 'SRV', ttl: 120, data: { port, target, priority: 0, weight: 0 } });
+
+    // "<port> aaa.local" sorts before "<port> stagebox.local": the box wins and re-announces its own records.
+    let seen = browser.packets.length;
+    await browser.announce([srv(svc.port, 'aaa.local')]);
+    await waitFor(
+      () => browser.packets.slice(seen).some((p) => p.from === ns.boxAddr && p.answers.some((r) => r.type === 'SRV' && r.name === 'stagebox._stagebox._tcp.local' && r.flush === true && (r.data as { target: string }).target === 'stagebox.local')),
+      { timeoutMs: 5000, what: 'the box re-asserting its SRV record' },
+    );
+    assert.equal((await discoveryOf(ns, svc)).name, 'stagebox');
+
+    // "<port> zzz.local" sorts after: the box gives the name up and probes the next.
+    seen = browser.packets.length;
+    await browser.announce([srv(svc.port, 'zzz.local')]);
+    const line = await svc.waitForLog(announced('stagebox-2'), 10000, 'renamed to stagebox-2');
+    assert.equal(line.host, 'stagebox-2.local');
+    const rename = svc.logs.find((l) => l.msg === 'mDNS: the name "stagebox" is in use on the network; trying the next');
+    assert.match(String(rename?.reason), /^announced by another device: SRV stagebox\._stagebox\._tcp\.local/);
+    const d = await discoveryOf(ns, svc);
+    assert.deepEqual({ name: d.name, renames: d.renames, state: d.state }, { name: 'stagebox-2', renames: 1, state: 'announced' });
+  });
+
   test('the TXT record follows a capture change (SIGHUP finds a USB interface: the test signal\'s channels and rate go away until it delivers)', async () => {
     const { ns, browser } = stage();
     const root = path.dirname(writeTempFile('.keep', ''));

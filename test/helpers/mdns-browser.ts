@@ -19,6 +19,7 @@ export interface SeenPacket {
 
 interface MulticastDns extends EventEmitter {
   query(q: { questions: { name: string; type: string }[] }, cb?: (err: Error | null) => void): void;
+  respond(res: { answers: MdnsRecord[] }, cb?: (err: Error | null) => void): void;
 }
 
 /**
@@ -86,6 +87,11 @@ export class MdnsBrowser {
       }
     }
     throw new Error(`mDNS query ${type} ${name}: no matching answer within ${timeoutMs} ms; errors: ${this.errors.join('; ')}`);
+  }
+
+  /** Sends an unsolicited response, as another device announcing these records would. */
+  announce(records: MdnsRecord[]): Promise<void> {
+    return new Promise((resolve, reject) => this.mdns.respond({ answers: records }, (err) => (err ? reject(err) : resolve())));
   }
 
   close(): Promise<void> {
