@@ -285,7 +285,7 @@ const discoverySchema = z
       })
       .default('stagebox')
       .describe(
-        'Instance name shown to phones, and the host name (<name>.local, lower-cased, other characters than a-z, 0-9 and "-" as "-"). When another device on the network already uses it, the box takes <name>-2, <name>-3, ... (up to <name>-16) and shows the name it got in /api/status.',
+        'Instance name shown to phones: 1-63 bytes of UTF-8, no ".", no control characters (spaces and any language allowed). It also gives the host name the answers point to: <name>.local in lower case, characters other than a-z, 0-9 and "-" as "-" ("stagebox" if none is left). When another device on the network already uses the name, the box takes <name>-2, <name>-3, ... (up to <name>-16, host names alike), logs it and shows it in /api/status (discovery.name).',
       ),
   })
   .strict()

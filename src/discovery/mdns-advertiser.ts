@@ -199,7 +199,7 @@ export class MdnsAdvertiser {
       state: this.state,
       configuredName: this.opts.name,
       name: this.name,
-      host: this.name === null ? null : this.hostFqdn(this.name),
+      host: this.name === null ? null : this.hostFqdn(),
       services: fqdns,
       txt: { ...this.txt },
       renames: this.renames,
@@ -259,8 +259,9 @@ export class MdnsAdvertiser {
     return out;
   }
 
-  private hostFqdn(name: string): string {
-    return `${hostLabel(name)}.local`;
+  /** The host name that goes with the current candidate: <label>.local, <label>-2.local, … */
+  private hostFqdn(): string {
+    return `${candidateName(hostLabel(this.opts.name), this.attempt)}.local`;
   }
 
   private later(fn: () => void, ms: number): void {
@@ -349,7 +350,7 @@ export class MdnsAdvertiser {
     const gen = ++this.generation;
     const name = candidateName(this.opts.name, this.attempt);
     this.name = name;
-    this.probeNames = [...this.serviceFqdns(name), this.hostFqdn(name)];
+    this.probeNames = [...this.serviceFqdns(name), this.hostFqdn()];
     this.conflictSeen = false;
     this.state = 'probing';
     const questions = this.probeNames.map((n) => ({ name: n, type: 'ANY' }));
@@ -383,7 +384,7 @@ export class MdnsAdvertiser {
 
   private publishAll(name: string): Service[] {
     const b = this.bonjour!;
-    const host = this.hostFqdn(name);
+    const host = this.hostFqdn();
     const out = [b.publish({ name, type: STREAM_SERVICE_TYPE, port: this.opts.port, host, txt: this.txt, probe: false })];
     if (this.opts.dashboardPath !== null) {
       out.push(b.publish({ name, type: HTTP_SERVICE_TYPE, port: this.opts.port, host, txt: { path: this.opts.dashboardPath, deviceid: this.opts.deviceId }, probe: false }));
@@ -419,7 +420,7 @@ export class MdnsAdvertiser {
       this.announcements++;
       if (first) {
         this.opts.log.info(
-          { name, configuredName: this.opts.name, host: this.hostFqdn(name), services: this.serviceFqdns(name), port: this.opts.port, txt: this.txt },
+          { name, configuredName: this.opts.name, host: this.hostFqdn(), services: this.serviceFqdns(name), port: this.opts.port, txt: this.txt },
           name === this.opts.name ? `mDNS: announced as "${name}"` : `mDNS: announced as "${name}" ("${this.opts.name}" was in use on the network)`,
         );
       }
@@ -504,12 +505,12 @@ export class MdnsAdvertiser {
     const pairs: [string, string, string][] = [];
     if (srv) {
       const d = srv.data as { port?: number; target?: string };
-      pairs.push([`${this.opts.port} ${this.hostFqdn(name)}`, `${d.port} ${String(d.target).toLowerCase()}`, `SRV ${srv.name}`]);
+      pairs.push([`${this.opts.port} ${this.hostFqdn()}`, `${d.port} ${String(d.target).toLowerCase()}`, `SRV ${srv.name}`]);
     }
     if (txt) pairs.push([this.announcedTxt, txtKey(txt.data), `TXT ${txt.name}`]);
     if (addrs.length > 0) {
       const ownV4 = this.addressKey.split(',').filter((a) => a.includes('.'));
-      pairs.push([ownV4.sort()[0] ?? '', addrs.sort()[0]!, `A ${this.hostFqdn(name)}`]);
+      pairs.push([ownV4.sort()[0] ?? '', addrs.sort()[0]!, `A ${this.hostFqdn()}`]);
     }
     for (const [ours, theirs, about] of pairs) {
       if (ours === theirs) continue;
