@@ -317,7 +317,7 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
     const { ns } = stage({ multicastRoute: false });
     const svc = await startBox(ns, 'box-no-route');
     const line = await svc.waitForLog((l) => l.msg === 'mDNS announcement failed (streaming is not affected); retrying', 10000, 'mDNS failure log line');
-    assert.match(String(line.err), /probe for "stagebox": .*(ENETUNREACH|EHOSTUNREACH|EADDRNOTAVAIL|EPERM|EINVAL)/);
+    assert.match(String(line.err), /^probe for "stagebox": send ENETUNREACH/);
     const d = await discoveryOf(ns, svc);
     assert.equal(d.state, 'error');
     assert.equal(d.lastError, line.err);
