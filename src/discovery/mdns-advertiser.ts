@@ -226,21 +226,24 @@ export class MdnsAdvertiser {
     const b = this.bonjour;
     if (!b) return;
     let timer: NodeJS.Timeout | undefined;
-    const bounded = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.opts.log.warn({ timeoutMs }, 'mDNS: goodbye not sent in time; closing anyway');
-        resolve();
-      }, timeoutMs);
+    const bounded = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
       timer.unref();
     });
-    const goodbye = new Promise<void>((resolve) => {
-      if (wasAnnounced) b.unpublishAll(() => resolve());
-      else resolve();
+    const goodbye = new Promise<boolean>((resolve) => {
+      if (!wasAnnounced) return resolve(false);
+      try {
+        b.unpublishAll((err?: Error | null) => resolve(!err));
+      } catch (err) {
+        this.opts.log.warn({ err: (err as Error).message }, 'mDNS: goodbye failed');
+        resolve(false);
+      }
     });
-    await Promise.race([goodbye, bounded]);
+    const sent = await Promise.race([goodbye, bounded]);
     clearTimeout(timer);
     this.close();
-    if (wasAnnounced) this.opts.log.info({ name: this.name }, 'mDNS: goodbye sent; stopped');
+    if (sent) this.opts.log.info({ name: this.name }, 'mDNS: goodbye sent; stopped');
+    else if (wasAnnounced) this.opts.log.warn({ name: this.name, timeoutMs }, 'mDNS: goodbye not sent (failed or took too long); stopped anyway');
   }
 
   private streamTxt(): Record<string, string> {
