@@ -10,8 +10,9 @@ SHELL := /bin/bash
 # the tests' AF_UNIX notify socket, Mosquitto (broker and clients) for the MQTT
 # tests, which start their own broker on a free port, Chromium and a font for
 # the dashboard's browser tests (playwright-core drives /usr/bin/chromium; it
-# never downloads a browser of its own).
-APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config systemd mosquitto mosquitto-clients chromium fonts-dejavu-core
+# never downloads a browser of its own). iproute2 for the mDNS tests, which run
+# the service in a network namespace of their own (ip netns, a veth pair).
+APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config systemd mosquitto mosquitto-clients chromium fonts-dejavu-core iproute2
 # Packaging (make deb and its tests): python3-yaml parses the kas files, dpkg-dev
 # for dpkg-architecture and dpkg-shlibdeps, passwd for useradd in the package's postinst.
 APT_PACKAGES += python3-yaml dpkg-dev passwd

@@ -260,6 +260,37 @@ const dashboardSchema = z
   .strict()
   .default({});
 
+/** DNS-SD instance name (RFC 6763 4.1.1): 1-63 bytes of UTF-8, no control characters; no "." (it would be escaped or mangled by browsers). */
+export function instanceNameProblem(name: string): string | null {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes < 1 || bytes > 63) return `${bytes} bytes of UTF-8`;
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'a control character';
+  if (name.includes('.')) return 'a "."';
+  if (name.trim() !== name) return 'leading or trailing white space';
+  return null;
+}
+export const INSTANCE_NAME_RULE = 'a DNS-SD instance name: 1-63 bytes of UTF-8, no control characters, no ".", no leading or trailing space';
+
+const discoverySchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Announce the box on the local network with mDNS/DNS-SD: the stream as _stagebox._tcp and the dashboard as _http._tcp (docs/protocol.md, "Finding the box"). false: nothing is sent to the mDNS group.'),
+    name: z
+      .string()
+      .superRefine((v, ctx) => {
+        const problem = instanceNameProblem(v);
+        if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${INSTANCE_NAME_RULE} (this one has ${problem})` });
+      })
+      .default('stagebox')
+      .describe(
+        'Instance name shown to phones: 1-63 bytes of UTF-8, no ".", no control characters (spaces and any language allowed). It also gives the host name the answers point to: <name>.local in lower case, characters other than a-z, 0-9 and "-" as "-" ("stagebox" if none is left). When another device on the network already uses the name, the box takes <name>-2, <name>-3, ... (up to <name>-16, host names alike), logs it and shows it in /api/status (discovery.name).',
+      ),
+  })
+  .strict()
+  .default({});
+
 const logSchema = z
   .object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
@@ -278,6 +309,7 @@ export const configSchema = z
     health: healthSchema,
     mqtt: mqttSchema,
     dashboard: dashboardSchema,
+    discovery: discoverySchema,
     log: logSchema,
   })
   .strict();
@@ -289,6 +321,7 @@ export type AdminConfig = Config['admin'];
 export type HealthConfig = Config['health'];
 export type MqttConfig = Config['mqtt'];
 export type DashboardConfig = Config['dashboard'];
+export type DiscoveryConfig = Config['discovery'];
 
 /** Env variables for the common keys: name → dotted config key. */
 export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string' | 'number' | 'auto-number' }>> = {

@@ -32,6 +32,8 @@ import { createListenQrRoute } from '../web/listen-qr';
 import { ListenPage } from '../web/listen-routes';
 import { LevelMeter } from '../web/level-meter';
 import { LiveFeed } from '../web/live-feed';
+import { MdnsAdvertiser, discoveryOffStatus } from '../discovery/mdns-advertiser';
+import { PROTOCOL_VERSION } from '../engine/packet-format';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
@@ -56,6 +58,7 @@ export class Controller {
   private broker: EmbeddedBroker | null = null;
   private reporter: MqttReporter | null = null;
   private live: LiveFeed | null = null;
+  private discovery: MdnsAdvertiser | null = null;
   /** The last service events (clients, capture, overload), for the dashboard and other reporters. */
   readonly events = new EventLog(50);
   private readonly usage = new ProcessUsage();
@@ -146,6 +149,7 @@ export class Controller {
 
     this.attachSource(source);
     await this.startHealth(mqttFiles);
+    this.startDiscovery(dashboard !== null);
     void this.announceReady();
   }
 
@@ -179,6 +183,26 @@ export class Controller {
     });
     this.watcher.on('clients', () => this.reporter?.clientsChanged());
     this.watcher.start();
+  }
+
+  /** mDNS/DNS-SD announcement (control plane only; its failures are logged and shown in status, never fatal). */
+  private startDiscovery(dashboard: boolean): void {
+    const d = this.config.discovery;
+    if (!d.enabled) {
+      this.log.info({}, 'mDNS announcement off (discovery.enabled false)');
+      return;
+    }
+    this.discovery = new MdnsAdvertiser({
+      name: d.name,
+      port: this.port,
+      deviceId: resolveDeviceId(this.config.mqtt),
+      protocol: PROTOCOL_VERSION,
+      version: VERSION,
+      dashboardPath: dashboard ? '/' : null,
+      log: this.log,
+    });
+    const info = this.sourceInfo();
+    this.discovery.start({ channels: info.channels, rate: info.rate });
   }
 
   private async startMqtt(files: MqttFiles): Promise<void> {
@@ -408,6 +432,8 @@ export class Controller {
   }
 
   private readonly onSourceFormat = (): void => {
+    const info = this.sourceInfo();
+    this.discovery?.captureChanged({ channels: info.channels, rate: info.rate });
     for (const c of this.server.clients) this.control.revalidate(c);
   };
 
@@ -418,6 +444,7 @@ export class Controller {
   private readonly onSourceState = (s: CaptureStatus): void => {
     const fields = { state: s.state, device: s.device, format: s.format, err: s.lastError };
     this.watcher?.captureChanged(s);
+    this.discovery?.captureChanged({ channels: s.format?.channels ?? null, rate: s.format?.rate ?? null });
     if (s.state === 'running') this.log.info(fields, 'capture running');
     else if (s.state === 'error' || s.state === 'no-device') this.log.warn(fields, `capture ${s.state}`);
     const info = { type: 'source', ...this.sourceInfo() };
@@ -456,6 +483,7 @@ export class Controller {
       health: this.healthSnapshot(),
       system: this.collector ? { skippedCalls: this.collector.latest().skippedCalls, failedCalls: this.collector.latest().failedCalls, intervalS: this.config.health.systemIntervalS } : null,
       mqtt: this.reporter ? this.reporter.status() : { enabled: this.config.mqtt.enabled, connected: false, url: null },
+      discovery: this.discovery ? this.discovery.status() : discoveryOffStatus(),
       systemd: {
         notify: this.notify.enabled,
         ready: this.ready,
@@ -522,6 +550,8 @@ export class Controller {
     this.watchdog?.stop();
     await this.reloading;
     const steps: [string, () => Promise<void>][] = [
+      // Goodbyes first, so phones stop offering a box that is going away (bounded: 0.5 s).
+      ['mDNS announcement', async () => this.discovery?.stop(500)],
       // MQTT first: "offline" goes out while everything else still stands.
       ['mqtt', async () => this.reporter?.stop()],
       ['health watcher', async () => this.watcher?.stop()],

@@ -69,11 +69,13 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
 
 /**
  * Every test service listens on 127.0.0.1, on a port the kernel picks, and logs at info (the "listening" line);
- * its embedded MQTT broker too (never 1883, which a developer's own broker may hold).
+ * its embedded MQTT broker too (never 1883, which a developer's own broker may hold). mDNS is off: it would
+ * multicast on every interface; test/discovery turns it on inside a network namespace of its own.
  */
 export const BASE_CONFIG = {
   server: { host: '127.0.0.1', port: 0 },
   mqtt: { embeddedBroker: { host: '127.0.0.1', port: 0 } },
+  discovery: { enabled: false },
   log: { level: 'info' },
 };
 

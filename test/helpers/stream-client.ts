@@ -18,6 +18,8 @@ export interface ConnectOptions {
   /** Keep parsed packets (default true). Off for clients that only need counts. */
   keepPackets?: boolean;
   label?: string;
+  /** Address of the box (default 127.0.0.1; test/discovery reaches a box in a network namespace). */
+  host?: string;
 }
 
 /**
@@ -81,12 +83,13 @@ export class StreamClient {
 
   static connect(port: number, opts: ConnectOptions = {}): Promise<StreamClient> {
     const timeoutMs = opts.timeoutMs ?? 5000;
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const host = opts.host ?? '127.0.0.1';
+    const ws = new WebSocket(`ws://${host}:${port}/`, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
     const client = new StreamClient(ws, opts);
     return withTimeout(
       new Promise<StreamClient>((resolve, reject) => {
         ws.once('open', () => resolve(client));
-        ws.once('error', (err) => reject(new Error(`${client.label}: connect to 127.0.0.1:${port} failed: ${err.message}`)));
+        ws.once('error', (err) => reject(new Error(`${client.label}: connect to ${host}:${port} failed: ${err.message}`)));
       }),
       timeoutMs,
       `${client.label}: WebSocket open on port ${port}`,

@@ -138,6 +138,9 @@ describe('rootfs overlay', () => {
     assert.equal(get('Network', 'DHCP'), 'yes');
     assert.equal(get('Network', 'LinkLocalAddressing'), 'yes');
     assert.equal(get('Network', 'IPv4LLRoute'), 'yes');
+    // mDNS needs a route for multicast when there is no default route (test/discovery: "no route for multicast").
+    assert.equal(get('Route', 'Destination'), '224.0.0.0/4');
+    assert.equal(get('Route', 'Scope'), 'link');
   });
 
   test('journald: volatile and size-capped; every Section.Key is one systemd-journald knows, and cat-config finds the drop-in', () => {

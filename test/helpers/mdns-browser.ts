@@ -1,0 +1,117 @@
+import type { EventEmitter } from 'node:events';
+import { Bonjour, type Browser, type Service } from 'bonjour-service';
+
+/** A DNS resource record as multicast-dns decodes it. */
+export interface MdnsRecord {
+  name: string;
+  type: string;
+  ttl?: number;
+  data: unknown;
+  flush?: boolean;
+}
+
+export interface SeenPacket {
+  type: 'query' | 'response';
+  from: string;
+  answers: MdnsRecord[];
+  additionals: MdnsRecord[];
+}
+
+interface MulticastDns extends EventEmitter {
+  query(q: { questions: { name: string; type: string }[] }, cb?: (err: Error | null) => void): void;
+  respond(res: { answers: MdnsRecord[] }, cb?: (err: Error | null) => void): void;
+}
+
+/**
+ * A phone's view of the stage network: a separate bonjour-service instance
+ * (its own socket on 5353) that joins the mDNS group on one address only, so
+ * its queries go out on that interface and nowhere else. Records every packet
+ * it hears, browses service types and asks for single records.
+ */
+export class MdnsBrowser {
+  readonly packets: SeenPacket[] = [];
+  readonly errors: string[] = [];
+  private readonly bonjour: Bonjour;
+  private readonly mdns: MulticastDns;
+  private readonly browsers: Browser[] = [];
+
+  constructor(readonly iface: string) {
+    // bind 0.0.0.0: a socket bound to a unicast address never hears multicast; `interface` picks where to join and send.
+    this.bonjour = new Bonjour({ interface: iface, bind: '0.0.0.0' } as never);
+    this.mdns = (this.bonjour as unknown as { server: { mdns: MulticastDns } }).server.mdns;
+    this.mdns.on('error', (err: Error) => this.errors.push(err.message));
+    this.mdns.on('warning', (err: Error) => this.errors.push(`warning: ${err.message}`));
+    this.mdns.on('packet', (p: { type: 'query' | 'response'; answers?: MdnsRecord[]; additionals?: MdnsRecord[] }, rinfo: { address: string }) => {
+      this.packets.push({ type: p.type, from: rinfo.address, answers: p.answers ?? [], additionals: p.additionals ?? [] });
+    });
+  }
+
+  /** A live browser for `type` (e.g. "stagebox" for _stagebox._tcp); its `services` list follows updates and goodbyes. */
+  browse(type: string): Browser {
+    const b = this.bonjour.find({ type });
+    this.browsers.push(b);
+    return b;
+  }
+
+  /**
+   * Browses `type`, asking again every 500 ms (a single query can be lost),
+   * until `pred` holds for the services found; rejects after `timeoutMs`
+   * with what was found.
+   */
+  async waitForServices(type: string, pred: (found: Service[]) => boolean, timeoutMs: number, what: string): Promise<Service[]> {
+    const b = this.browse(type);
+    const t0 = Date.now();
+    try {
+      while (Date.now() - t0 < timeoutMs) {
+        if (pred(b.services)) return [...b.services];
+        b.update();
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      throw new Error(`mDNS browse _${type}._tcp: ${what} not seen within ${timeoutMs} ms; found: ${JSON.stringify(b.services.map(describe))}; errors: ${this.errors.join('; ')}`);
+    } finally {
+      b.stop();
+    }
+  }
+
+  /** Asks for `type` records of `name` until an answer arrives (every 500 ms, bounded); resolves with the answers. */
+  async query(name: string, type: string, timeoutMs: number, pred: (answers: MdnsRecord[]) => boolean = (a) => a.length > 0): Promise<MdnsRecord[]> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < timeoutMs) {
+      const from = this.packets.length;
+      this.mdns.query({ questions: [{ name, type }] });
+      await new Promise((r) => setTimeout(r, 500));
+      for (const p of this.packets.slice(from)) {
+        if (p.type !== 'response') continue;
+        const answers = p.answers.filter((r) => r.name.toLowerCase() === name.toLowerCase() && r.type === type);
+        if (pred(answers)) return answers;
+      }
+    }
+    throw new Error(`mDNS query ${type} ${name}: no matching answer within ${timeoutMs} ms; errors: ${this.errors.join('; ')}`);
+  }
+
+  /** Sends an unsolicited response, as another device announcing these records would. */
+  announce(records: MdnsRecord[]): Promise<void> {
+    return new Promise((resolve, reject) => this.mdns.respond({ answers: records }, (err) => (err ? reject(err) : resolve())));
+  }
+
+  close(): Promise<void> {
+    for (const b of this.browsers) b.stop();
+    return new Promise((resolve) => this.bonjour.destroy(() => resolve()));
+  }
+}
+
+/** A found service in a line, for failure messages. */
+export function describe(s: Service): object {
+  return { name: s.name, type: s.type, host: s.host, port: s.port, txt: s.txt as unknown, addresses: s.addresses };
+}
+
+/** A TXT record's data (a list of "key=value" buffers) as an object. */
+export function txtObject(data: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of Array.isArray(data) ? data : []) {
+    const s = Buffer.isBuffer(item) ? item.toString('utf8') : String(item);
+    const eq = s.indexOf('=');
+    if (eq > 0) out[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,102 @@
+import { execFileSync } from 'node:child_process';
+
+/**
+ * A network namespace of the test's own, joined to the test process's
+ * namespace by a veth pair: the box side (boxAddr) inside, the host side
+ * (hostAddr) here. Multicast sent by a service inside reaches only the veth
+ * and the namespace's loopback, never the machine's real interfaces, and a
+ * socket here that joins the group on hostAddr hears it like a phone on the
+ * stage network would. Needs root (CAP_NET_ADMIN) and iproute2.
+ */
+
+let counter = 0;
+
+function ip(args: string[]): string {
+  try {
+    return execFileSync('ip', args, { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`ip ${args.join(' ')} failed: ${(e.stderr ?? '').trim() || e.message}`);
+  }
+}
+
+/** Why namespaces cannot be made here, or null when they can. */
+export function netnsUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (ip netns add)';
+  try {
+    ip(['-V']);
+  } catch {
+    return 'needs iproute2 (the ip command)';
+  }
+  return null;
+}
+
+export interface NetnsOptions {
+  /** Add a 224.0.0.0/4 route on the box side (a real box has a default route that covers it). Default true. */
+  multicastRoute?: boolean;
+}
+
+export class TestNetns {
+  private destroyed = false;
+
+  private constructor(
+    readonly name: string,
+    readonly hostIf: string,
+    readonly hostAddr: string,
+    readonly boxAddr: string,
+  ) {}
+
+  /** Creates the namespace, the veth pair and addresses in a /24 of 10.0.0.0/8 chosen from the pid and a counter. */
+  static create(opts: NetnsOptions = {}): TestNetns {
+    const n = ++counter;
+    const id = `${process.pid % 100000}x${n}`;
+    const name = `sbtest-${id}`;
+    const hostIf = `sbh${id}`;
+    const boxIf = `sbb${id}`;
+    const subnet = `10.${200 + ((process.pid >> 8) % 50)}.${(process.pid + n * 37) % 256}`;
+    const ns = new TestNetns(name, hostIf, `${subnet}.2`, `${subnet}.1`);
+    try {
+      ip(['netns', 'add', name]);
+      ip(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', boxIf]);
+      ip(['link', 'set', boxIf, 'netns', name]);
+      ip(['addr', 'add', `${ns.hostAddr}/24`, 'dev', hostIf]);
+      ip(['link', 'set', hostIf, 'up']);
+      ip(['-n', name, 'addr', 'add', `${ns.boxAddr}/24`, 'dev', boxIf]);
+      ip(['-n', name, 'link', 'set', boxIf, 'up']);
+      ip(['-n', name, 'link', 'set', 'lo', 'up']);
+      if (opts.multicastRoute !== false) ip(['-n', name, 'route', 'add', '224.0.0.0/4', 'dev', boxIf]);
+    } catch (err) {
+      ns.destroy();
+      throw err;
+    }
+    live.add(ns);
+    return ns;
+  }
+
+  /** Prefix for startService's wrapper: runs a command inside the namespace (ip execs it, so signals reach it). */
+  get wrapper(): string[] {
+    return ['ip', 'netns', 'exec', this.name];
+  }
+
+  /** Deletes the namespace; its veth end goes with it, and with it the host end. Idempotent. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    live.delete(this);
+    try {
+      ip(['netns', 'del', this.name]);
+    } catch {
+      // never created
+    }
+    try {
+      ip(['link', 'del', this.hostIf]);
+    } catch {
+      // already gone with the namespace
+    }
+  }
+}
+
+const live = new Set<TestNetns>();
+process.on('exit', () => {
+  for (const ns of [...live]) ns.destroy();
+});
