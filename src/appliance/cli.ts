@@ -5,6 +5,7 @@ import { Controller, VERSION } from './controller';
 import { createLogger, flushLogger } from './logger';
 
 const USAGE = `Usage: stagebox [options]
+       stagebox listen <url> … (receive a stream: stagebox listen --help)
 
 Captures every input of the USB audio interface and streams it to in-ear
 monitor clients over WebSocket (HTTP and WebSocket on server.port, 5100).

@@ -225,7 +225,8 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private welcomeMsg: Welcome | null = null;
   private sourceInfo: SourceInfo | null = null;
   private choice: Choice | null = null;
-  private pending: { type: string; resolve: (m: BoxMessage) => void; reject: (e: Error) => void }[] = [];
+  /** Requests waiting for their answer; `matches` tells the answer from a restored choice's message of the same type. */
+  private pending: { type: string; matches: (m: BoxMessage) => boolean; resolve: (m: BoxMessage) => void; reject: (e: Error) => void }[] = [];
 
   private pingId = 0;
   private rtt: number | null = null;
@@ -324,7 +325,8 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (!this.decoder.supports(codec)) throw new RangeError(`codec "deflate" needs an inflateRaw function, which this client was not given; allowed here: "pcm16", "pcm24"`);
     const channels = checkChannels(req.channels, this.sourceInfo?.channels ?? null);
     this.choice = { mode: 'channels', msg: { type: 'subscribe', channels, codec } };
-    return this.request('subscribed', this.choice.msg);
+    const key = channels.join(',');
+    return this.request('subscribed', this.choice.msg, (m) => m.codec === codec && Array.isArray(m.channels) && m.channels.join(',') === key);
   }
 
   /** Asks for a personal mix; resolves on `mixing`, rejects on the box's error. */
@@ -337,7 +339,8 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (!this.decoder.supports(codec)) throw new RangeError(`codec "opus" needs a createOpusDecoder function, which this client was not given; allowed here: "pcm16", "pcm24"`);
     if (!req || !Array.isArray(req.channels)) throw new TypeError('mix needs a channels array');
     this.choice = { mode: 'mix', msg: { type: 'mix', ...req, codec } };
-    return this.request('mixing', this.choice.msg);
+    const output = req.output ?? 'stereo';
+    return this.request('mixing', this.choice.msg, (m) => m.codec === codec && m.output === output);
   }
 
   /** Stops the audio; the connection stays open. */
@@ -389,6 +392,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   /** Closes for good (no reconnect). */
   close(): void {
     this.stopped = true;
+    const retrying = this.retryTimer !== null;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     const ws = this.ws;
@@ -401,7 +405,8 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       }
     }
     this.failPending(new Error('the client was closed'));
-    if (this.state !== 'closed') this.setState({ state: 'closed', attempt: this.attempt, closeCode: 1000, reason: 'client closed', retryInMs: null });
+    // Also while waiting to retry: the last state event then says no retry follows.
+    if (this.state !== 'closed' || retrying) this.setState({ state: 'closed', attempt: this.attempt, closeCode: 1000, reason: 'client closed', retryInMs: null });
   }
 
   // --- connection ---------------------------------------------------------------------------------------------
@@ -473,6 +478,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     }
     const delay = Math.min(r.maxMs, r.initialMs * r.factor ** Math.max(0, this.attempt - 1));
     this.setState({ state: 'closed', attempt: this.attempt, closeCode: code, reason, retryInMs: delay });
+    if (this.stopped) return; // a 'state' listener called close()
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       if (!this.stopped) this.open();
@@ -639,9 +645,9 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.ws.send(JSON.stringify(c.msg));
   }
 
-  private request(answer: string, msg: object): Promise<BoxMessage> {
+  private request(answer: string, msg: object, matches: (m: BoxMessage) => boolean = () => true): Promise<BoxMessage> {
     const p = new Promise<BoxMessage>((resolve, reject) => {
-      this.pending.push({ type: answer, resolve, reject });
+      this.pending.push({ type: answer, matches, resolve, reject });
     });
     // A caller that does not await must not get an unhandled rejection; one that does still sees it.
     p.catch(() => undefined);
@@ -650,7 +656,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   }
 
   private settle(type: string, msg: BoxMessage): void {
-    const i = this.pending.findIndex((q) => q.type === type);
+    const i = this.pending.findIndex((q) => q.type === type && q.matches(msg));
     if (i >= 0) this.pending.splice(i, 1)[0]!.resolve(msg);
   }
 
