@@ -221,6 +221,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private reportTimer: ReturnType<typeof setInterval> | null = null;
   private lastError: string | null = null;
+  private connectPending = false;
 
   private welcomeMsg: Welcome | null = null;
   private sourceInfo: SourceInfo | null = null;
@@ -297,16 +298,19 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (!this.stopped) throw new Error(`StageboxClient.connect: already ${this.state}; call close() first`);
     this.stopped = false;
     this.attempt = 0;
+    this.connectPending = true;
     const p = new Promise<Welcome>((resolve, reject) => {
       const offWelcome = this.on('welcome', (w) => {
         offWelcome();
         offState();
+        this.connectPending = false;
         resolve(w);
       });
       const offState = this.on('state', (st) => {
         if (st.state !== 'closed' || st.retryInMs !== null) return;
         offWelcome();
         offState();
+        this.connectPending = false;
         reject(new Error(`no welcome from ${this.url}: the connection closed (${st.closeCode ?? '?'}${st.reason ? ` ${st.reason}` : ''}) and the client stopped`));
       });
     });
@@ -406,7 +410,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     }
     this.failPending(new Error('the client was closed'));
     // Also while waiting to retry: the last state event then says no retry follows.
-    if (this.state !== 'closed' || retrying) this.setState({ state: 'closed', attempt: this.attempt, closeCode: 1000, reason: 'client closed', retryInMs: null });
+    if (this.state !== 'closed' || retrying || this.connectPending) this.setState({ state: 'closed', attempt: this.attempt, closeCode: 1000, reason: 'client closed', retryInMs: null });
   }
 
   // --- connection ---------------------------------------------------------------------------------------------
