@@ -205,6 +205,18 @@ describe('jitter buffer: gaps and loss', () => {
     assert.ok(r.played[r.played.length - 1]! > 0, 'plays again');
   });
 
+  test('a discontinuity flag places the packet right after what is buffered, keeping the drift estimate (box times go on)', () => {
+    const r = simulate({ seconds: 10, jitter: { stableMs: 60000 } });
+    const jb = r.jb;
+    const before = jb.stats();
+    const t = 10000 + PERIOD_MS;
+    jb.push(50, new Float32Array(FRAMES * CH).fill(0.25), t + 1, BigInt(Math.round(t * 1e6)), true);
+    const after = jb.stats();
+    assert.equal(after.bufferedFrames, before.bufferedFrames + FRAMES);
+    assert.equal(after.lost, before.lost, 'a restart is not a loss');
+    assert.equal(after.driftPpm, before.driftPpm);
+  });
+
   test('a seq jump of thousands of packets is a new stretch, not thousands of lost packets', () => {
     const r = simulate({ seconds: 4, arrive: (_k, t) => t + 1, firstSeq: 0 });
     const jb = r.jb;
