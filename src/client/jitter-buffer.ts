@@ -252,10 +252,12 @@ export class JitterBuffer {
       this.droppedFrames += drop;
       if (from < this.readPos - pos) from = Math.min(frames, this.readPos - pos);
     }
+    // Copied by hand: subarray() would allocate a view per packet, and push may run in an AudioWorklet too.
+    const ring = this.ring;
     for (let f = from; f < frames; ) {
       const at = (pos + f) % this.cap;
       const run = Math.min(frames - f, this.cap - at);
-      this.ring.set(samples.subarray(f * ch, (f + run) * ch), at * ch);
+      for (let i = f * ch, o = at * ch, end = (f + run) * ch; i < end; i++, o++) ring[o] = samples[i]!;
       f += run;
     }
     if (end > this.writeEnd) this.writeEnd = end;
