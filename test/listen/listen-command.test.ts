@@ -147,7 +147,8 @@ describe('stagebox listen --alsa', () => {
     const b = readFileSync(raw);
     const frames = b.length / 4;
     let sound = 0;
-    let breaks = 0;
+    let slips = 0;
+    let jumps = 0;
     let prev = -1;
     for (let i = 0; i < frames; i++) {
       const a = b.readInt16LE(i * 4);
@@ -159,13 +160,20 @@ describe('stagebox listen --alsa', () => {
       // Every sound frame is a source frame: input 6 names it, input 3 must agree.
       const f = frameFromTop16(a & 0xffff, 5);
       assert.equal(c, expectedWire('S24_3LE', 'pcm16', f, 2), `played frame ${i}: inputs 6 and 3 are not from the same source frame`);
-      if (prev >= 0 && f !== (prev + 1) % 65536) breaks++;
+      if (prev >= 0) {
+        const d = (f - prev + 65536) % 65536;
+        // 0: a frame played twice, 2: a frame dropped (the jitter buffer's slips); anything else: a jump.
+        if (d === 0 || d === 2) slips++;
+        else if (d !== 1) jumps++;
+      }
       prev = f;
       sound++;
     }
     assert.ok(sound >= 48000, `only ${sound} frames of sound reached the device`);
-    // Jitter buffer slips and underrun restarts break the run; the rest plays in order.
-    assert.ok(breaks < sound / 1000, `${breaks} breaks in ${sound} frames`);
+    // The jitter buffer steers its level by single-frame slips (at most 2000 ppm) and may cut a backlog once or
+    // twice at the start; everything else plays in order.
+    assert.ok(slips <= sound * 0.0021, `${slips} slips in ${sound} frames`);
+    assert.ok(jumps <= 5, `${jumps} jumps in ${sound} frames`);
   });
 });
 
