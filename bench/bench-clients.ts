@@ -6,6 +6,7 @@
 import WebSocket, { type RawData } from 'ws';
 import { LatencyHistogram } from '../src/health/latency-histogram';
 import type { ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
+import { LibraryClient, jitterStats, resetJitterStats } from './library-client';
 
 const MAGIC0 = 0x53;
 const MAGIC1 = 0x42;
@@ -152,12 +153,12 @@ function parseControl(data: RawData): ControlReply {
   }
 }
 
-const clients: BenchClient[] = [];
+const clients: (BenchClient | LibraryClient)[] = [];
 
 async function connectAll(port: number, specs: ClientSpec[], perClientTimeoutMs: number): Promise<ConnectResult> {
   const result: ConnectResult = { connected: 0, failed: 0, firstError: null };
   for (let i = 0; i < specs.length; i += CONNECT_CONCURRENCY) {
-    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => new BenchClient(s));
+    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => (s.library ? new LibraryClient(s, e2e) : new BenchClient(s)));
     const outcomes = await Promise.allSettled(batch.map((c) => c.connect(port, perClientTimeoutMs)));
     outcomes.forEach((o, k) => {
       const c = batch[k]!;
@@ -214,17 +215,20 @@ function collectStats(): FleetStats {
     s.pcm16Bytes += c.pcm16Bytes;
   }
   s.minPackets = min === Infinity ? 0 : min;
+  const lib = clients.filter((c): c is LibraryClient => c instanceof LibraryClient);
+  if (lib.length > 0) s.jitter = jitterStats(lib);
   return s;
 }
 
 function resetStats(): void {
   e2e.reset();
+  resetJitterStats();
   malformed = 0;
   for (const c of clients) c.resetStats();
 }
 
 /** Closes `victims` and waits (bounded) for the close handshakes, so the box has detached them on return. */
-async function closeClients(victims: BenchClient[]): Promise<void> {
+async function closeClients(victims: (BenchClient | LibraryClient)[]): Promise<void> {
   for (const c of victims) c.close();
   const deadline = Date.now() + CLOSE_WAIT_MS;
   while (Date.now() < deadline && victims.some((c) => c.open)) await new Promise((r) => setTimeout(r, 50));
@@ -233,7 +237,7 @@ async function closeClients(victims: BenchClient[]): Promise<void> {
 
 async function trim(keep: number): Promise<number> {
   let normal = 0;
-  const victims: BenchClient[] = [];
+  const victims: (BenchClient | LibraryClient)[] = [];
   for (let i = 0; i < clients.length; i++) {
     const c = clients[i]!;
     if (c.spec.stalled || ++normal <= keep) continue;

@@ -15,6 +15,23 @@ export interface ClientSpec {
   stalled: boolean;
   /** When set, the client asks for this personal mix (a "mix" message) instead of raw channels. */
   mix?: object;
+  /** The client is the client library (StageboxClient with its jitter buffer, pulled in real time), not a raw socket. */
+  library?: boolean;
+}
+
+/** The library clients' jitter buffers over the window (`library` scenario). */
+export interface JitterFleetStats {
+  clients: number;
+  /** Buffered audio at each pull, every library client pooled, ms. */
+  bufferLatency: LatencySummary;
+  /** Interval between the player's ticks (5 ms asked), ms. */
+  playerTick: LatencySummary;
+  underruns: number;
+  late: number;
+  lost: number;
+  targetMsMedian: number | null;
+  targetMsMax: number | null;
+  driftPpmMedian: number | null;
 }
 
 export type FleetRequest =
@@ -61,6 +78,8 @@ export interface FleetStats {
   payloadBytes: number;
   pcm16Bytes: number;
   stalled: StalledStats;
+  /** Present when library clients are connected. */
+  jitter?: JitterFleetStats;
 }
 
 export type FleetReply =

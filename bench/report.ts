@@ -72,6 +72,18 @@ export function measurementFields(load: LoadShape, m: Measurement): ReportLine {
     clientCpuPct: round(m.clientProcess.cpuPct, 1),
   };
   if (Object.keys(fleet.closes).length > 0) line.clientCloseCodes = fleet.closes;
+  if (fleet.jitter) {
+    const j = fleet.jitter;
+    Object.assign(line, quantiles('jitterBufferLatency', j.bufferLatency));
+    line.jitterUnderruns = j.underruns;
+    line.jitterLate = j.late;
+    line.jitterLost = j.lost;
+    line.jitterTargetMsMedian = round(j.targetMsMedian);
+    line.jitterTargetMsMax = round(j.targetMsMax);
+    line.jitterDriftPpmMedian = round(j.driftPpmMedian, 1);
+    line.playerTickP99Ms = clampedQuantile(j.playerTick, j.playerTick.p99Ms);
+    line.playerTickMaxMs = round(j.playerTick.count === 0 ? null : j.playerTick.maxMs);
+  }
   if (fleet.malformed > 0) line.malformedPackets = fleet.malformed;
   if (load.codec === 'deflate' || load.codec === 'opus') line.compressionRatio = round(fleet.payloadBytes > 0 ? fleet.pcm16Bytes / fleet.payloadBytes : null);
   return line;

@@ -9,7 +9,7 @@ import { distinctSubsets, firstChannels, rotation } from './channel-sets';
 import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, type LoadShape, type ReportLine } from './report';
 import { sleep, type StopInfo } from './service-process';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'library'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
@@ -90,6 +90,11 @@ function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot'>): Fix
       const all = firstChannels(SOURCE_CHANNELS);
       const normal = specsFor(name, Array.from({ length: WIDE_CLIENTS }, () => all), 'pcm16').map((spec, i) => ({ ...spec, mix: personalMix(i) }));
       return { normal, stalled: [], shape: { clients: WIDE_CLIENTS, channelsPerClient: SOURCE_CHANNELS, codec: 'pcm16' } };
+    }
+    case 'library': {
+      // seed's load, but every client is the client library with its jitter buffer played in real time.
+      const normal = specsFor(name, subsets(SEED_CLIENTS), 'pcm16').map((spec) => ({ ...spec, library: true }));
+      return { normal, stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'pcm16' } };
     }
     case 'mix-opus': {
       // mix-pcm's 32 mixes, encoded as Opus in 5 ms frames.

@@ -6,6 +6,7 @@ import { createLogger, flushLogger } from './logger';
 import { SdNotify } from './sd-notify';
 
 const USAGE = `Usage: stagebox [options]
+       stagebox listen <url> … (receive a stream: stagebox listen --help)
 
 Captures every input of the USB audio interface and streams it to in-ear
 monitor clients over WebSocket (HTTP and WebSocket on server.port, 5100).

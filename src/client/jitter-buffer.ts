@@ -10,8 +10,8 @@
  *   gap is filled with silence and a reordered packet that arrives before its
  *   turn still plays. A packet whose turn has passed is dropped (`late`).
  * - Playback starts once `targetMs` of audio is buffered. On an underrun the
- *   missing part plays as silence, the target grows (by half, at least one
- *   packet) and playback waits until the new target is buffered again.
+ *   missing part plays as silence, the target grows by two packets (at least
+ *   2 ms) and playback waits until the new target is buffered again.
  * - Stable for `stableMs` with audio to spare: the target shrinks by
  *   `shrinkStepMs` per `shrinkWindowMs`, never below `minMs`.
  * - The buffered level (smoothed) is held at the target by slipping single
@@ -83,6 +83,8 @@ const LEVEL_TAU_MS = 500;
 /** Shrink windows whose deepest level dip the target must still cover. */
 const DIP_WINDOWS = 4;
 const SHRINK_MARGIN_MS = 1;
+/** An underrun grows the target by two packets, at least this much, ms. */
+const GROW_MIN_MS = 2;
 /** Slip rate per ms of level error: 1 ms off slips at 500 ppm, so a 200 ppm drift holds the level 0.4 ms off. */
 const SLIP_GAIN_MS = 2000;
 
@@ -172,7 +174,9 @@ export class JitterBuffer {
    * Adds one packet. `samples` is interleaved (frames × channels) and copied.
    * `boxTimeNs` (the packet's captureNs) feeds the drift estimate; without it
    * the stream position is the box's clock. `discontinuity` (flag bit 0) starts
-   * a new stretch of audio: the packet is placed after what is buffered.
+   * a new stretch of audio: the packet is placed right after what is buffered
+   * (the audio the box lost is not made up with silence: by the time this
+   * packet arrives that time has passed, and silence would only add latency).
    */
   push(seq: number, samples: Float32Array, arrivalMs: number, boxTimeNs?: bigint | number, discontinuity = false): void {
     const ch = this.channels;
@@ -184,11 +188,11 @@ export class JitterBuffer {
     let pos: number;
     let newest = true;
     if (!this.started || discontinuity || frames !== this.packetFrames) {
-      pos = this.restart(frames);
+      pos = this.restart(frames, boxTimeNs !== undefined);
     } else {
       const d = (seq - this.lastSeq) | 0;
       if (d > MAX_GAP_PACKETS || d < -MAX_GAP_PACKETS) {
-        pos = this.restart(frames);
+        pos = this.restart(frames, boxTimeNs !== undefined);
       } else if (d > 0) {
         pos = this.lastSeqPos + d * frames;
         for (let k = 1; k < d; k++) this.rememberMissing((this.lastSeq + k) >>> 0, this.lastSeqPos + k * frames);
@@ -219,11 +223,11 @@ export class JitterBuffer {
     this.trackDrift(arrivalMs, boxTimeNs, pos);
   }
 
-  /** Places the next packet after what is buffered; forgets the seq history. */
-  private restart(frames: number): number {
+  /** Places the next packet after what is buffered; forgets the seq history (and the drift, unless box times go on). */
+  private restart(frames: number, boxTimes: boolean): number {
     this.missingCount = 0;
     this.packetFrames = frames;
-    this.resetDrift();
+    if (!boxTimes) this.resetDrift();
     // Before the first packet the playback position may have run on with silence; start from it.
     if (this.writeEnd < this.readPos) this.writeEnd = this.readPos;
     return this.writeEnd;
@@ -248,10 +252,12 @@ export class JitterBuffer {
       this.droppedFrames += drop;
       if (from < this.readPos - pos) from = Math.min(frames, this.readPos - pos);
     }
+    // Copied by hand: subarray() would allocate a view per packet, and push may run in an AudioWorklet too.
+    const ring = this.ring;
     for (let f = from; f < frames; ) {
       const at = (pos + f) % this.cap;
       const run = Math.min(frames - f, this.cap - at);
-      this.ring.set(samples.subarray(f * ch, (f + run) * ch), at * ch);
+      for (let i = f * ch, o = at * ch, end = (f + run) * ch; i < end; i++, o++) ring[o] = samples[i]!;
       f += run;
     }
     if (end > this.writeEnd) this.writeEnd = end;
@@ -388,8 +394,7 @@ export class JitterBuffer {
       this.concealedFrames += n - o / ch;
       this.underruns++;
       this.lastUnderrunMs = nowMs;
-      const packetMs = this.packetFrames / rateMs;
-      this.target = Math.min(this.maxMs, this.target + Math.max(packetMs, this.target * 0.5));
+      this.target = Math.min(this.maxMs, this.target + Math.max(2 * (this.packetFrames / rateMs), GROW_MIN_MS));
       this.playing = false;
       this.slipAcc = 0;
       if (this.writeEnd < this.readPos) this.writeEnd = this.readPos;

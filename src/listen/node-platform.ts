@@ -4,7 +4,9 @@
  * through @discordjs/opus.
  */
 import { inflateRawSync } from 'node:zlib';
+import WebSocket from 'ws';
 import type { OpusDecoder } from '../client/packet-decoder.js';
+import type { WebSocketConstructor } from '../client/stagebox-client.js';
 
 export function nodeInflateRaw(bytes: Uint8Array): Uint8Array {
   return inflateRawSync(bytes);
@@ -33,3 +35,6 @@ export function createNodeOpusDecoder(rate: number, channels: number): OpusDecod
     },
   };
 }
+
+/** The `ws` client: it offers the browser's onopen/onmessage/binaryType API the library uses. */
+export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;

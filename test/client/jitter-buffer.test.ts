@@ -1,3 +1,4 @@
+import { PerformanceObserver } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JitterBuffer, type JitterBufferOptions, type JitterBufferStats } from '../../src/client/jitter-buffer';
@@ -205,6 +206,18 @@ describe('jitter buffer: gaps and loss', () => {
     assert.ok(r.played[r.played.length - 1]! > 0, 'plays again');
   });
 
+  test('a discontinuity flag places the packet right after what is buffered, keeping the drift estimate (box times go on)', () => {
+    const r = simulate({ seconds: 10, jitter: { stableMs: 60000 } });
+    const jb = r.jb;
+    const before = jb.stats();
+    const t = 10000 + PERIOD_MS;
+    jb.push(50, new Float32Array(FRAMES * CH).fill(0.25), t + 1, BigInt(Math.round(t * 1e6)), true);
+    const after = jb.stats();
+    assert.equal(after.bufferedFrames, before.bufferedFrames + FRAMES);
+    assert.equal(after.lost, before.lost, 'a restart is not a loss');
+    assert.equal(after.driftPpm, before.driftPpm);
+  });
+
   test('a seq jump of thousands of packets is a new stretch, not thousands of lost packets', () => {
     const r = simulate({ seconds: 4, arrive: (_k, t) => t + 1, firstSeq: 0 });
     const jb = r.jb;
@@ -367,6 +380,35 @@ describe('jitter buffer: options and input', () => {
     jb.pull(out, 2);
     assert.equal(out[127], 0.5);
     assert.equal(out[128], 0.25);
+  });
+
+  test('push and pull allocate nothing (AudioWorklet rule): a million of each cause no garbage collection', async () => {
+    // 48-frame packets are 1 ms: every time is a whole number, so no double argument gets boxed by the engine.
+    const jb = new JitterBuffer({ rate: RATE, channels: CH, targetMs: 10 });
+    const pkt = new Float32Array(48 * CH).fill(0.1);
+    const out = new Float32Array(48 * CH);
+    let k = 0;
+    const step = (i: number): void => {
+      // Every 1000th packet is missing, and every 3000th pull repeats a time: gaps, concealment and slips run too.
+      if (k % 1000 !== 999) jb.push(k, pkt, i);
+      k++;
+      jb.pull(out, i % 3000 === 0 ? i - 1 : i);
+    };
+    for (let i = 0; i < 100_000; i++) step(i); // optimised by now
+    const gcs: number[] = [];
+    const obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcs.push(e.startTime);
+    });
+    obs.observe({ entryTypes: ['gc'] });
+    const t0 = performance.now();
+    for (let i = 100_000; i < 1_100_000; i++) step(i);
+    const t1 = performance.now();
+    await new Promise((r) => setTimeout(r, 50));
+    obs.disconnect();
+    const during = gcs.filter((t) => t >= t0 && t <= t1).length;
+    // An object or a view per call (16+ bytes × 2 million) would take dozens of scavenges.
+    assert.ok(during <= 1, `${during} garbage collections during a million push+pull`);
+    assert.ok(jb.stats().lost > 0 && jb.stats().concealedFrames > 0, JSON.stringify(jb.stats()));
   });
 
   test('pull before any packet plays silence and counts no underrun', () => {

@@ -1,0 +1,170 @@
+/**
+ * A bench client that is the client library (src/client/), as a phone app
+ * would use it: StageboxClient decodes every packet and feeds its jitter
+ * buffer, and one player timer for all such clients pulls each buffer at the
+ * sample rate, as an audio callback would. Records the library's end-to-end
+ * latency (receipt after decode), the jitter buffer's latency at every pull
+ * and its underruns, for the `library` scenario.
+ */
+import { StageboxClient } from '../src/client/index.js';
+import { LatencyHistogram } from '../src/health/latency-histogram';
+import { NodeWebSocket, nodeInflateRaw } from '../src/listen/node-platform';
+import type { ClientSpec, JitterFleetStats } from './bench-ipc';
+
+const PULL_FRAMES = 128;
+const PLAYER_TICK_MS = 5;
+const HALF_U32 = 0x8000_0000;
+
+/** Every library client's jitter buffer latency, sampled at each pull (steady state: after the reset). */
+const bufferLatency = new LatencyHistogram();
+/** Time between two player ticks (5 ms asked): a late tick pulls a burst, as a late audio callback would. */
+const playerTick = new LatencyHistogram();
+let lastTick = NaN;
+const live = new Set<LibraryClient>();
+let player: NodeJS.Timeout | null = null;
+
+export class LibraryClient {
+  packets = 0;
+  lost = 0;
+  discontinuities = 0;
+  payloadBytes = 0;
+  pcm16Bytes = 0;
+  open = false;
+  closeCode: number | null = null;
+  private lastSeq = -1;
+  private client: StageboxClient | null = null;
+  private out: Float32Array | null = null;
+  private t0 = 0;
+  private pulled = 0;
+  /** Jitter buffer counters at the last reset. */
+  private base = { underruns: 0, late: 0, lost: 0 };
+
+  constructor(
+    readonly spec: ClientSpec,
+    private readonly e2e: LatencyHistogram,
+  ) {}
+
+  /** Connects, says hello, subscribes (or mixes); resolves on the box's answer. */
+  async connect(port: number, timeoutMs: number): Promise<void> {
+    const c = new StageboxClient({
+      url: `ws://127.0.0.1:${port}/`,
+      clientId: this.spec.clientId,
+      name: 'bench (library)',
+      WebSocket: NodeWebSocket,
+      inflateRaw: nodeInflateRaw,
+      jitter: { targetMs: 10 },
+      reconnect: false,
+    });
+    this.client = c;
+    c.on('audio', (a) => {
+      // captureNs is CLOCK_MONOTONIC on this machine, as hrtime: e2e includes the library's decode.
+      this.e2e.record(Number(process.hrtime.bigint() - a.header.captureNs) / 1e6);
+      if (this.lastSeq >= 0) {
+        const gap = (a.seq - this.lastSeq - 1) >>> 0;
+        if (gap !== 0 && gap < HALF_U32) this.lost += gap;
+      }
+      this.lastSeq = a.seq;
+      if (a.header.discontinuity) this.discontinuities++;
+      this.packets++;
+      this.pcm16Bytes += a.frames * a.channels * 2;
+      if (!this.out) {
+        this.out = new Float32Array(PULL_FRAMES * a.channels);
+        this.t0 = performance.now();
+        live.add(this);
+        player ??= setInterval(playAll, PLAYER_TICK_MS);
+      }
+    });
+    c.on('state', (s) => {
+      if (s.state === 'closed') {
+        this.open = false;
+        this.closeCode = s.closeCode ?? null;
+        live.delete(this);
+      }
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.spec.clientId}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([c.connect(), timeout]);
+      this.open = true;
+      const answer = this.spec.mix ? c.mix(this.spec.mix as never) : c.subscribe({ channels: this.spec.channels, codec: this.spec.codec as 'pcm16' });
+      await Promise.race([answer, timeout]);
+    } catch (err) {
+      c.close();
+      throw new Error(`${this.spec.clientId}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Pulls what the elapsed time asks for; records the buffer's level at each pull. */
+  play(now: number): void {
+    const c = this.client!;
+    const rate = c.jitter?.rate ?? 48000;
+    const due = Math.floor((((now - this.t0) * rate) / 1000 - this.pulled) / PULL_FRAMES);
+    for (let i = 0; i < due; i++) {
+      c.pull(this.out!, now);
+      this.pulled += PULL_FRAMES;
+    }
+    const jb = c.jitter;
+    if (jb && due > 0) bufferLatency.record((jb.stats().bufferedFrames * 1000) / jb.rate);
+  }
+
+  jitterCounters(): { underruns: number; late: number; lost: number; targetMs: number; driftPpm: number } {
+    const s = this.client?.jitter?.stats();
+    if (!s) return { underruns: 0, late: 0, lost: 0, targetMs: 0, driftPpm: 0 };
+    return { underruns: s.underruns - this.base.underruns, late: s.late - this.base.late, lost: s.lost - this.base.lost, targetMs: s.targetMs, driftPpm: s.driftPpm };
+  }
+
+  resetStats(): void {
+    this.packets = this.lost = this.discontinuities = this.payloadBytes = this.pcm16Bytes = 0;
+    const s = this.client?.jitter?.stats();
+    if (s) this.base = { underruns: s.underruns, late: s.late, lost: s.lost };
+  }
+
+  close(): void {
+    this.client?.close();
+    this.open = false;
+    live.delete(this);
+    if (live.size === 0 && player) {
+      clearInterval(player);
+      player = null;
+    }
+  }
+
+  terminate(): void {
+    this.close();
+  }
+}
+
+function playAll(): void {
+  const now = performance.now();
+  if (lastTick === lastTick) playerTick.record(now - lastTick);
+  lastTick = now;
+  for (const c of live) c.play(now);
+}
+
+/** The jitter buffers of `clients` since the last reset. */
+export function jitterStats(clients: LibraryClient[]): JitterFleetStats {
+  const targets: number[] = [];
+  const drifts: number[] = [];
+  let underruns = 0;
+  let late = 0;
+  let lost = 0;
+  for (const c of clients) {
+    const j = c.jitterCounters();
+    underruns += j.underruns;
+    late += j.late;
+    lost += j.lost;
+    targets.push(j.targetMs);
+    drifts.push(j.driftPpm);
+  }
+  const median = (xs: number[]): number | null => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[xs.length >> 1]!);
+  return { clients: clients.length, bufferLatency: bufferLatency.summary(), playerTick: playerTick.summary(), underruns, late, lost, targetMsMedian: median(targets), targetMsMax: targets.length ? Math.max(...targets) : null, driftPpmMedian: median(drifts) };
+}
+
+export function resetJitterStats(): void {
+  bufferLatency.reset();
+  playerTick.reset();
+}

@@ -1,0 +1,226 @@
+/**
+ * Command line of `stagebox listen`: parsed and checked once, here. Every
+ * problem is a UsageError (exit 2) naming the option, the value and what is
+ * allowed.
+ */
+import os from 'node:os';
+
+export const LISTEN_USAGE = `Usage: stagebox listen <url> [--channels LIST | --mix CLIENT] [--codec CODEC]
+                       [--seconds N] (--out FILE.wav | --alsa DEVICE) [options]
+
+Receives a stream from a stagebox and records it to a WAV file or plays it on
+an ALSA device, printing latency and underruns as it goes (a progress line on
+a terminal, one plain line a second otherwise).
+
+  <url>              the box, such as ws://stagebox.local:5100/
+  --channels LIST    inputs to receive, numbered from 1 as on the interface:
+                     "1-4,7" (default 1-2)
+  --mix CLIENT       instead of raw channels, the personal mix of another client
+                     (its clientId or its name, as on the dashboard), rendered
+                     by the box; needs the admin token (--token)
+  --codec CODEC      channels: pcm16 (default), pcm24 or deflate;
+                     a mix: pcm16 (default), pcm24 or opus
+  --seconds N        stop after N seconds of audio (default: until Ctrl-C)
+  --out FILE.wav     record: 24-bit PCM for pcm24, 16-bit PCM for the others
+                     (bit-exact with what the box sent; silence for lost packets)
+  --alsa DEVICE      play through \`aplay -D DEVICE\` (e.g. default or plughw:1)
+  --client-id ID     the stable id this listener says hello with
+                     (default stagebox-listen-<hostname>)
+  --token TOKEN      the box's admin token (for --mix)
+  --target-ms MS     jitter buffer target latency (default 10)
+  -h, --help         show this help and exit
+
+Exit codes: 0 done (or stopped with Ctrl-C), 1 connection or device failure,
+2 invalid usage.`;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface ListenOptions {
+  url: string;
+  /** 1-based input numbers as typed; the wire uses them minus one. */
+  channels: number[] | null;
+  /** The text of --channels, for messages. */
+  channelsText: string | null;
+  mix: string | null;
+  codec: 'pcm16' | 'pcm24' | 'deflate' | 'opus';
+  seconds: number | null;
+  out: string | null;
+  alsa: string | null;
+  clientId: string;
+  token: string | null;
+  targetMs: number;
+  help: boolean;
+}
+
+const CHANNEL_CODECS = ['pcm16', 'pcm24', 'deflate'];
+const MIX_CODECS = ['pcm16', 'pcm24', 'opus'];
+
+export function defaultClientId(): string {
+  return `stagebox-listen-${os.hostname()}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64);
+}
+
+/** Parses "1-4,7" (1-based inputs, ascending ranges, each input once) into [1, 2, 3, 4, 7]. */
+export function parseChannelList(text: string): number[] {
+  const out: number[] = [];
+  const bad = (why: string): UsageError => new UsageError(`--channels ${JSON.stringify(text)}: ${why}; allowed: inputs from 1, as a list of numbers and ascending ranges such as "1-4,7"`);
+  if (text.trim() === '') throw bad('is empty');
+  for (const part of text.split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    if (!m) throw bad(`${JSON.stringify(part)} is not a number or a range`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (a < 1 || b < 1) throw bad('input 0 does not exist (inputs count from 1, as on the interface)');
+    if (b < a) throw bad(`the range ${a}-${b} runs backwards`);
+    if (b > 64) throw bad(`input ${b} is beyond 64, the most a box has`);
+    for (let c = a; c <= b; c++) {
+      if (out.includes(c)) throw bad(`input ${c} is listed twice`);
+      out.push(c);
+    }
+  }
+  if (out.length > 64) throw bad(`${out.length} inputs; at most 64`);
+  return out;
+}
+
+export function parseListenArgs(argv: string[]): ListenOptions {
+  const o: ListenOptions = {
+    url: '',
+    channels: null,
+    channelsText: null,
+    mix: null,
+    codec: 'pcm16',
+    seconds: null,
+    out: null,
+    alsa: null,
+    clientId: defaultClientId(),
+    token: process.env.STAGEBOX_ADMIN_TOKEN || null,
+    targetMs: 10,
+    help: false,
+  };
+  let codecGiven: string | null = null;
+  const urls: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (eq > 0) return arg.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined || (v.startsWith('--') && v.length > 2)) throw new UsageError(`${name}: got no value; ${valueHint(name)}`);
+      return v;
+    };
+    switch (name) {
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      case '--channels':
+        o.channelsText = value();
+        o.channels = parseChannelList(o.channelsText);
+        break;
+      case '--mix':
+        o.mix = value();
+        if (o.mix.trim() === '') throw new UsageError(`--mix: got an empty name; ${valueHint('--mix')}`);
+        break;
+      case '--codec':
+        codecGiven = value();
+        break;
+      case '--seconds': {
+        const v = value();
+        const n = Number(v);
+        if (!/^\s*\d*\.?\d+\s*$/.test(v) || !(n > 0) || n > 86400) throw new UsageError(`--seconds ${JSON.stringify(v)}: ${valueHint('--seconds')}`);
+        o.seconds = n;
+        break;
+      }
+      case '--out':
+        o.out = value();
+        break;
+      case '--alsa':
+        o.alsa = value();
+        break;
+      case '--client-id': {
+        const v = value();
+        if (!/^[A-Za-z0-9._:-]{1,64}$/.test(v)) throw new UsageError(`--client-id ${JSON.stringify(v)}: ${valueHint('--client-id')}`);
+        o.clientId = v;
+        break;
+      }
+      case '--token':
+        o.token = value();
+        break;
+      case '--target-ms': {
+        const v = value();
+        const n = Number(v);
+        if (!(n >= 2.5 && n <= 200)) throw new UsageError(`--target-ms ${JSON.stringify(v)}: ${valueHint('--target-ms')}`);
+        o.targetMs = n;
+        break;
+      }
+      default:
+        if (arg.startsWith('-')) {
+          throw new UsageError(`unknown option ${JSON.stringify(arg)}; allowed: --channels, --mix, --codec, --seconds, --out, --alsa, --client-id, --token, --target-ms, --help`);
+        }
+        urls.push(arg);
+    }
+  }
+  if (o.help) return o;
+  if (urls.length !== 1) {
+    throw new UsageError(urls.length === 0 ? 'no url given; allowed: one ws:// URL such as ws://stagebox.local:5100/' : `${urls.length} urls given (${urls.map((u) => JSON.stringify(u)).join(', ')}); allowed: one`);
+  }
+  o.url = checkUrl(urls[0]!);
+  if (o.channels && o.mix !== null) throw new UsageError('--channels and --mix were both given; allowed: one of them (raw channels, or a mix)');
+  if (o.out === null && o.alsa === null) throw new UsageError('neither --out nor --alsa was given; allowed: exactly one (--out FILE.wav to record, --alsa DEVICE to play)');
+  if (o.out !== null && o.alsa !== null) throw new UsageError('--out and --alsa were both given; allowed: exactly one (--out FILE.wav to record, --alsa DEVICE to play)');
+  if (o.out !== null && o.out.trim() === '') throw new UsageError('--out: got an empty file name; allowed: a file path such as take1.wav');
+  if (o.alsa !== null && !/^[A-Za-z0-9_:,.=\-]+$/.test(o.alsa)) throw new UsageError(`--alsa ${JSON.stringify(o.alsa)}: ${valueHint('--alsa')}`);
+  const allowed = o.mix !== null ? MIX_CODECS : CHANNEL_CODECS;
+  if (codecGiven !== null) {
+    if (!allowed.includes(codecGiven)) {
+      throw new UsageError(`--codec ${JSON.stringify(codecGiven)}: not a codec ${o.mix !== null ? 'for a mix' : 'for raw channels'}; allowed: ${allowed.join(', ')}`);
+    }
+    o.codec = codecGiven as ListenOptions['codec'];
+  }
+  if (o.mix !== null && !o.token) throw new UsageError(`--mix ${JSON.stringify(o.mix)}: another client's mix is admin-only; give the box's admin token with --token (or STAGEBOX_ADMIN_TOKEN)`);
+  if (!o.channels && o.mix === null) {
+    o.channels = [1, 2];
+    o.channelsText = '1-2';
+  }
+  return o;
+}
+
+function checkUrl(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new UsageError(`url ${JSON.stringify(text)} is not a URL; allowed: a ws:// or wss:// URL such as ws://stagebox.local:5100/`);
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') {
+    throw new UsageError(`url ${JSON.stringify(text)} has the scheme ${JSON.stringify(u.protocol.replace(/:$/, ''))}; allowed: ws or wss, such as ws://stagebox.local:5100/`);
+  }
+  return u.href;
+}
+
+function valueHint(name: string): string {
+  switch (name) {
+    case '--channels':
+      return 'allowed: inputs from 1, such as "1-4,7"';
+    case '--mix':
+      return "allowed: another client's clientId or name";
+    case '--codec':
+      return 'allowed: pcm16, pcm24, deflate (channels) or opus (a mix)';
+    case '--seconds':
+      return 'allowed: a number of seconds above 0, at most 86400';
+    case '--out':
+      return 'allowed: a file path such as take1.wav';
+    case '--alsa':
+      return 'allowed: an ALSA device name such as default, plughw:1 or plughw:CARD=X,DEV=0';
+    case '--client-id':
+      return 'allowed: 1-64 characters from A-Z a-z 0-9 . _ : -';
+    case '--token':
+      return "allowed: the box's admin.token";
+    case '--target-ms':
+      return 'allowed: 2.5-200 ms';
+    default:
+      return 'a value is needed';
+  }
+}
