@@ -55,7 +55,7 @@ build: deps
 	@npx tsc -p tsconfig.web-client.json
 
 run: build
-	node bin/stagebox.js
+	node --max-semi-space-size=2 bin/stagebox.js
 
 test: build
 	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -name '*.test.js' | sort)

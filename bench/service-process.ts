@@ -35,6 +35,13 @@ export interface StopInfo {
   killed: boolean;
 }
 
+/**
+ * V8 flags the box runs with (systemd/stagebox.service's ExecStart, make run):
+ * the bench starts the service the same way, so it measures what ships.
+ * A test (test/systemd/unit-file.test.ts) keeps the three in step.
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=2'] as const;
+
 /** Health monitoring in the benched service: "on" samples the system and publishes MQTT health every 1 s. */
 export type Monitoring = 'on' | 'off';
 let monitoring: Monitoring = 'on';
@@ -97,7 +104,7 @@ export class ServiceProcess {
     };
     writeFileSync(configPath, JSON.stringify(config));
     const spawnedAt = performance.now();
-    const child = spawn(process.execPath, [SERVICE_MAIN, '--config', configPath], {
+    const child = spawn(process.execPath, [...NODE_FLAGS, SERVICE_MAIN, '--config', configPath], {
       cwd: REPO_ROOT,
       env: serviceEnv(opts),
       stdio: ['ignore', 'pipe', 'pipe'],

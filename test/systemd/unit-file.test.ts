@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT, removeTempDirs, writeTempFile } from '../helpers/service-process';
+import { NODE_FLAGS } from '../../bench/service-process';
 
 /**
  * systemd/stagebox.service, checked by systemd's own tools (systemd 252 in
@@ -13,7 +14,7 @@ import { REPO_ROOT, removeTempDirs, writeTempFile } from '../helpers/service-pro
 
 const UNIT = path.join(REPO_ROOT, 'systemd', 'stagebox.service');
 /** Where the unit expects the service; verify needs ExecStart's binary to exist. */
-const INSTALLED_EXEC = 'ExecStart=/usr/bin/node /usr/lib/stagebox/bin/stagebox.js --config /etc/stagebox/stagebox.json';
+const INSTALLED_EXEC = `ExecStart=/usr/bin/node ${NODE_FLAGS.join(' ')} /usr/lib/stagebox/bin/stagebox.js --config /etc/stagebox/stagebox.json`;
 
 /**
  * A copy of the unit whose ExecStart runs this checkout (this node, this
@@ -22,10 +23,16 @@ const INSTALLED_EXEC = 'ExecStart=/usr/bin/node /usr/lib/stagebox/bin/stagebox.j
 function checkoutCopy(): string {
   const text = readFileSync(UNIT, 'utf8');
   assert.ok(text.includes(`\n${INSTALLED_EXEC}\n`), `the unit runs the installed service: ${INSTALLED_EXEC}`);
-  const exec = `ExecStart=${process.execPath} ${path.join(REPO_ROOT, 'bin', 'stagebox.js')} --config ${path.join(REPO_ROOT, 'rootfs-overlay', 'etc', 'stagebox', 'stagebox.json')}`;
+  const exec = `ExecStart=${process.execPath} ${NODE_FLAGS.join(' ')} ${path.join(REPO_ROOT, 'bin', 'stagebox.js')} --config ${path.join(REPO_ROOT, 'rootfs-overlay', 'etc', 'stagebox', 'stagebox.json')}`;
   const file = writeTempFile('stagebox.service', text.replace(INSTALLED_EXEC, exec));
   return file;
 }
+
+test('the unit, make run and the bench start node with the same V8 flags (what is benched is what ships)', () => {
+  assert.ok(readFileSync(UNIT, 'utf8').includes(`\n${INSTALLED_EXEC}\n`));
+  const makefile = readFileSync(path.join(REPO_ROOT, 'Makefile'), 'utf8');
+  assert.ok(makefile.includes(`\tnode ${NODE_FLAGS.join(' ')} bin/stagebox.js\n`), 'make run passes the flags');
+});
 
 test('systemd-analyze verify finds nothing to say about the unit', () => {
   const copy = checkoutCopy();
