@@ -158,7 +158,7 @@ const clients: (BenchClient | LibraryClient)[] = [];
 async function connectAll(port: number, specs: ClientSpec[], perClientTimeoutMs: number): Promise<ConnectResult> {
   const result: ConnectResult = { connected: 0, failed: 0, firstError: null };
   for (let i = 0; i < specs.length; i += CONNECT_CONCURRENCY) {
-    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => (s.library ? new LibraryClient(s, e2e) : new BenchClient(s)));
+    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => (s.viaLibrary ? new LibraryClient(s, e2e) : new BenchClient(s)));
     const outcomes = await Promise.allSettled(batch.map((c) => c.connect(port, perClientTimeoutMs)));
     outcomes.forEach((o, k) => {
       const c = batch[k]!;

@@ -16,7 +16,7 @@ export interface ClientSpec {
   /** When set, the client asks for this personal mix (a "mix" message) instead of raw channels. */
   mix?: object;
   /** The client is the client library (StageboxClient with its jitter buffer, pulled in real time), not a raw socket. */
-  library?: boolean;
+  viaLibrary?: boolean;
 }
 
 /** The library clients' jitter buffers over the window (`library` scenario). */

@@ -93,7 +93,7 @@ function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot'>): Fix
     }
     case 'library': {
       // seed's load, but every client is the client library with its jitter buffer played in real time.
-      const normal = specsFor(name, subsets(SEED_CLIENTS), 'pcm16').map((spec) => ({ ...spec, library: true }));
+      const normal = specsFor(name, subsets(SEED_CLIENTS), 'pcm16').map((spec) => ({ ...spec, viaLibrary: true }));
       return { normal, stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'pcm16' } };
     }
     case 'mix-opus': {
