@@ -86,6 +86,11 @@ export interface StartOptions {
   label?: string;
   /** Node options before the script (e.g. --inspect=127.0.0.1:0). */
   nodeArgs?: string[];
+  /**
+   * Another Node and app tree instead of this one (the arm64 check): runs
+   * `command ...args <appRoot>/dist/src/main.js` in appRoot. Default: process.execPath on REPO_ROOT.
+   */
+  runtime?: { command: string; args: string[]; appRoot: string };
 }
 
 export class ServiceProcess {
@@ -204,8 +209,10 @@ export async function startService(opts: StartOptions = {}): Promise<ServiceProc
   const stateDir = path.dirname(writeTempFile('.keep', ''));
   const config = merge(merge(BASE_CONFIG, { state: { dir: stateDir } }), opts.config ?? {});
   const configPath = writeTempFile('stagebox.json', JSON.stringify(config, null, 2));
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN_JS, '--config', configPath], {
-    cwd: REPO_ROOT,
+  const rt = opts.runtime ?? { command: process.execPath, args: [], appRoot: REPO_ROOT };
+  const mainJs = path.join(rt.appRoot, 'dist', 'src', 'main.js');
+  const proc = spawn(rt.command, [...rt.args, ...(opts.nodeArgs ?? []), mainJs, '--config', configPath], {
+    cwd: rt.appRoot,
     env: childEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
