@@ -192,10 +192,12 @@ describe('the service on arm64 under qemu, capturing through the ALSA file plugi
     assert.ok(mappedFiles(svc.proc.pid!).has(realpathSync(opusNode)), `${opusNode} is not mapped`);
   });
 
-  test('SIGTERM stops it cleanly: exit code 0, "stopped", STOPPING=1, no error logged', async () => {
+  test('SIGTERM stops it cleanly: exit code 0, "stopped", STOPPING=1, no error logged', async (t) => {
     const before = notify!.messages.length;
     const r = await svc.stop(WAIT_MS);
-    assert.deepEqual({ code: r.code, signal: r.signal, killed: r.killed }, { code: 0, signal: null, killed: false }, svc.stderr.slice(-2000));
+    t.diagnostic(`SIGTERM to exit under qemu: ${r.ms} ms`);
+    const tail = `after ${r.ms} ms; last log lines: ${svc.logs.slice(-8).map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${svc.stderr.slice(-2000)}`;
+    assert.deepEqual({ code: r.code, signal: r.signal, killed: r.killed }, { code: 0, signal: null, killed: false }, tail);
     assert.ok(svc.logs.some((l) => l.msg === 'stopped' && l.code === 0), 'no "stopped" log line with code 0');
     assert.ok(notify!.with('STOPPING', before).length > 0, 'no STOPPING=1 sent');
     const errors = svc.logs.filter((l) => (l.level ?? 0) >= 50);
