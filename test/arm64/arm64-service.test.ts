@@ -135,12 +135,13 @@ describe('the service on arm64 under qemu, capturing through the ALSA file plugi
     });
   });
 
-  test('the process is qemu running the arm64 Node, with the arm64 addons mapped and none from the x86 tree', async () => {
+  test('the process is qemu running the arm64 Node, with the arm64 addons and alsa-lib mapped and nothing from the x86 tree', async () => {
     await svc.waitForLog((l) => l.msg === 'capture running', WAIT_MS, '"capture running"');
     const pid = svc.proc.pid!;
     assert.equal(realpathSync(`/proc/${pid}/exe`), realpathSync(QEMU), `/proc/${pid}/exe is ${readlinkSync(`/proc/${pid}/exe`)}`);
     const maps = mappedFiles(pid);
     for (const f of [ARM64_NODE, ADDONS['alsa-capture']]) assert.ok(maps.has(realpathSync(f)), `${f} is not mapped by pid ${pid}`);
+    assert.ok([...maps].some((f) => /\/aarch64-linux-gnu\/libasound\.so/.test(f)), 'the arm64 alsa-lib (multiarch libasound2:arm64) is not mapped');
     const x86 = [...maps].filter((f) => f.startsWith(path.join(REPO_ROOT, 'node_modules') + path.sep));
     assert.deepEqual(x86, [], 'the arm64 process mapped files of the x86 node_modules');
   });
