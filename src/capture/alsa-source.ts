@@ -237,7 +237,8 @@ export class AlsaSource extends CaptureSource {
   };
 
   override unfinishedReaders(): number {
-    let n = 0;
+    // The open reader too: a stop cut short by its deadline may not have closed it yet, and it never returns by itself.
+    let n = this.reader && !this.reader.finished ? 1 : 0;
     for (const r of this.closing) if (!r.finished) n++;
     return n;
   }

@@ -78,7 +78,7 @@ export abstract class CaptureSource extends EventEmitter {
    */
   retryNow(): void {}
 
-  /** Reader threads still inside the driver after stop(); they block a normal process exit. */
+  /** Reader threads that have not returned (still open, or closed but inside the driver); they block a normal process exit. */
   unfinishedReaders(): number {
     return 0;
   }

@@ -97,6 +97,11 @@ export interface StartOptions {
   mainJs?: string;
   /** The child's working directory (default the repository root). */
   cwd?: string;
+  /**
+   * Another Node and app tree instead of this one (the arm64 check): runs
+   * `command ...args <appRoot>/dist/src/main.js` in appRoot. Default: process.execPath on REPO_ROOT.
+   */
+  runtime?: { command: string; args: string[]; appRoot: string };
 }
 
 export class ServiceProcess {
@@ -215,10 +220,11 @@ export async function startService(opts: StartOptions = {}): Promise<ServiceProc
   const stateDir = path.dirname(writeTempFile('.keep', ''));
   const config = merge(merge(BASE_CONFIG, { state: { dir: stateDir } }), opts.config ?? {});
   const configPath = writeTempFile('stagebox.json', JSON.stringify(config, null, 2));
-  const argv = [process.execPath, ...(opts.nodeArgs ?? []), opts.mainJs ?? MAIN_JS, '--config', configPath];
+  const rt = opts.runtime ?? { command: process.execPath, args: [], appRoot: REPO_ROOT };
+  const argv = [rt.command, ...rt.args, ...(opts.nodeArgs ?? []), opts.mainJs ?? path.join(rt.appRoot, 'dist', 'src', 'main.js'), '--config', configPath];
   const cmd = [...(opts.wrap ?? []), ...argv];
   const proc = spawn(cmd[0]!, cmd.slice(1), {
-    cwd: opts.cwd ?? REPO_ROOT,
+    cwd: opts.cwd ?? rt.appRoot,
     env: childEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
