@@ -92,10 +92,12 @@ DEB_ARCH ?= $(HOST_ARCH)
 SD_NOTIFY_SRC := $(filter-out native/sd-notify/build,$(wildcard native/sd-notify/*))
 YOCTO_SHRINKWRAP := yocto/meta-stagebox/recipes-stagebox/stagebox/stagebox/npm-shrinkwrap.json
 
-# The service's own code only (src/), without tests, benchmarks or source maps.
-build/dist/.stamp: $(shell find src -name '*.ts') tsconfig.json tsconfig.build.json | deps
+# The service's own code only (src/), without tests, benchmarks or source maps,
+# and the client library's browser build for the listener page (dist/web/client).
+build/dist/.stamp: $(shell find src -name '*.ts') tsconfig.json tsconfig.build.json tsconfig.web-client.json | deps
 	@rm -rf build/dist
 	@npx tsc -p tsconfig.build.json --outDir build/dist
+	@npx tsc -p tsconfig.web-client.json --outDir build/dist/web/client
 	@touch $@
 
 # Production dependencies for this machine, native addons built from source.

@@ -63,13 +63,14 @@ function opusAddon(): string {
 }
 
 /**
- * An app tree as the arm64 package lays it out: this build's dist/src, web
+ * An app tree as the arm64 package lays it out: this build's dist/src, dist/web, web
  * and package.json (architecture-independent), next to the arm64 node_modules.
  * A copy, not a symlink: Node resolves modules from a script's real path.
  */
 function stageApp(): string {
   const app = mkdtempSync(path.join(os.tmpdir(), 'stagebox-arm64-app-'));
   cpSync(path.join(REPO_ROOT, 'dist', 'src'), path.join(app, 'dist', 'src'), { recursive: true });
+  cpSync(path.join(REPO_ROOT, 'dist', 'web'), path.join(app, 'dist', 'web'), { recursive: true });
   cpSync(path.join(REPO_ROOT, 'web'), path.join(app, 'web'), { recursive: true });
   cpSync(path.join(REPO_ROOT, 'package.json'), path.join(app, 'package.json'));
   symlinkSync(ARM64_MODULES, path.join(app, 'node_modules'));

@@ -67,8 +67,8 @@ describe('make install', () => {
     assert.deepEqual(got, src);
   });
 
-  test('dist holds the service only: no tests, benchmarks or source maps', () => {
-    assert.deepEqual(readdirSync(path.join(destdir, LIB, 'dist')), ['src']);
+  test('dist holds the service and the browser build of the client library only: no tests, benchmarks or source maps', () => {
+    assert.deepEqual(readdirSync(path.join(destdir, LIB, 'dist')).sort(), ['src', 'web'], 'the service and the client library\'s browser build');
     const files = walk(path.join(destdir, LIB, 'dist')).filter((f) => statSync(f).isFile());
     assert.ok(files.some((f) => f.endsWith('/dist/src/main.js')));
     for (const f of files) {
@@ -110,6 +110,13 @@ describe('make install', () => {
     const js = await httpRequest(svc.port, 'GET', `/${script}`);
     assert.equal(js.status, 200);
     assert.equal(js.body, readFileSync(path.join(destdir, LIB, 'web', 'dashboard', 'dashboard.js'), 'utf8'));
+    // The listener page and the client library's browser build it loads.
+    const listen = await httpRequest(svc.port, 'GET', '/listen/');
+    assert.equal(listen.status, 200, 'the listener page is served from the staged tree');
+    const lib = await httpRequest(svc.port, 'GET', '/listen/client/index.js');
+    assert.equal(lib.status, 200, 'the client library browser build is installed');
+    assert.equal(lib.body, readFileSync(path.join(destdir, LIB, 'dist', 'web', 'client', 'index.js'), 'utf8'));
+    assert.ok(!svc.logs.some((l) => /unreadable/.test(String(l.msg))), 'no part of the web tree is missing');
     // Its native addons were loaded from the staged tree, not from the repository.
     const maps = readFileSync(`/proc/${svc.proc.pid}/maps`, 'utf8');
     const addons = [...new Set(maps.split('\n').map((l) => l.split(/\s+/)[5] ?? '').filter((f) => f.endsWith('.node')))];

@@ -88,7 +88,7 @@ describe('meta-stagebox layer', () => {
       if (e.source.startsWith('@')) continue;
       assert.ok(fetched.some((f) => e.source === f || e.source.startsWith(`${f}/`)), `${e.source} (installed at ${e.target}) is not in the recipe's SRC_URI`);
     }
-    for (const f of ['packaging/install-files.txt', 'packaging/install-tree.sh', 'tsconfig.build.json', 'package.json', 'native/sd-notify']) {
+    for (const f of ['packaging/install-files.txt', 'packaging/install-tree.sh', 'tsconfig.build.json', 'tsconfig.web-client.json', 'package.json', 'native/sd-notify']) {
       assert.ok(fetched.includes(f), `${f} is not in the recipe's SRC_URI`);
     }
     const install = /^do_install\(\) \{\n([\s\S]*?)^\}/m.exec(text)?.[1];

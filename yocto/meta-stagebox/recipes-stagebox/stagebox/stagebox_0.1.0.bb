@@ -16,6 +16,7 @@ SRC_URI = " \
     file://package-lock.json;subdir=stagebox \
     file://tsconfig.json;subdir=stagebox \
     file://tsconfig.build.json;subdir=stagebox \
+    file://tsconfig.web-client.json;subdir=stagebox \
     file://bin;subdir=stagebox \
     file://src;subdir=stagebox \
     file://web;subdir=stagebox \
@@ -46,6 +47,7 @@ do_compile_ts() {
     rm -rf ${WORKDIR}/tsc-dist
     cd ${S}
     node ${S}/node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir ${WORKDIR}/tsc-dist
+    node ${S}/node_modules/typescript/bin/tsc -p tsconfig.web-client.json --outDir ${WORKDIR}/tsc-dist/web/client
 }
 addtask compile_ts after do_configure before do_compile
 
