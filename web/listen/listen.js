@@ -152,9 +152,10 @@ function onWelcome(w) {
   setConn('live', 'live');
   showError('');
   buildChannelUi();
-  // A phone the box remembers gets its mix or channels back without asking (welcome.restored). Otherwise the library
-  // sends this page's last choice again (so the mix's echo is ours), and a phone new to the box starts a default mix.
-  state.sentMix = w.restored === null && state.mode === 'mix' && state.haveMix;
+  // A phone the box remembers gets its mix or channels back without asking (welcome.restored). Unless the box restored
+  // a mix, the library sends this page's last choice again (so a mix's echo is ours); a phone new to the box starts a
+  // default mix.
+  state.sentMix = w.restored?.mode !== 'mix' && state.mode === 'mix' && state.haveMix;
   if (w.restored === null && state.mode === 'mix' && !state.haveMix) startDefault();
 }
 
