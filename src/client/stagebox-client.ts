@@ -629,10 +629,12 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.welcomedAt = this.now();
     this.offsets = [];
     this.rtt = null;
-    this.underrunBase = this.jb ? this.jb.stats().underruns : 0;
+    this.underrunBase = this.playback ? this.playback.underruns : this.jb ? this.jb.stats().underruns : 0;
+    const choice = this.choice;
     this.setState({ state: 'open', attempt: this.attempt });
     this.emit('welcome', w);
-    this.restoreChoice(w);
+    // A subscribe or mix made in a 'welcome' listener has been sent already; sending the choice too would repeat it.
+    if (this.choice === choice) this.restoreChoice(w);
     this.ping();
     this.pingTimer = setInterval(() => this.ping(), this.pingIntervalMs);
     this.reportTimer = setInterval(() => this.report(), this.reportIntervalMs);

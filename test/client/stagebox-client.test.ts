@@ -221,6 +221,56 @@ describe('StageboxClient: round trip, clock offset and report', () => {
     assert.equal(me.underruns, 4);
     c.close();
   });
+
+  test('setPlaybackStats: underruns are reported per connection, counted from the welcome', async () => {
+    const c = makeClient('lib-report-base', { reportIntervalMs: 100 });
+    // The app's count since it started, before this connection: not this connection's underruns.
+    c.setPlaybackStats({ bufferMs: 11, underruns: 6 });
+    await c.connect();
+    const first = await waitFor(
+      async () => {
+        const s = (await getStatus(svc.port)).clients.find((x) => x.clientId === 'lib-report-base');
+        return s && s.playbackBufferMs === 11 ? s : undefined;
+      },
+      { timeoutMs: 10000, what: 'the first app report in /api/status' },
+    );
+    assert.equal(first.underruns, 0);
+    c.setPlaybackStats({ bufferMs: 12, underruns: 9 });
+    const later = await waitFor(
+      async () => {
+        const s = (await getStatus(svc.port)).clients.find((x) => x.clientId === 'lib-report-base');
+        return s && s.playbackBufferMs === 12 ? s : undefined;
+      },
+      { timeoutMs: 10000, what: 'the second app report in /api/status' },
+    );
+    assert.equal(later.underruns, 3);
+    c.close();
+  });
+});
+
+describe('StageboxClient: choices made in a welcome listener', () => {
+  test("a mix() from a 'welcome' listener goes to the box once, not again as the restored choice", async () => {
+    const sent: string[] = [];
+    // The real `ws` socket, with its sends recorded: the box coalesces two identical mixes, so its answers cannot tell.
+    class RecordingWebSocket extends (NodeWebSocket as unknown as new (url: string) => { send(d: string): void }) {
+      override send(d: string): void {
+        sent.push(d);
+        super.send(d);
+      }
+    }
+    const c = makeClient('lib-welcome-mix', { WebSocket: RecordingWebSocket as unknown as StageboxClientOptions['WebSocket'] });
+    let answered: Promise<unknown> | null = null;
+    c.on('welcome', () => {
+      answered = c.mix({ codec: 'pcm16', output: 'mono', channels: [{ ch: 1, gainDb: -6 }] });
+    });
+    await c.connect();
+    assert.ok(answered, 'the welcome listener ran');
+    await withTimeout(answered!, 5000, 'the mixing answer');
+    await new Promise((res) => setTimeout(res, 200));
+    const mixes = sent.map((d) => JSON.parse(d) as { type: string }).filter((m) => m.type === 'mix');
+    assert.equal(mixes.length, 1, `mix messages sent: ${JSON.stringify(mixes)}`);
+    c.close();
+  });
 });
 
 describe('StageboxClient: reconnect', () => {

@@ -8,6 +8,7 @@ import { toneBytes, type Tone } from '../helpers/alsa-fixture';
 import { removeFixtures, startOnFixture } from '../helpers/alsa-service';
 import { getStatus } from '../helpers/http-client';
 import { REPO_ROOT, stopAllServices, type ServiceProcess } from '../helpers/service-process';
+import { StreamClient } from '../helpers/stream-client';
 import { sleep, waitFor } from '../helpers/wait';
 
 /**
@@ -94,6 +95,8 @@ interface PageState {
   mix: { channels: { ch: number; gainDb: number | null; pan: number }[] };
   picked: number[];
   answeredAt: number;
+  /** The library's connection state. */
+  connection: string | null;
   now: number;
 }
 
@@ -319,6 +322,23 @@ describe('listener in Chromium on the real ALSA path', () => {
     const shot = path.join(OUTPUT_DIR, 'listen.png');
     await page.screenshot({ path: shot, fullPage: true });
     t.diagnostic(`screenshot: ${shot}`);
+  });
+
+  test('another tab with the same listener id takes over (close 4010): the page says so and does not reconnect', async () => {
+    const id = (await pageState()).clientId;
+    const other = await StreamClient.open(svc.port, id, { keepPackets: false });
+    try {
+      await waitFor(async () => (await page.getAttribute('#conn', 'data-state')) === 'offline', { timeoutMs: 5000, what: 'the page to go offline' });
+      assert.equal(await page.textContent('#conn'), 'opened elsewhere');
+      assert.match((await page.textContent('#error')) ?? '', /opened on another tab or device with the same id; reload to take it back/);
+      // Three times the library's first backoff (500 ms): a reconnect would have replaced the other connection.
+      await sleep(1500);
+      assert.equal((await pageState()).connection, 'closed');
+      assert.equal(other.closeInfo, null, 'the other connection keeps the id');
+      assert.equal((await getStatus(svc.port)).clients.filter((c) => c.clientId === id).length, 1);
+    } finally {
+      other.ws.close();
+    }
   });
 
   test('the dashboard shows a QR code that decodes to the listener on this box', async () => {

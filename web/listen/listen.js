@@ -1,16 +1,16 @@
-// stagebox listener: a phone's browser as an in-ear monitor. One WebSocket to the box (docs/protocol.md), packets
-// decoded here (pcm16/pcm24, deflate through DecompressionStream, Opus through WebCodecs or WebAssembly) and played
-// through the jitter buffer in an AudioWorklet (audio-output.js). No build step, nothing from the internet.
+// stagebox listener: a phone's browser as an in-ear monitor. The connection to the box is the client library's
+// StageboxClient (hello, reconnect, ping, report, decoding: docs/protocol.md); deflate goes through
+// DecompressionStream, Opus through WebCodecs or WebAssembly, and the decoded audio plays through the jitter buffer in
+// an AudioWorklet (audio-output.js). No build step, nothing from the internet.
 import { AudioOutput } from './audio-output.js';
 import { createOpusDecoder, loadWasmModule, pickOpusDecoder } from './opus-decoders.js';
-import { PacketDecoder } from './client/packet-decoder.js';
+import { StageboxClient } from './client/stagebox-client.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const CAPTURE = params.get('capture') === '1';
 const MIX_MIN_DB = -60; // the fader's bottom: off
 const MIX_EVERY_MS = 50; // at most 20 mix messages a second while a fader moves
-const NO_RECONNECT = new Set([4002, 4010]);
 
 // ---- identity: a stable client id, so the box gives this phone its mix back ------------------------------------
 
@@ -28,8 +28,7 @@ function clientId() {
 const state = {
   id: clientId(),
   name: localStorage.getItem('stagebox.name') || '',
-  ws: null,
-  retryMs: 500,
+  client: null, // the library's StageboxClient
   source: null,
   meta: { channels: [], groups: [] },
   mode: 'mix', // 'mix' | 'channels'
@@ -39,12 +38,9 @@ const state = {
   haveMix: false,
   out: null,
   decoderKind: null,
-  chain: Promise.resolve(),
-  pending: 0,
-  lastSeq: -1,
   stats: null,
-  rttMs: null,
-  pingId: 0,
+  underrunBase: 0, // underruns of earlier jitter buffers (a layout or rate change starts a new one)
+  lastUnderruns: 0,
   mixTimer: null,
   mixDirty: false,
   lastMixAt: 0,
@@ -74,77 +70,102 @@ function showError(text) {
   e.hidden = !text;
 }
 
-// ---- connection --------------------------------------------------------------------------------------------------
+// ---- connection: the client library's StageboxClient ------------------------------------------------------------
 
-function send(msg) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
+/** Raw DEFLATE (the library strips the zlib wrapper and checks the Adler-32). */
+function inflateRaw(raw) {
+  const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+  return new Response(stream).arrayBuffer().then((b) => new Uint8Array(b));
+}
+
+/** Runs a library request; one it refuses before sending (a codec or channel it cannot use) is shown. */
+function request(fn) {
+  if (!state.client) return; // not connected yet: the welcome decides (a default mix, or the box restores one)
+  try {
+    fn(state.client);
+  } catch (err) {
+    showError(err.message);
+  }
 }
 
 function connect() {
   setConn('connecting', 'connecting…');
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`);
-  ws.binaryType = 'arraybuffer';
-  state.ws = ws;
-  ws.onopen = () => send({ type: 'hello', protocol: 1, clientId: state.id, name: state.name });
-  ws.onmessage = (e) => (typeof e.data === 'string' ? onControl(JSON.parse(e.data)) : onPacket(e.data));
-  ws.onclose = (e) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    if (NO_RECONNECT.has(e.code)) {
-      setConn('offline', e.code === 4010 ? 'opened elsewhere' : 'update needed');
-      showError(e.code === 4010 ? 'This listener was opened on another tab or device with the same id; reload to take it back.' : `The box closed the connection: ${e.reason || e.code}`);
-      return;
-    }
-    setConn('offline', 'reconnecting…');
-    setTimeout(connect, state.retryMs);
-    state.retryMs = Math.min(state.retryMs * 2, 5000);
-  };
+  const client = new StageboxClient({
+    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`,
+    clientId: state.id,
+    name: state.name,
+    inflateRaw,
+    createOpusDecoder: (rate, channels) => createOpusDecoder(state.decoderKind, rate, channels),
+  });
+  state.client = client;
+  client.on('state', onState);
+  client.on('welcome', onWelcome);
+  client.on('metadata', (m) => {
+    state.meta = { channels: m.channels || [], groups: m.groups || [] };
+    buildChannelUi();
+  });
+  client.on('source', (src) => {
+    state.source = src;
+    $('source').textContent = sourceText();
+    buildChannelUi();
+  });
+  client.on('mixing', onMixing);
+  client.on('subscribed', (m) => {
+    state.picked = m.channels.slice();
+    state.codec = m.codec;
+    setMode('channels', false);
+    renderPicks();
+    state.answeredAt = performance.now();
+  });
+  client.on('audio', onAudio);
+  client.on('error', onError);
+  client.on('stats', (s) => {
+    if (s.rttMs !== null) $('rtt').textContent = s.rttMs.toFixed(1) + ' ms';
+  });
+  // A rejection means the client stopped before a welcome; the 'state' event has shown why.
+  client.connect().catch(() => undefined);
 }
 
-function onControl(m) {
-  switch (m.type) {
-    case 'welcome':
-      state.retryMs = 500;
-      state.sentMix = false;
-      state.source = m.source;
-      setConn('live', 'live');
-      showError('');
-      buildChannelUi();
-      // A phone the box remembers gets its mix or channels back without asking (welcome.restored).
-      if (m.restored === null && state.haveMix) sendMix();
-      else if (m.restored === null) startDefault();
-      break;
-    case 'metadata':
-      state.meta = { channels: m.channels || [], groups: m.groups || [] };
-      buildChannelUi();
-      break;
-    case 'source':
-      state.source = m;
-      $('source').textContent = sourceText();
-      buildChannelUi();
-      break;
-    case 'mixing':
-      if (m.client !== undefined) break; // the admin shape; never ours
-      // The box's echo of our own mix is not applied: faders moved since would jump back. A restored mix (before we
-      // sent one) or the engineer's change is.
-      if (m.by === 'admin' || !state.sentMix) applyMix(m.mix);
-      setMode('mix', false);
-      state.answeredAt = performance.now();
-      break;
-    case 'subscribed':
-      state.picked = m.channels.slice();
-      state.codec = m.codec;
-      setMode('channels', false);
-      renderPicks();
-      state.answeredAt = performance.now();
-      break;
-    case 'pong':
-      if (typeof m.t === 'number') state.rttMs = performance.now() - m.t;
-      break;
-    case 'error':
-      showError(`${m.code}: ${m.message}`);
-      break;
+function onState(ev) {
+  if (ev.state === 'connecting') setConn('connecting', ev.attempt > 1 ? 'reconnecting…' : 'connecting…');
+  else if (ev.state === 'closed' && ev.retryInMs !== null) setConn('offline', 'reconnecting…');
+  else if (ev.state === 'closed' && ev.closeCode === 4010) {
+    setConn('offline', 'opened elsewhere');
+    showError('This listener was opened on another tab or device with the same id; reload to take it back.');
+  } else if (ev.state === 'closed') {
+    setConn('offline', ev.closeCode === 4002 ? 'update needed' : 'closed');
+    showError(`The box closed the connection: ${ev.reason || ev.closeCode}`);
   }
+}
+
+function onError(e) {
+  if (e.code === 'closed') return; // shown by onState, with what to do
+  if (e.code === 'connect-failed') {
+    console.warn(e.message); // the badge says reconnecting; the library retries with backoff
+    return;
+  }
+  showError(e.code === 'bad-packet' ? e.message : `${e.code}: ${e.message}`);
+}
+
+function onWelcome(w) {
+  state.source = w.source;
+  setConn('live', 'live');
+  showError('');
+  buildChannelUi();
+  // A phone the box remembers gets its mix or channels back without asking (welcome.restored). Unless the box restored
+  // a mix, the library sends this page's last choice again (so a mix's echo is ours); a phone new to the box starts a
+  // default mix.
+  state.sentMix = w.restored?.mode !== 'mix' && state.mode === 'mix' && state.haveMix;
+  if (w.restored === null && state.mode === 'mix' && !state.haveMix) startDefault();
+}
+
+function onMixing(m) {
+  if (m.client !== undefined) return; // the admin shape; never ours
+  // The box's echo of our own mix is not applied: faders moved since would jump back. A restored mix (before we
+  // sent one) or the engineer's change is.
+  if (m.by === 'admin' || !state.sentMix) applyMix(m.mix);
+  setMode('mix', false);
+  state.answeredAt = performance.now();
 }
 
 function sourceText() {
@@ -160,55 +181,37 @@ function startDefault() {
   sendMix();
 }
 
-// ---- audio packets ------------------------------------------------------------------------------------------------
+// ---- audio --------------------------------------------------------------------------------------------------------
 
-/** The library's decoder; deflate through DecompressionStream, Opus through opus-decoders.js. */
-const packets = new PacketDecoder({
-  inflateRaw: (raw) => new Response(new Blob([raw]).stream().pipeThrough(new DecompressionStream('deflate-raw'))).arrayBuffer().then((b) => new Uint8Array(b)),
-  createOpusDecoder: (rate, channels) => createOpusDecoder(state.decoderKind, rate, channels),
-});
-
-function onPacket(buf) {
-  if (!state.out || !state.out.kind) return; // not started: nothing to play
-  let r;
-  try {
-    r = packets.decode(new Uint8Array(buf));
-  } catch (err) {
-    showError(err.message);
-    return;
-  }
-  if (state.pending === 0 && !(r instanceof Promise)) deliver(r);
-  else enqueue(async () => deliver(await r));
-}
-
-/** Async decodes (deflate, Opus) are delivered one after another, so packets reach the jitter buffer in order. */
-function enqueue(work) {
-  state.pending++;
-  state.chain = state.chain
-    .then(work)
-    .catch((err) => showError(err.message))
-    .finally(() => state.pending--);
-}
-
-function deliver(d) {
+/** A packet the library decoded (in order, also the asynchronous deflate and Opus ones). */
+function onAudio(a) {
   const out = state.out;
-  const h = d.header;
-  if (!out || !out.kind) return;
+  if (!out || !out.kind) return; // not started: nothing to play
+  const h = a.header;
   if (h.rate !== out.rate) {
     restartAudio(h.rate);
     return;
   }
-  out.push({ seq: h.seq, samples: d.samples, channels: d.channels, rate: h.rate, mixed: h.mix, captureNs: h.captureNs, discontinuity: h.discontinuity });
+  // `samples` is this packet's own array (the library makes a new one per packet): transferred, not copied.
+  out.push({ seq: h.seq, samples: a.samples, channels: a.channels, rate: h.rate, mixed: h.mix, captureNs: h.captureNs, discontinuity: h.discontinuity });
+}
+
+/** Picks WebCodecs or WebAssembly for Opus before connecting: a restored Opus mix decodes from its first packet. */
+async function loadOpusDecoder() {
+  try {
+    state.decoderKind = await pickOpusDecoder(params.get('decoder'));
+    if (state.decoderKind === 'wasm') await loadWasmModule();
+    $('decoder').dataset.kind = state.decoderKind;
+    $('decoder').textContent = state.decoderKind === 'webcodecs' ? 'WebCodecs' : 'WebAssembly';
+  } catch (err) {
+    showError(`the Opus decoder could not load: ${err.message}`);
+  }
 }
 
 async function startAudio() {
   $('start').disabled = true;
   const rate = state.source?.rate || 48000;
   try {
-    state.decoderKind = await pickOpusDecoder(params.get('decoder'));
-    if (state.decoderKind === 'wasm') await loadWasmModule();
-    $('decoder').dataset.kind = state.decoderKind;
-    $('decoder').textContent = state.decoderKind === 'webcodecs' ? 'WebCodecs' : 'WebAssembly';
     const out = new AudioOutput({ rate, captureSeconds: CAPTURE ? 2 : 0, forceScript: params.get('output') === 'script', onStats });
     await out.start();
     state.out = out;
@@ -237,7 +240,14 @@ async function restartAudio(rate) {
 function onStats(s) {
   state.stats = s;
   const j = s.jitter;
-  if (!j || !state.out) return;
+  if (!j) return;
+  // Underruns since the page started: a new jitter buffer (layout or rate change) counts from 0 again.
+  if (j.underruns < state.lastUnderruns) state.underrunBase += state.lastUnderruns;
+  state.lastUnderruns = j.underruns;
+  const underruns = state.underrunBase + j.underruns;
+  // The buffer lives in the worklet: the library's `report` sends these figures once a second.
+  state.client?.setPlaybackStats({ bufferMs: j.latencyMs, underruns });
+  if (!state.out) return;
   const outMs = state.out.outputLatencyMs();
   const total = j.latencyMs + outMs;
   const lat = $('latency');
@@ -245,8 +255,8 @@ function onStats(s) {
   lat.dataset.ms = total.toFixed(1);
   lat.title = `jitter buffer ${j.latencyMs.toFixed(1)} ms + audio output ${outMs.toFixed(1)} ms (AudioContext baseLatency + outputLatency)`;
   $('latency-parts').textContent = `buffer ${j.latencyMs.toFixed(1)} + output ${outMs.toFixed(1)}`;
-  $('underruns').textContent = String(j.underruns);
-  $('underruns').dataset.count = String(j.underruns);
+  $('underruns').textContent = String(underruns);
+  $('underruns').dataset.count = String(underruns);
 }
 
 // ---- mix and channel picking ----------------------------------------------------------------------------------------
@@ -266,7 +276,8 @@ function strips() {
   return out;
 }
 
-function mixMessage() {
+/** The page's mix as the library's mix() takes it (the protocol's `mix` without `type`). */
+function mixRequest() {
   const channels = [];
   for (const s of strips()) {
     const c = state.mix.channels.get(s.ch) || { gainDb: null, pan: 0, mute: false, solo: false };
@@ -278,13 +289,14 @@ function mixMessage() {
     if (g) groups.push({ name, gainDb: g.gainDb, mute: g.mute });
   }
   const codec = state.codec === 'opus' || state.codec === 'pcm24' ? state.codec : 'pcm16';
-  return { type: 'mix', codec, output: state.mix.output, masterDb: state.mix.masterDb, channels, groups };
+  return { codec, output: state.mix.output, masterDb: state.mix.masterDb, channels, groups };
 }
 
 function sendMix() {
   state.haveMix = true;
   state.sentMix = true;
-  send(mixMessage());
+  const mix = mixRequest();
+  request((c) => c.mix(mix));
   state.lastMixAt = performance.now();
 }
 
@@ -328,8 +340,8 @@ function sendSubscribe() {
     state.codec = 'pcm16';
     $('codec').value = 'pcm16';
   }
-  if (state.picked.length === 0) send({ type: 'unsubscribe' });
-  else send({ type: 'subscribe', channels: state.picked, codec: state.codec });
+  if (state.picked.length === 0) request((c) => c.unsubscribe());
+  else request((c) => c.subscribe({ channels: state.picked, codec: state.codec }));
 }
 
 function buildChannelUi() {
@@ -476,10 +488,11 @@ function renderPicks() {
 
 // ---- page ---------------------------------------------------------------------------------------------------------
 
-function init() {
+async function init() {
   $('client-id').textContent = state.id;
   const name = $('name');
   name.value = state.name;
+  // The name goes out with hello: the box sees a new one at the next page load.
   name.addEventListener('change', () => {
     state.name = name.value.slice(0, 64);
     localStorage.setItem('stagebox.name', state.name);
@@ -493,20 +506,13 @@ function init() {
     else sendSubscribe();
   });
   setMode(state.mode, false);
-  connect();
-  setInterval(() => {
-    send({ type: 'ping', id: state.pingId++, t: performance.now() });
-    if (state.rttMs !== null) $('rtt').textContent = state.rttMs.toFixed(1) + ' ms';
-  }, 2000);
-  setInterval(() => {
-    const j = state.stats?.jitter;
-    if (j) send({ type: 'report', bufferMs: Math.min(10000, Math.max(0, j.latencyMs)), underruns: j.underruns });
-  }, 1000);
   // For diagnostics and the browser tests; capture() returns audio only with ?capture=1.
   window.stageboxListen = {
-    state: () => ({ clientId: state.id, mode: state.mode, codec: state.codec, decoder: state.decoderKind, output: state.out?.kind ?? null, stats: state.stats, mix: mixMessage(), picked: state.picked, answeredAt: state.answeredAt, now: performance.now() }),
+    state: () => ({ clientId: state.id, mode: state.mode, codec: state.codec, decoder: state.decoderKind, output: state.out?.kind ?? null, stats: state.stats, mix: mixRequest(), picked: state.picked, answeredAt: state.answeredAt, connection: state.client?.connectionState ?? null, now: performance.now() }),
     capture: () => (state.out ? state.out.capture() : Promise.reject(new Error('audio not started'))),
   };
+  await loadOpusDecoder();
+  connect();
 }
 
-init();
+init().catch((err) => showError(`the listener could not start: ${err.message}`));
