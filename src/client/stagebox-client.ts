@@ -227,7 +227,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private sourceInfo: SourceInfo | null = null;
   private choice: Choice | null = null;
   /** Requests waiting for their answer; `matches` tells the answer from a restored choice's message of the same type. */
-  private pending: { type: string; matches: (m: BoxMessage) => boolean; resolve: (m: BoxMessage) => void; reject: (e: Error) => void }[] = [];
+  private pending: { type: string; msg: object; matches: (m: BoxMessage) => boolean; resolve: (m: BoxMessage) => void; reject: (e: Error) => void }[] = [];
 
   private pingId = 0;
   private rtt: number | null = null;
@@ -653,7 +653,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
 
   private request(answer: string, msg: object, matches: (m: BoxMessage) => boolean = () => true): Promise<BoxMessage> {
     const p = new Promise<BoxMessage>((resolve, reject) => {
-      this.pending.push({ type: answer, matches, resolve, reject });
+      this.pending.push({ type: answer, msg, matches, resolve, reject });
     });
     // A caller that does not await must not get an unhandled rejection; one that does still sees it.
     p.catch(() => undefined);
@@ -662,8 +662,25 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   }
 
   private settle(type: string, msg: BoxMessage): void {
-    const i = this.pending.findIndex((q) => q.type === type && q.matches(msg));
-    if (i >= 0) this.pending.splice(i, 1)[0]!.resolve(msg);
+    let i = this.pending.findIndex((q) => q.type === type && q.matches(msg));
+    if (i < 0) return;
+    if (type === 'mixing' && msg.mix && typeof msg.mix === 'object') {
+      // The box coalesces mix messages that come close together and answers only the last of them. The answer
+      // settles every mix up to the newest one it shows; without this a dragged fader would leave its merged
+      // requests pending until close().
+      for (let j = this.pending.length - 1; j > i; j--) {
+        const q = this.pending[j]!;
+        if (q.type === 'mixing' && q.matches(msg) && fieldsMatch(omitType(q.msg), msg.mix)) {
+          i = j;
+          break;
+        }
+      }
+      const settled = this.pending.filter((q, j) => j <= i && q.type === 'mixing');
+      this.pending = this.pending.filter((q, j) => !(j <= i && q.type === 'mixing'));
+      for (const q of settled) q.resolve(msg);
+      return;
+    }
+    this.pending.splice(i, 1)[0]!.resolve(msg);
   }
 
   private failPending(err: Error): void {
@@ -759,4 +776,19 @@ function errorText(ev: unknown): string {
     if (e.error && typeof e.error.message === 'string') return e.error.message;
   }
   return 'the connection failed (the platform gives no reason)';
+}
+
+function omitType(msg: object): object {
+  const { type: _type, ...rest } = msg as Record<string, unknown>;
+  return rest;
+}
+
+/** True when every field `want` gives has the same value in `got` (which may have more: the box fills defaults in). */
+function fieldsMatch(want: unknown, got: unknown): boolean {
+  if (Array.isArray(want)) return Array.isArray(got) && got.length === want.length && want.every((w, k) => fieldsMatch(w, got[k]));
+  if (want !== null && typeof want === 'object') {
+    if (got === null || typeof got !== 'object') return false;
+    return Object.entries(want).every(([k, v]) => fieldsMatch(v, (got as Record<string, unknown>)[k]));
+  }
+  return want === got;
 }

@@ -273,6 +273,20 @@ describe('StageboxClient: choices made in a welcome listener', () => {
   });
 });
 
+describe('StageboxClient: mixes the box coalesces', () => {
+  test('five mix() calls in a burst (a fader being dragged) all resolve, the last with the mix the box kept, and nothing stays pending', async () => {
+    const c = makeClient('lib-mix-burst');
+    await c.connect();
+    // The box applies the first at once and coalesces the other four into one answer (the last).
+    const answers = [-30, -24, -18, -12, -6].map((g) => c.mix({ codec: 'pcm16', output: 'mono', channels: [{ ch: 2, gainDb: g }] }));
+    const got = (await withTimeout(Promise.all(answers), 5000, 'every mix() answered')) as { mix?: { channels?: { gainDb?: number }[] } }[];
+    assert.equal(got[0]!.mix?.channels?.[0]?.gainDb, -30, 'the first is answered by itself');
+    for (const m of got.slice(1)) assert.equal(m.mix?.channels?.[0]?.gainDb, -6, 'the merged ones by the mix the box kept: the last one');
+    assert.equal((c as unknown as { pending: unknown[] }).pending.length, 0, 'no request left waiting');
+    c.close();
+  });
+});
+
 describe('StageboxClient: reconnect', () => {
   test('the service restarts on the same port: backoff, hello with the same clientId, the subscription sent again (fresh state) and audio resumes', async () => {
     const own = await startService({ label: 'client-lib-restart', config: CAPTURE });
