@@ -1,11 +1,11 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startService, stopAllServices, writeTempFile } from '../helpers/service-process';
 import { getStatus, type Status } from '../helpers/http-client';
 import { NotifySocket } from '../helpers/notify-socket';
 import { waitFor } from '../helpers/wait';
+import { plugFakeUsbCard, unplugFakeUsbCard } from '../helpers/fake-usb-card';
 
 /**
  * SIGHUP (systemctl reload, sent by the udev rule when a USB audio interface
@@ -20,26 +20,6 @@ after(async () => {
   await stopAllServices();
   for (const s of sockets) s.close();
 });
-
-const STREAM = `Fake USB Interface at usb-0000:01:00.0-1, high speed : USB Audio
-
-Capture:
-  Status: Stop
-  Interface 2
-    Altset 1
-    Format: S32_LE
-    Channels: 8
-    Endpoint: 0x81 (1 IN) (ASYNC)
-    Rates: 48000
-`;
-
-function plugCard(root: string): void {
-  const dir = path.join(root, 'card1');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'id'), 'FakeUSB\n');
-  writeFileSync(path.join(dir, 'usbid'), '1397:0503\n');
-  writeFileSync(path.join(dir, 'stream0'), STREAM);
-}
 
 describe('SIGHUP re-probes the sound cards', () => {
   test('with capture.device "auto", a USB interface plugged in after start replaces the test signal; unplugged, it is retried (silence, not the tone)', async () => {
@@ -63,7 +43,7 @@ describe('SIGHUP re-probes the sound cards', () => {
     const reload = ns.messages.slice(before).map((m) => Object.keys(m.fields)[0]);
     assert.deepEqual(reload.slice(0, 2), ['RELOADING', 'READY']);
 
-    plugCard(root);
+    plugFakeUsbCard(root);
     svc.proc.kill('SIGHUP');
     let last: Status | undefined;
     await waitFor(
@@ -82,7 +62,7 @@ describe('SIGHUP re-probes the sound cards', () => {
       { timeoutMs: 10000, what: 'the USB card retried', describe: () => JSON.stringify(last?.capture) },
     );
 
-    rmSync(path.join(root, 'card1'), { recursive: true });
+    unplugFakeUsbCard(root);
     const n = svc.logs.length;
     svc.proc.kill('SIGHUP');
     const line = await svc.waitForLog((l) => l.msg === 're-probed capture devices (SIGHUP)' && svc.logs.indexOf(l) >= n, 5000, 'second re-probe');

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startService, stopAllServices, writeTempFile, type ServiceProcess } from '../helpers/service-process';
 import { netnsUnavailable, TestNetns } from '../helpers/netns';
 import { describe as describeService, MdnsBrowser, txtObject } from '../helpers/mdns-browser';
 import { StreamClient } from '../helpers/stream-client';
+import { plugFakeUsbCard } from '../helpers/fake-usb-card';
 import { waitFor } from '../helpers/wait';
 import { deviceIdFromHostname } from '../../src/health/mqtt-options';
 import type { DiscoveryStatus } from '../../src/discovery/mdns-advertiser';
@@ -95,19 +95,6 @@ interface StatusDoc {
 function discoveryOf(ns: TestNetns, svc: ServiceProcess): Promise<DiscoveryStatus> {
   return getJson<StatusDoc>(ns.boxAddr, svc.port, '/api/status').then((s) => s.discovery);
 }
-
-/** /proc/asound/cardN/stream0 of an 8-channel USB interface (as in test/appliance/reprobe.test.ts). */
-const FAKE_USB_STREAM = `Fake USB Interface at usb-0000:01:00.0-1, high speed : USB Audio
-
-Capture:
-  Status: Stop
-  Interface 2
-    Altset 1
-    Format: S32_LE
-    Channels: 8
-    Endpoint: 0x81 (1 IN) (ASYNC)
-    Rates: 48000
-`;
 
 const announced = (name: string) => (l: { msg?: string }) => l.msg === `mDNS: announced as "${name}"` || (l.msg ?? '').startsWith(`mDNS: announced as "${name}" (`);
 
@@ -235,11 +222,7 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
     assert.equal(before.rate, '48000');
 
     // A fake USB card in the probed /proc/asound; its PCM does not open, so the new source has no format yet.
-    const dir = path.join(root, 'card1');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, 'id'), 'FakeUSB\n');
-    writeFileSync(path.join(dir, 'usbid'), '1397:0503\n');
-    writeFileSync(path.join(dir, 'stream0'), FAKE_USB_STREAM);
+    plugFakeUsbCard(root);
     const seen = browser.packets.length;
     svc.proc.kill('SIGHUP');
     await svc.waitForLog((l) => l.msg === 'mDNS: capture format changed; TXT record updated', 10000, 'TXT update log line');
