@@ -7,12 +7,12 @@ import WebSocket, { type RawData } from 'ws';
 import { LatencyHistogram } from '../src/health/latency-histogram';
 import type { ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
 import { LibraryClient, jitterStats, resetJitterStats } from './library-client';
+import { PacketCounters } from './packet-counters';
 
 const MAGIC0 = 0x53;
 const MAGIC1 = 0x42;
 const FIXED_HEADER_BYTES = 36;
 const FLAG_DISCONTINUITY = 1;
-const HALF_U32 = 0x8000_0000;
 /** Clients connecting at once: enough to be quick, few enough not to look like a SYN flood. */
 const CONNECT_CONCURRENCY = 32;
 /** How long close() waits for sockets to finish their close handshake. */
@@ -22,18 +22,14 @@ const CLOSE_WAIT_MS = 1000;
 const e2e = new LatencyHistogram();
 let malformed = 0;
 
-class BenchClient {
-  packets = 0;
-  lost = 0;
-  discontinuities = 0;
-  payloadBytes = 0;
-  pcm16Bytes = 0;
+class BenchClient extends PacketCounters {
   open = false;
   closeCode: number | null = null;
-  private lastSeq = -1;
   private ws: WebSocket | null = null;
 
-  constructor(readonly spec: ClientSpec) {}
+  constructor(readonly spec: ClientSpec) {
+    super();
+  }
 
   /** Connects, says hello, subscribes; resolves once "subscribed" arrives. */
   connect(port: number, timeoutMs: number): Promise<void> {
@@ -102,23 +98,7 @@ class BenchClient {
     // the gap count below holds for opus too): its e2e includes the wait for the frame to fill,
     // which is latency the listener has and pcm does not.
     e2e.record(Number(now - buf.readBigUInt64LE(24)) / 1e6);
-    const seq = buf.readUInt32LE(8);
-    if (this.lastSeq >= 0) {
-      const gap = (seq - this.lastSeq - 1) >>> 0;
-      // A "gap" of more than half the space is a reordered or repeated seq, not loss.
-      if (gap !== 0 && gap < HALF_U32) this.lost += gap;
-    }
-    this.lastSeq = seq;
-    if ((buf[33]! & FLAG_DISCONTINUITY) !== 0) this.discontinuities++;
-    this.packets++;
-    this.payloadBytes += buf.length - buf.readUInt16LE(4);
-    // What the same audio would take as pcm16 (frames × channels × 2), for compressionRatio.
-    this.pcm16Bytes += buf.readUInt16LE(6) * buf[32]! * 2;
-  }
-
-  /** Zeroes counters but keeps lastSeq, so a gap straddling the reset still counts once. */
-  resetStats(): void {
-    this.packets = this.lost = this.discontinuities = this.payloadBytes = this.pcm16Bytes = 0;
+    this.count(buf.readUInt32LE(8), (buf[33]! & FLAG_DISCONTINUITY) !== 0, buf.length - buf.readUInt16LE(4), buf.readUInt16LE(6) * buf[32]! * 2);
   }
 
   close(): void {

@@ -10,10 +10,10 @@ import { StageboxClient } from '../src/client/index.js';
 import { LatencyHistogram } from '../src/health/latency-histogram';
 import { NodeWebSocket, nodeInflateRaw } from '../src/listen/node-platform';
 import type { ClientSpec, JitterFleetStats } from './bench-ipc';
+import { PacketCounters } from './packet-counters';
 
 const PULL_FRAMES = 128;
 const PLAYER_TICK_MS = 5;
-const HALF_U32 = 0x8000_0000;
 
 /** Every library client's jitter buffer latency, sampled at each pull (steady state: after the reset). */
 const bufferLatency = new LatencyHistogram();
@@ -23,15 +23,9 @@ let lastTick = NaN;
 const live = new Set<LibraryClient>();
 let player: NodeJS.Timeout | null = null;
 
-export class LibraryClient {
-  packets = 0;
-  lost = 0;
-  discontinuities = 0;
-  payloadBytes = 0;
-  pcm16Bytes = 0;
+export class LibraryClient extends PacketCounters {
   open = false;
   closeCode: number | null = null;
-  private lastSeq = -1;
   private client: StageboxClient | null = null;
   private out: Float32Array | null = null;
   private t0 = 0;
@@ -42,7 +36,9 @@ export class LibraryClient {
   constructor(
     readonly spec: ClientSpec,
     private readonly e2e: LatencyHistogram,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Connects, says hello, subscribes (or mixes); resolves on the box's answer. */
   async connect(port: number, timeoutMs: number): Promise<void> {
@@ -59,14 +55,8 @@ export class LibraryClient {
     c.on('audio', (a) => {
       // captureNs is CLOCK_MONOTONIC on this machine, as hrtime: e2e includes the library's decode.
       this.e2e.record(Number(process.hrtime.bigint() - a.header.captureNs) / 1e6);
-      if (this.lastSeq >= 0) {
-        const gap = (a.seq - this.lastSeq - 1) >>> 0;
-        if (gap !== 0 && gap < HALF_U32) this.lost += gap;
-      }
-      this.lastSeq = a.seq;
-      if (a.header.discontinuity) this.discontinuities++;
-      this.packets++;
-      this.pcm16Bytes += a.frames * a.channels * 2;
+      // payloadBytes stays 0: the library hands over decoded audio, not the packet.
+      this.count(a.seq, a.header.discontinuity, 0, a.frames * a.channels * 2);
       if (!this.out) {
         this.out = new Float32Array(PULL_FRAMES * a.channels);
         this.t0 = performance.now();
@@ -117,8 +107,8 @@ export class LibraryClient {
     return { underruns: s.underruns - this.base.underruns, late: s.late - this.base.late, lost: s.lost - this.base.lost, targetMs: s.targetMs, driftPpm: s.driftPpm };
   }
 
-  resetStats(): void {
-    this.packets = this.lost = this.discontinuities = this.payloadBytes = this.pcm16Bytes = 0;
+  override resetStats(): void {
+    super.resetStats();
     const s = this.client?.jitter?.stats();
     if (s) this.base = { underruns: s.underruns, late: s.late, lost: s.lost };
   }
