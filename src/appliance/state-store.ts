@@ -172,7 +172,6 @@ export class StateStore {
   private dirty = false;
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
-  private failures = 0;
   private writeCount = 0;
   private failure: StateWriteFailure | null = null;
 
@@ -365,7 +364,7 @@ export class StateStore {
   }
 
   private retryDelay(): number {
-    return Math.min(MAX_RETRY_MS, Math.max(1000, this.debounceMs) * 2 ** Math.max(0, this.failures - 1));
+    return Math.min(MAX_RETRY_MS, Math.max(1000, this.debounceMs) * 2 ** Math.max(0, (this.failure?.attempts ?? 0) - 1));
   }
 
   private startWrite(): Promise<void> {
@@ -385,19 +384,17 @@ export class StateStore {
               `state writes work again after ${this.failure.attempts} failed attempt(s); state saved`,
             );
           }
-          this.failures = 0;
           this.failure = null;
         },
         (err: unknown) => {
           this.dirty = true;
-          this.failures++;
           this.noteFailure(err);
           throw err;
         },
       )
       .finally(() => {
         this.inFlight = null;
-        if (this.dirty) this.schedule(this.failures > 0 ? this.retryDelay() : this.debounceMs);
+        if (this.dirty) this.schedule(this.failure !== null ? this.retryDelay() : this.debounceMs);
       });
     return this.inFlight;
   }
