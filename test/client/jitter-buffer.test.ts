@@ -394,20 +394,30 @@ describe('jitter buffer: options and input', () => {
       k++;
       jb.pull(out, i % 3000 === 0 ? i - 1 : i);
     };
-    for (let i = 0; i < 100_000; i++) step(i); // optimised by now
     const gcs: number[] = [];
     const obs = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) gcs.push(e.startTime);
     });
     obs.observe({ entryTypes: ['gc'] });
-    const t0 = performance.now();
-    for (let i = 100_000; i < 1_100_000; i++) step(i);
-    const t1 = performance.now();
-    await new Promise((r) => setTimeout(r, 50));
+    // Counts the collections while `count` steps run. Observer entries arrive on a later tick, hence the wait.
+    let i = 0;
+    const collectionsDuring = async (count: number): Promise<number> => {
+      const t0 = performance.now();
+      for (const end = i + count; i < end; i++) step(i);
+      const t1 = performance.now();
+      await new Promise((r) => setTimeout(r, 20));
+      return gcs.filter((t) => t >= t0 && t <= t1).length;
+    };
+    // Unoptimised code boxes doubles (about 1700 collections per million steps under --no-opt), and the optimising
+    // compiler runs on a background thread that a loaded CI machine can starve for seconds. So warm up in blocks
+    // until one runs without a collection (bounded: 60 blocks), then measure: the claim is about optimised code,
+    // which is what an AudioWorklet runs after its first second.
+    let warmBlocks = 0;
+    for (; warmBlocks < 60; warmBlocks++) if ((await collectionsDuring(100_000)) === 0) break;
+    const during = await collectionsDuring(1_000_000);
     obs.disconnect();
-    const during = gcs.filter((t) => t >= t0 && t <= t1).length;
     // An object or a view per call (16+ bytes × 2 million) would take dozens of scavenges.
-    assert.ok(during <= 1, `${during} garbage collections during a million push+pull`);
+    assert.ok(during <= 1, `${during} garbage collections during a million push+pull (after ${warmBlocks + 1} warm-up blocks)`);
     assert.ok(jb.stats().lost > 0 && jb.stats().concealedFrames > 0, JSON.stringify(jb.stats()));
   });
 
