@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OpusEncoder as NativeOpus } from '@discordjs/opus';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
+import { getStatus } from '../helpers/http-client';
 import { StreamClient } from '../helpers/stream-client';
 import { FLAG_DISCONTINUITY, FLAG_MIX, type ParsedPacket } from '../../src/engine/packet-format';
 import { TEST_SIGNAL_AMPLITUDE, TEST_SIGNAL_TABLE_FRAMES, testToneBin, testToneHz } from '../../src/capture/test-signal-source';
@@ -45,8 +46,19 @@ async function collect(c: StreamClient, start: number, codec: string, n: number)
   return c.packets.slice(first, first + n);
 }
 
-/** Every packet is an opus mix packet of `frameFrames` frames, stereo, 48 kHz; seq and samplePos run without gaps. */
-function assertContinuousOpus(packets: ParsedPacket[], frameFrames: number): void {
+/** The service's count of capture xruns (for the test signal: periods its pacer skipped because the loop was held up). */
+async function xruns(port = svc.port): Promise<number> {
+  return (await getStatus(port)).capture.xruns;
+}
+
+/**
+ * Every packet is an opus mix packet of `frameFrames` frames, stereo, 48 kHz; seq runs without gaps, and so does
+ * samplePos, except where the source itself lost audio: a loaded CI machine can hold the test signal's pacer up
+ * long enough to skip periods (an xrun). Such a gap must carry FLAG_DISCONTINUITY, and there can be no more of them
+ * than `sourceXruns`, the xruns the service reported while the packets were collected. Returns the gaps seen.
+ */
+function assertContinuousOpus(packets: ParsedPacket[], frameFrames: number, sourceXruns: number): number {
+  let gaps = 0;
   for (let i = 0; i < packets.length; i++) {
     const p = packets[i]!;
     assert.equal(p.codec, 'opus', `packet ${i}`);
@@ -57,9 +69,17 @@ function assertContinuousOpus(packets: ParsedPacket[], frameFrames: number): voi
     if (i === 0) continue;
     const prev = packets[i - 1]!;
     assert.equal(p.seq, (prev.seq + 1) >>> 0, `seq after packet ${i - 1}`);
-    assert.equal(p.samplePos, prev.samplePos + BigInt(frameFrames), `samplePos of packet ${i}: a gap or overlap`);
-    assert.equal(p.flags & FLAG_DISCONTINUITY, 0, `packet ${i} flagged as a discontinuity`);
+    if (p.samplePos === prev.samplePos + BigInt(frameFrames)) {
+      assert.equal(p.flags & FLAG_DISCONTINUITY, 0, `packet ${i} flagged as a discontinuity`);
+      continue;
+    }
+    gaps++;
+    const what = `samplePos of packet ${i}: ${p.samplePos} after ${prev.samplePos} (+${frameFrames} expected)`;
+    assert.ok(p.samplePos > prev.samplePos, `${what}: an overlap`);
+    assert.equal(p.flags & FLAG_DISCONTINUITY, FLAG_DISCONTINUITY, `${what}: a gap not flagged as a discontinuity`);
+    assert.ok(gaps <= sourceXruns, `${what}: a gap, and the source reported ${sourceXruns} xrun(s) meanwhile`);
   }
+  return gaps;
 }
 
 /** Decodes the packets in order with libopus; interleaved stereo Int16. */
@@ -130,10 +150,20 @@ describe('opus personal mixes', () => {
   ] as const) {
     test(`${frameMs} ms: packets of codec 4 and ${frameFrames} frames run without gaps and decode to the tone at its level`, async (t) => {
       const c = await StreamClient.open(svc.port, `opus-${frameMs}`);
-      const start = await sendMix(c, { codec: 'opus', opus: { frameMs }, channels: [{ ch: CH, gainDb: 0, pan: -1 }] });
+      let start = await sendMix(c, { codec: 'opus', opus: { frameMs }, channels: [{ ch: CH, gainDb: 0, pan: -1 }] });
       const need = Math.ceil((SKIP + WINDOW + OPUS_LOOKAHEAD_FRAMES) / frameFrames) + 1;
-      const packets = await collect(c, start, 'opus', need);
-      assertContinuousOpus(packets, frameFrames);
+      // The tone fit needs an unbroken window. If the source had an xrun during one (the machine held the
+      // service up), that window is measured again, at most 4 times; any other gap fails at once.
+      let packets: ParsedPacket[] = [];
+      for (let attempt = 1; ; attempt++) {
+        const x0 = await xruns();
+        packets = await collect(c, start, 'opus', need);
+        const gaps = assertContinuousOpus(packets, frameFrames, (await xruns()) - x0);
+        if (gaps === 0) break;
+        assert.ok(attempt < 4, `the source had xruns in each of ${attempt} windows; the machine is too loaded to measure`);
+        t.diagnostic(`window ${attempt}: ${gaps} gap(s) after a source xrun; measuring a fresh window`);
+        start = c.packets.length;
+      }
       // Box default 96 kb/s, hard CBR: every packet is bitrate × frame / 8 bytes.
       for (const p of packets) assert.equal(p.payload.length, bytes, `payload of seq ${p.seq}`);
       const pcm = decode(packets);
@@ -181,10 +211,11 @@ describe('opus personal mixes', () => {
     const pcmA = await collect(c, s1, 'pcm16', 10);
     assert.ok(pcmA.every((p) => p.frames === 128));
     const m1 = c.messages.length;
+    const x0 = await xruns();
     const s2 = await sendMix(c, { codec: 'opus', channels });
     assert.equal(c.messages.slice(m1).find((m) => m.type === 'mixing')!.codec, 'opus');
     const opus = await collect(c, s2, 'opus', 20);
-    assertContinuousOpus(opus, 240);
+    assertContinuousOpus(opus, 240, (await xruns()) - x0);
     const s3 = await sendMix(c, { codec: 'pcm16', channels });
     const pcmB = await collect(c, s3, 'pcm16', 10);
     // Once the stream is opus, no pcm16 packet comes until the switch back, and after it no opus packet.
@@ -213,14 +244,16 @@ describe('opus personal mixes', () => {
     const b = await StreamClient.connect(svc.port, { label: 'opus-returner-again' });
     const welcome = await b.hello('opus-returner');
     assert.deepEqual(welcome.restored, { mode: 'mix', codec: 'opus' });
+    const x0 = await xruns();
     await b.waitForMessage('mixing');
     const packets = await collect(b, 0, 'opus', 10);
-    assertContinuousOpus(packets, 120);
+    assertContinuousOpus(packets, 120, (await xruns()) - x0);
     for (const p of packets) assert.equal(p.payload.length, 20, '64 kb/s × 2.5 ms / 8');
     b.close();
   });
 
   test('bad opus settings get a clear error naming the value and what is allowed; the sender keeps its mix and a bystander\'s stream has no gap', async () => {
+    const x0 = await xruns();
     const bystander = await StreamClient.open(svc.port, 'opus-bystander');
     const bs = await sendMix(bystander, { codec: 'opus', channels: [{ ch: 1, gainDb: 0, pan: -1 }] });
     await collect(bystander, bs, 'opus', 5);
@@ -249,10 +282,11 @@ describe('opus personal mixes', () => {
     // The sender still gets its last good mix (10 ms frames), without a gap across the errors.
     const after = c.packets.length;
     await c.waitForPackets(after + 20, 5000);
-    assertContinuousOpus(c.packets.slice(cs).filter((p) => p.codec === 'opus'), 480);
     // The bystander's stream ran on through all of it.
     await bystander.waitForPackets(bystander.packets.length + 20, 5000);
-    assertContinuousOpus(bystander.packets.slice(bs).filter((p) => p.codec === 'opus'), 240);
+    const sourceXruns = (await xruns()) - x0;
+    assertContinuousOpus(c.packets.slice(cs).filter((p) => p.codec === 'opus'), 480, sourceXruns);
+    assertContinuousOpus(bystander.packets.slice(bs).filter((p) => p.codec === 'opus'), 240, sourceXruns);
     assert.deepEqual(c.badPackets, []);
     assert.deepEqual(bystander.badPackets, []);
     c.close();
