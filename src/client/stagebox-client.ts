@@ -598,16 +598,21 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
         break;
       }
       case 'subscribed':
-        if (Array.isArray(msg.channels) && typeof msg.codec === 'string') {
+        // A choice the box restored on its own after hello answers no request of ours.
+        if (msg.restored !== true) this.settle('subscribed', msg);
+        // The box's channels are the ones to restore, unless a newer choice of ours is still unanswered.
+        if (Array.isArray(msg.channels) && typeof msg.codec === 'string' && !this.choicePending()) {
           this.choice = { mode: 'channels', msg: { type: 'subscribe', channels: msg.channels as number[], codec: msg.codec as ChannelCodec } };
         }
-        this.settle('subscribed', msg);
         this.emit('subscribed', { channels: msg.channels as number[], codec: msg.codec as string });
         break;
       case 'mixing':
-        // Our mix as the box now keeps it (also when the admin changed it): the one to restore.
-        if (msg.client === undefined && msg.mix && typeof msg.mix === 'object') this.choice = { mode: 'mix', msg: { type: 'mix', ...(msg.mix as MixRequest) } };
-        if (msg.by !== 'admin') this.settle('mixing', msg);
+        if (msg.by !== 'admin' && msg.restored !== true) this.settle('mixing', msg);
+        // Our mix as the box now keeps it (also when the admin changed it) is the one to restore, unless a newer
+        // choice of ours is still unanswered: then that one is, or a reconnect would send the older mix again.
+        if (msg.client === undefined && msg.mix && typeof msg.mix === 'object' && !this.choicePending()) {
+          this.choice = { mode: 'mix', msg: { type: 'mix', ...(msg.mix as MixRequest) } };
+        }
         this.emit('mixing', msg);
         break;
       case 'unsubscribed':
@@ -649,6 +654,11 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (!c || !this.ws) return;
     if (c.mode === 'mix' && w.restored?.mode === 'mix' && !this.pending.some((q) => q.type === 'mixing')) return;
     this.ws.send(JSON.stringify(c.msg));
+  }
+
+  /** A subscribe, mix or unsubscribe of ours the box has not answered yet. */
+  private choicePending(): boolean {
+    return this.pending.some((q) => q.type === 'subscribed' || q.type === 'mixing' || q.type === 'unsubscribed');
   }
 
   private request(answer: string, msg: object, matches: (m: BoxMessage) => boolean = () => true): Promise<BoxMessage> {

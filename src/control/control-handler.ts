@@ -260,7 +260,8 @@ export class ControlHandler {
     }
   }
 
-  private subscribe(conn: ClientConnection, channels: number[], codec: Codec): void {
+  /** `restored`: the box does it on its own after `hello`, and the answer says so (it answers no request). */
+  private subscribe(conn: ClientConnection, channels: number[], codec: Codec, restored = false): void {
     this.checkChannels(channels, 'subscribe');
     // Re-subscribing to the same output must not cost a period of audio.
     if (conn.output?.key !== OutputRegistry.keyOf(codec, channels)) {
@@ -269,17 +270,17 @@ export class ControlHandler {
       conn.output = this.deps.outputs.subscribe(conn, codec, channels);
     }
     this.deps.memory?.rememberChannels(conn.clientId!, conn.name, channels, codec);
-    this.send(conn, { type: 'subscribed', channels, codec });
+    this.send(conn, restored ? { type: 'subscribed', channels, codec, restored: true } : { type: 'subscribed', channels, codec });
   }
 
   /** Puts a returning client back where it was; a saved choice the device can no longer serve is reported, not fatal. */
   private restore(conn: ClientConnection, r: Recalled, st: ControlState): void {
     try {
-      if (r.mode === 'channels') this.subscribe(conn, r.channels, r.codec);
+      if (r.mode === 'channels') this.subscribe(conn, r.channels, r.codec, true);
       else {
         settleMixCodec(r.mix, this.deps.rate(), this.deps.stream.opusBitrateKbps);
         this.checkChannels(r.mix.channels.map((c) => c.ch), 'mix');
-        this.applyMix(conn, r.mix, st);
+        this.applyMix(conn, r.mix, st, conn, true);
       }
     } catch (err) {
       if (err instanceof ControlError) this.sendError(conn, new ControlError(err.code, `saved ${r.mode} not restored: ${err.message}`));
@@ -317,7 +318,13 @@ export class ControlHandler {
       st.mixTimer = null;
       const pending = st.pendingMix;
       st.pendingMix = null;
-      if (!pending || conn.closed) return;
+      if (!pending) return;
+      if (conn.closed) {
+        // The phone left before the window ended: its last fader move is still the mix to restore, unless a
+        // newer connection with its clientId has taken over (that one's own choices win).
+        if (this.deps.findClient(conn.clientId!) === null) this.deps.memory?.rememberMix(conn.clientId!, conn.name, pending.msg);
+        return;
+      }
       // Runs from a timer: nothing may escape, and the error goes to whoever sent the mix.
       try {
         this.applyMix(conn, pending.msg, st, pending.by);
@@ -327,12 +334,13 @@ export class ControlHandler {
     }, Math.max(0, wait));
   }
 
-  private applyMix(conn: ClientConnection, msg: Mix, st: ControlState, by: ClientConnection = conn): void {
+  private applyMix(conn: ClientConnection, msg: Mix, st: ControlState, by: ClientConnection = conn, restored = false): void {
     st.lastMixAt = performance.now();
     this.render(conn, msg);
     st.mix = msg;
     this.deps.memory?.rememberMix(conn.clientId!, conn.name, msg);
     const reply: Record<string, unknown> = { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length, mix: mixView(msg) };
+    if (restored) reply.restored = true;
     if (by !== conn) {
       reply.by = 'admin';
       this.send(by, { type: 'mixing', client: conn.clientId, connected: true, mix: mixView(msg) });

@@ -349,6 +349,40 @@ describe('StageboxClient: reconnect', () => {
     }
   });
 
+  test('the connection drops while a newer mix() is unanswered: the reconnect sends the newer mix, not the one the box last answered', async () => {
+    const sent: { type: string; channels?: { gainDb?: number }[] }[] = [];
+    const sockets: { close(): void }[] = [];
+    // The real `ws` socket, with its sends recorded and a handle to drop it, as a phone leaving Wi-Fi would.
+    class RecordingWebSocket extends (NodeWebSocket as unknown as new (url: string) => { send(d: string): void; close(): void }) {
+      constructor(url: string) {
+        super(url);
+        sockets.push(this);
+      }
+      override send(d: string): void {
+        sent.push(JSON.parse(d) as (typeof sent)[number]);
+        super.send(d);
+      }
+    }
+    const c = makeClient('lib-reconnect-newer-mix', { WebSocket: RecordingWebSocket as unknown as StageboxClientOptions['WebSocket'], reconnect: { initialMs: 50, maxMs: 200 } });
+    const r = record(c);
+    await c.connect();
+    const older = { codec: 'pcm16' as const, output: 'mono' as const, channels: [{ ch: 4, gainDb: -30 }] };
+    const newer = { codec: 'pcm16' as const, output: 'mono' as const, channels: [{ ch: 4, gainDb: -6 }] };
+    // The box answers the first mix at once and holds the second for its 50 ms coalescing window; the socket
+    // is dropped the moment the first answer arrives, so the second is never answered on this connection.
+    c.on('mixing', (m) => {
+      if ((m.mix as { channels?: { gainDb?: number }[] } | undefined)?.channels?.[0]?.gainDb === -30 && sockets.length === 1) sockets[0]!.close();
+    });
+    void c.mix(older);
+    const answered = c.mix(newer);
+    await waitFor(() => r.welcomes >= 2, { timeoutMs: 10000, what: 'a second welcome after the drop' });
+    const got = (await withTimeout(answered, 5000, 'the newer mix answered after the reconnect')) as { mix?: { channels?: { gainDb?: number }[] } };
+    assert.equal(got.mix?.channels?.[0]?.gainDb, -6, 'the box answers with the newer mix: the one it now keeps');
+    const firstAfterDrop = sent.slice(sent.findIndex((m) => m.type === 'hello' && sent.indexOf(m) > 0)).find((m) => m.type === 'mix');
+    assert.equal(firstAfterDrop?.channels?.[0]?.gainDb, -6, `mix messages sent: ${JSON.stringify(sent.filter((m) => m.type === 'mix'))}`);
+    c.close();
+  });
+
   test('replaced by another connection with the same clientId (4010): an error, closed, no reconnect', async () => {
     const c = makeClient('lib-replaced', { reconnect: { initialMs: 50 } });
     const r = record(c);

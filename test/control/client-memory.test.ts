@@ -50,7 +50,8 @@ describe('client state restored on reconnect', () => {
   test('a client that reconnects with its clientId gets its channels and codec back without asking', async () => {
     const svc = await start('memory-reconnect', newStateDir());
     const a = await StreamClient.open(svc.port, 'phone-anna');
-    await a.subscribe([3, 1], 'pcm24');
+    const asked = await a.subscribe([3, 1], 'pcm24');
+    assert.equal(asked.restored, undefined, 'an answer to a subscribe is not marked restored');
     assert.equal(welcomeOf(a).restored, null, 'a new client has nothing to restore');
     a.close();
     await a.waitForClose();
@@ -58,6 +59,7 @@ describe('client state restored on reconnect', () => {
     assert.deepEqual(welcomeOf(b).restored, { mode: 'channels', codec: 'pcm24' });
     const sub = await b.waitForMessage('subscribed');
     assert.deepEqual(sub.channels, [3, 1]);
+    assert.equal(sub.restored, true, 'the box says it answers no request');
     await b.waitForPackets(5);
     assert.deepEqual(b.packets[4]!.channels, [3, 1]);
     assert.equal(b.packets[4]!.codec, 'pcm24');
@@ -69,7 +71,7 @@ describe('client state restored on reconnect', () => {
     const svc = await start('memory-restart-1', dir);
     const a = await StreamClient.open(svc.port, 'phone-ben');
     a.send(MIX);
-    await a.waitForMessage('mixing');
+    assert.equal((await a.waitForMessage('mixing')).restored, undefined, 'an answer to a mix is not marked restored');
     await waitForWrites(svc, 1);
     const r = await svc.stop();
     assert.equal(r.code, 0);
@@ -78,6 +80,7 @@ describe('client state restored on reconnect', () => {
     assert.deepEqual(welcomeOf(b).restored, { mode: 'mix', codec: 'pcm24' });
     const mixing = await b.waitForMessage('mixing');
     assert.equal(mixing.codec, 'pcm24');
+    assert.equal(mixing.restored, true);
     await b.waitForPackets(5);
     const p = b.packets[4]!;
     assert.equal(p.flags & FLAG_MIX, FLAG_MIX);
@@ -87,6 +90,24 @@ describe('client state restored on reconnect', () => {
     let peak = 0;
     for (let i = 0; i + 3 <= payload.length; i += 3) peak = Math.max(peak, Math.abs(payload.readIntLE(i, 3)));
     assert.ok(peak > 1 << 16, `the restored mix is audible (peak ${peak} of 2^23)`);
+    b.close();
+  });
+
+  test('a fader move still in the 50 ms coalescing window when the phone drops is the mix restored on its next hello', async () => {
+    const svc = await start('memory-coalesced-drop', newStateDir());
+    const a = await StreamClient.open(svc.port, 'phone-dora');
+    const mix = (gainDb: number): object => ({ type: 'mix', codec: 'pcm16', output: 'mono', channels: [{ ch: 1, gainDb }] });
+    // The first is applied at once; the second waits for the window, and the close frame right behind it on the
+    // same TCP stream arrives long before the window ends.
+    a.send(mix(-30));
+    a.send(mix(-6));
+    a.close();
+    await a.waitForClose();
+    await new Promise((r) => setTimeout(r, 150));
+    const b = await StreamClient.open(svc.port, 'phone-dora');
+    const restored = await b.waitForMessage('mixing');
+    assert.equal(restored.restored, true);
+    assert.equal((restored.mix as { channels: { gainDb: number }[] }).channels[0]!.gainDb, -6, 'the last fader move, not the last one answered');
     b.close();
   });
 
