@@ -474,8 +474,8 @@ export class Controller {
       perf: { serverLatency: this.pool.serverLatency.summary(), captureBlock: this.pool.captureBlock.summary() },
       server: { port: this.port, clients: this.server.clients.size, maxClients: this.config.stream.maxClients },
       state: this.store
-        ? { ...this.stateSaving(), writes: this.store.writes, lastWriteError: this.store.lastWriteError, failure: this.store.writeFailure }
-        : { ...this.stateSaving(), writes: 0, lastWriteError: 'state dir unusable: not saving', failure: null },
+        ? { ...this.stateSaving(), writes: this.store.writes, failure: this.store.writeFailure }
+        : { ...this.stateSaving(), writes: 0, failure: null },
       mixing: { maxOutputDb: this.metadata.maxOutputDb, adminEnabled: this.config.admin.token !== null },
       metadata: { channels: this.metadata.list(), groups: this.metadata.groups() },
       clients: this.server.clientInfos(),

@@ -192,11 +192,6 @@ export class StateStore {
     return this.writeCount;
   }
 
-  /** The errno code of the last failed write, null once a write succeeds again; for status. */
-  get lastWriteError(): string | null {
-    return this.failure?.code ?? null;
-  }
-
   /**
    * Why changes are not reaching the disk (read-only or full filesystem,
    * permissions), or null while writes work. The service keeps running and

@@ -32,7 +32,6 @@ interface StateView {
   saving: boolean;
   error: string | null;
   writes: number;
-  lastWriteError: string | null;
   failure: { path: string; code: string; message: string; since: string; attempts: number } | null;
 }
 
@@ -104,7 +103,6 @@ async function breakAndRepair(label: string, code: string, breakIt: (svc: Servic
     assert.equal(st.state.failure!.code, code);
     assert.ok(st.state.failure!.path.startsWith(dir), `failure path ${st.state.failure!.path} is in ${dir}`);
     assert.ok(st.state.error!.includes(code) && st.state.error!.includes(dir), `state.error names errno and path: ${st.state.error}`);
-    assert.equal(st.state.lastWriteError, code);
     // The health snapshot (the MQTT health topic's payload) says the same.
     assert.equal(st.health.state.saving, false);
     assert.ok(st.health.state.error!.includes(code), JSON.stringify(st.health.state));
@@ -133,7 +131,6 @@ async function breakAndRepair(label: string, code: string, breakIt: (svc: Servic
     );
     assert.equal(st.state.failure, null);
     assert.equal(st.state.error, null);
-    assert.equal(st.state.lastWriteError, null);
     assert.equal(st.health.state.saving, true);
     const hzAfter = await healthz(svc.port);
     assert.deepEqual([hzAfter.code, hzAfter.body.status, hzAfter.body.warnings], [200, 'ok', []]);

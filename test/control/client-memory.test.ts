@@ -166,8 +166,11 @@ describe('client state restored on reconnect', () => {
     writeFileSync(file, 'x');
     const svc = await start('memory-unusable', path.join(file, 'state'));
     assert.ok(svc.logs.some((l) => /state dir unusable/.test(String(l.msg))), svc.describe());
-    const st = (await getStatus(svc.port)) as unknown as { state: { lastWriteError: string } };
-    assert.match(st.state.lastWriteError, /not saving/);
+    const st = (await getStatus(svc.port)) as unknown as { state: { saving: boolean; error: string; failure: unknown } };
+    assert.equal(st.state.saving, false);
+    assert.match(st.state.error, /ENOTDIR/, 'the errno');
+    assert.ok(st.state.error.includes(file), `the path: ${st.state.error}`);
+    assert.equal(st.state.failure, null, 'no write was attempted');
     const c = await StreamClient.open(svc.port, 'no-memory');
     await c.subscribe([1], 'pcm16');
     await c.waitForPackets(5);
