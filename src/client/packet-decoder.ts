@@ -49,7 +49,10 @@ export type InflateRaw = (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>
 export interface OpusDecoder {
   /** Decodes one Opus packet into interleaved samples in [-1, 1]. */
   decode(packet: Uint8Array): Float32Array | Promise<Float32Array>;
-  /** Packet-loss concealment for one lost frame of `frames` frames; optional (silence without it). */
+  /**
+   * Packet-loss concealment for one lost frame of `frames` frames; optional. Without it nothing is put in for a lost
+   * frame: the seq gap reaches the jitter buffer, which conceals it (and a recorder puts silence in).
+   */
   conceal?(frames: number): Float32Array | Promise<Float32Array>;
   /** Releases native resources. */
   free?(): void;
@@ -161,7 +164,7 @@ export interface DecodedPacket {
   /** Frames in `samples` (for opus after a gap: the concealed frames come first, see `concealedFrames`). */
   frames: number;
   channels: number;
-  /** Opus only: frames of loss concealment (or silence) put in front of the packet's own audio for a seq gap. */
+  /** Opus only: frames of the decoder's own loss concealment put in front of the packet's audio for a seq gap (0 without one). */
   concealedFrames: number;
 }
 
@@ -254,7 +257,7 @@ export class PacketDecoder {
     this.opusLastSeq = header.seq;
     const dec = this.opus;
     const parts: (Float32Array | Promise<Float32Array>)[] = [];
-    for (let i = 0; i < missing; i++) parts.push(dec.conceal ? dec.conceal(header.frames) : new Float32Array(header.frames * n));
+    if (dec.conceal) for (let i = 0; i < missing; i++) parts.push(dec.conceal(header.frames));
     parts.push(dec.decode(payload));
     const finish = (arrays: Float32Array[]): DecodedPacket => {
       let total = 0;

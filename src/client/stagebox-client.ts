@@ -91,7 +91,7 @@ export interface AudioEvent {
   header: PacketHeader;
   /** Capture (box) to arrival, ms, once a ping has given the clock offset; for opus includes the frame fill. */
   networkLatencyMs: number | null;
-  /** Opus: frames of concealment in front of the packet's own audio, for lost frames. */
+  /** Opus: frames of the decoder's own loss concealment in front of the packet's audio (0 without one: a jitter buffer conceals the seq gap). */
   concealedFrames: number;
 }
 

@@ -201,8 +201,8 @@ class Listener {
     }
     if (!this.player) this.startPlayer();
     const limit = this.opts.seconds === null ? Infinity : Math.round(this.opts.seconds * f.rate);
-    // Lost packets are silence in the recording, so the file keeps time (opus: the decoder already concealed them).
-    if (this.lastSeq >= 0 && a.header.codec !== 'opus') {
+    // Lost packets are silence in the recording, so the file keeps time (unless an Opus decoder concealed them already).
+    if (this.lastSeq >= 0 && a.concealedFrames === 0) {
       const missing = (a.seq - this.lastSeq - 1) >>> 0;
       if (missing > 0 && missing * a.frames <= f.rate) {
         this.lostPackets += missing;

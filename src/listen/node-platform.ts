@@ -18,8 +18,8 @@ let nativeClass: NativeOpusClass | null = null;
 /**
  * libopus decoder (@discordjs/opus). The binding is loaded on first use, as in
  * src/engine/opus-encoder.ts. It has no packet-loss concealment call (its
- * decode of an empty packet would conceal a whole 120 ms), so none is offered
- * and the library puts silence in for a lost frame.
+ * decode of an empty packet would conceal a whole 120 ms), so none is offered:
+ * the jitter buffer conceals a lost frame, and a WAV recording gets silence.
  */
 export function createNodeOpusDecoder(rate: number, channels: number): OpusDecoder {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

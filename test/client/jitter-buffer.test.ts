@@ -1,5 +1,5 @@
 import { PerformanceObserver } from 'node:perf_hooks';
-import { describe, test } from 'node:test';
+import { beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JitterBuffer, type JitterBufferOptions, type JitterBufferStats } from '../../src/client/jitter-buffer';
 
@@ -175,7 +175,8 @@ describe('jitter buffer: gaps and loss', () => {
     const dropped = new Set<number>();
     const r = simulate({
       seconds: 10,
-      jitter: { stableMs: 60000 },
+      // Silence, so every played frame still names its stream frame (the waveform concealment is tested below).
+      jitter: { stableMs: 60000, conceal: 'silence' },
       arrive: (k, t) => {
         if (k > 10 && drop() < 0.01) {
           dropped.add(k);
@@ -227,6 +228,127 @@ describe('jitter buffer: gaps and loss', () => {
   });
 });
 
+describe('jitter buffer: concealment of lost packets', () => {
+  /**
+   * A 997 Hz tone (its period, 48.1 frames, divides no packet), a different phase per channel, amplitude 0.5; `hz`
+   * changes it for one test (a bass's low E).
+   */
+  let HZ = 997;
+  const AMP = 0.5;
+  const tone = (i: number, c: number): number => AMP * Math.sin((2 * Math.PI * HZ * i) / RATE + 0.3 + c);
+  const toneStep = (): number => AMP * 2 * Math.sin((Math.PI * HZ) / RATE);
+  beforeEach(() => {
+    HZ = 997;
+  });
+
+  /** Streams the tone with packets `lost` missing (later ones arrive on time); returns output aligned to stream frames. */
+  function play(conceal: 'waveform' | 'silence', lost: (k: number) => boolean): { out: Float32Array; start: number; stats: JitterBufferStats } {
+    const jb = new JitterBuffer({ rate: RATE, channels: CH, stableMs: 60000, conceal });
+    const pulls = 600;
+    const out = new Float32Array(pulls * FRAMES * CH);
+    const buf = new Float32Array(FRAMES * CH);
+    for (let p = 0; p < pulls; p++) {
+      const now = (p + 1) * PERIOD_MS;
+      const k = p;
+      if (!lost(k)) {
+        const s = new Float32Array(FRAMES * CH);
+        for (let f = 0; f < FRAMES; f++) for (let c = 0; c < CH; c++) s[f * CH + c] = tone(k * FRAMES + f, c);
+        jb.push(k, s, now - 1);
+      }
+      jb.pull(buf, now);
+      out.set(buf, p * FRAMES * CH);
+    }
+    const stats = jb.stats();
+    assert.equal(stats.slipFrames, 0, 'no slips: until any underrun, output frame i is stream frame i - start');
+    // The tone starts at sin(0.3), not 0: the first non-zero frame is stream frame 0.
+    let start = 0;
+    while (out[start * CH] === 0) start++;
+    return { out, start, stats };
+  }
+
+  /** Tone power over error power for stream frames [from, to), both channels, dB. */
+  function snrDb(r: { out: Float32Array; start: number }, from: number, to: number): number {
+    let sig = 0;
+    let err = 0;
+    for (let i = from; i < to; i++) {
+      for (let c = 0; c < CH; c++) {
+        const want = tone(i, c);
+        const got = r.out[(r.start + i) * CH + c]!;
+        sig += want * want;
+        err += (got - want) ** 2;
+      }
+    }
+    return 10 * Math.log10(sig / Math.max(err, 1e-30));
+  }
+
+  /** Largest step between neighbouring output frames over stream frames [from, to): a click shows as a step far above the tone's own. */
+  function maxStep(r: { out: Float32Array; start: number }, from: number, to: number): number {
+    let m = 0;
+    for (let i = from; i < to; i++) for (let c = 0; c < CH; c++) m = Math.max(m, Math.abs(r.out[(r.start + i) * CH + c]! - r.out[(r.start + i - 1) * CH + c]!));
+    return m;
+  }
+
+  for (const hz of [997, 41.2]) {
+  test(`one packet lost from a held ${hz} Hz tone: the repeat stays within 20 dB of the tone and leaves no click; silence in its place would be 0 dB and a step of the full amplitude`, () => {
+    HZ = hz;
+    const gap = (k: number): boolean => k === 300;
+    const wave = play('waveform', gap);
+    const quiet = play('silence', gap);
+    const slot: [number, number] = [300 * FRAMES, 301 * FRAMES];
+    const waveSnr = snrDb(wave, ...slot);
+    const quietSnr = snrDb(quiet, ...slot);
+    assert.ok(waveSnr >= 20, `waveform concealment: ${waveSnr.toFixed(1)} dB against the tone it stands in for`);
+    assert.ok(Math.abs(quietSnr) < 0.01, `silence: ${quietSnr.toFixed(2)} dB`);
+    const around: [number, number] = [299 * FRAMES, 302 * FRAMES];
+    assert.ok(maxStep(wave, ...around) <= 1.5 * toneStep(), `largest step ${maxStep(wave, ...around).toFixed(4)}, the tone's own ${toneStep().toFixed(4)}`);
+    assert.ok(maxStep(quiet, ...around) > 4 * toneStep(), 'silence steps (the click this replaces)');
+    // Bit-exact outside the slot and its 1 ms merge: the repeat never touches received audio.
+    for (let i = 250 * FRAMES; i < 299 * FRAMES; i++) assert.equal(wave.out[(wave.start + i) * CH], Math.fround(tone(i, 0)), `frame ${i}`);
+    for (let i = 301 * FRAMES + 48; i < 350 * FRAMES; i++) assert.equal(wave.out[(wave.start + i) * CH], Math.fround(tone(i, 0)), `frame ${i}`);
+    assert.equal(wave.stats.lost, 1);
+    assert.equal(wave.stats.concealedFrames, FRAMES);
+  });
+  }
+
+  test('the stream stops for 53 ms (an underrun): the repeat holds 5 ms, fades out by 20 ms, then silence; the tone fades back in without a click', () => {
+    const wave = play('waveform', (k) => k >= 300 && k < 320);
+    const quiet = play('silence', (k) => k >= 300 && k < 320);
+    assert.equal(wave.stats.underruns, 1);
+    // Output index of stream frame 300 × 128, where the buffer ran dry.
+    const dry = wave.start + 300 * FRAMES;
+    let sig = 0;
+    let err = 0;
+    for (let j = 0; j < 240; j++) {
+      for (let c = 0; c < CH; c++) {
+        sig += tone(300 * FRAMES + j, c) ** 2;
+        err += (wave.out[(dry + j) * CH + c]! - tone(300 * FRAMES + j, c)) ** 2;
+      }
+    }
+    assert.ok(10 * Math.log10(sig / err) >= 20, `first 5 ms after running dry: ${(10 * Math.log10(sig / err)).toFixed(1)} dB against the tone`);
+    for (let i = dry + 960; i < dry + 1900; i++) assert.equal(wave.out[i * CH], 0, `output frame ${i - dry} after running dry is silent`);
+    const steps = (r: { out: Float32Array; start: number }): number => {
+      let m = 0;
+      for (let i = (r.start + 1) * CH; i < r.out.length; i++) m = Math.max(m, Math.abs(r.out[i]! - r.out[i - CH]!));
+      return m;
+    };
+    assert.ok(steps(wave) <= 1.5 * toneStep(), `largest step over the whole run ${steps(wave).toFixed(4)}, the tone's own ${toneStep().toFixed(4)}`);
+    assert.ok(steps(quiet) > 4 * toneStep(), `silence: largest step ${steps(quiet).toFixed(4)} (the clicks this replaces)`);
+    assert.ok(wave.out.subarray(-FRAMES * CH).some((v) => v !== 0), 'plays again');
+  });
+
+  test('a packet that arrives within its gap but before its turn plays bit-exact: concealment only covers what is still missing at play time', () => {
+    const jb = new JitterBuffer({ rate: RATE, channels: 1, targetMs: 10, stableMs: 60000 });
+    const pkt = (k: number): Float32Array => Float32Array.from({ length: FRAMES }, (_v, f) => tone(k * FRAMES + f, 0));
+    for (let k = 0; k < 4; k++) jb.push(k, pkt(k), 0);
+    jb.push(5, pkt(5), 0); // 4 is missing
+    jb.push(4, pkt(4), 1); // and arrives in time
+    const out = new Float32Array(6 * FRAMES);
+    jb.pull(out, 2);
+    for (let i = 0; i < out.length; i++) assert.equal(out[i], Math.fround(tone(i, 0)), `frame ${i}`);
+    assert.equal(jb.stats().concealedFrames, 0);
+  });
+});
+
 describe('jitter buffer: reordering and late packets', () => {
   test('pairs swapped every 10 packets: counted as reordered, no loss, every frame plays in order', () => {
     const r = simulate({
@@ -246,7 +368,7 @@ describe('jitter buffer: reordering and late packets', () => {
   });
 
   test('a packet 60 ms late: its slot plays silence, it counts as late and lost, and is dropped when it comes', () => {
-    const r = simulate({ seconds: 4, arrive: (k, t) => (k === 500 ? t + 60 : t + 1) });
+    const r = simulate({ seconds: 4, jitter: { conceal: 'silence' }, arrive: (k, t) => (k === 500 ? t + 60 : t + 1) });
     const s = r.stats;
     assert.equal(s.late, 1);
     assert.equal(s.lost, 1);
@@ -356,6 +478,7 @@ describe('jitter buffer: options and input', () => {
     [{ minMs: 50, maxMs: 20, targetMs: 30 }, /minMs 50 is above maxMs 20/],
     [{ maxMs: NaN }, /maxMs is NaN; allowed: a finite number above 0/],
     [{ maxSlipPpm: -1 }, /maxSlipPpm is -1; allowed: 0-20000/],
+    [{ conceal: 'loud' as 'silence' }, /conceal is "loud"; allowed: "waveform" or "silence"/],
   ];
   for (const [opts, message] of bad) {
     test(`${JSON.stringify(opts)} is a RangeError naming the value`, () => {

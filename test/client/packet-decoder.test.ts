@@ -172,6 +172,17 @@ describe('packet decoder: packets of the box encoder', () => {
     decodeSync(d, opusPacket(15, 120, 1, payload, 2));
     assert.equal(made.length, 3, 'a change of channel count makes a new decoder');
   });
+
+  test('opus: without a concealment call, a seq gap puts nothing in: the packet is its own frames, for the jitter buffer to conceal by seq', () => {
+    const d = new PacketDecoder({ createOpusDecoder: (_rate, ch) => ({ decode: (pkt) => new Float32Array(120 * ch).fill(pkt[0]! / 100) }) });
+    const payload = Uint8Array.of(25);
+    decodeSync(d, opusPacket(10, 120, 2, payload, 2));
+    const gap = decodeSync(d, opusPacket(13, 120, 2, payload, 2));
+    assert.equal(gap.frames, 120);
+    assert.equal(gap.concealedFrames, 0);
+    assert.equal(gap.header.seq, 13);
+    assert.ok(gap.samples.every((v) => v === 0.25));
+  });
 });
 
 function opusPacket(seq: number, frames: number, channels: number, payload: Uint8Array, flags: number): Uint8Array {
