@@ -28,6 +28,9 @@ a terminal, one plain line a second otherwise).
                      (default stagebox-listen-<hostname>)
   --token TOKEN      the box's admin token (for --mix)
   --target-ms MS     jitter buffer target latency (default 10)
+  --conceal MODE     what --alsa plays for a lost packet or an underrun:
+                     waveform (default: the audio before it repeated, fading
+                     out) or silence (hear every dropout as it is)
   -h, --help         show this help and exit
 
 Exit codes: 0 done (or stopped with Ctrl-C), 1 connection or device failure,
@@ -51,6 +54,7 @@ export interface ListenOptions {
   clientId: string;
   token: string | null;
   targetMs: number;
+  conceal: 'waveform' | 'silence';
   help: boolean;
 }
 
@@ -96,6 +100,7 @@ export function parseListenArgs(argv: string[]): ListenOptions {
     clientId: defaultClientId(),
     token: process.env.STAGEBOX_ADMIN_TOKEN || null,
     targetMs: 10,
+    conceal: 'waveform',
     help: false,
   };
   let codecGiven: string | null = null;
@@ -155,9 +160,15 @@ export function parseListenArgs(argv: string[]): ListenOptions {
         o.targetMs = n;
         break;
       }
+      case '--conceal': {
+        const v = value();
+        if (v !== 'waveform' && v !== 'silence') throw new UsageError(`--conceal ${JSON.stringify(v)}: ${valueHint('--conceal')}`);
+        o.conceal = v;
+        break;
+      }
       default:
         if (arg.startsWith('-')) {
-          throw new UsageError(`unknown option ${JSON.stringify(arg)}; allowed: --channels, --mix, --codec, --seconds, --out, --alsa, --client-id, --token, --target-ms, --help`);
+          throw new UsageError(`unknown option ${JSON.stringify(arg)}; allowed: --channels, --mix, --codec, --seconds, --out, --alsa, --client-id, --token, --target-ms, --conceal, --help`);
         }
         urls.push(arg);
     }
@@ -220,6 +231,8 @@ function valueHint(name: string): string {
       return "allowed: the box's admin.token";
     case '--target-ms':
       return 'allowed: 2.5-200 ms';
+    case '--conceal':
+      return 'allowed: waveform or silence';
     default:
       return 'a value is needed';
   }

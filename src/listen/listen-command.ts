@@ -75,7 +75,7 @@ class Listener {
       WebSocket: NodeWebSocket,
       inflateRaw: nodeInflateRaw,
       createOpusDecoder: createNodeOpusDecoder,
-      jitter: { targetMs: opts.targetMs, maxMs: Math.max(200, opts.targetMs) },
+      jitter: { targetMs: opts.targetMs, maxMs: Math.max(200, opts.targetMs), conceal: opts.conceal },
       // A box that restarts is back within seconds; one that never answers is a mistake in the url.
       reconnect: { initialMs: 500, maxMs: 5000, maxAttempts: 8 },
     });

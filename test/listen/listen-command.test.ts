@@ -138,7 +138,9 @@ describe('stagebox listen --alsa', () => {
     const raw = path.join(dir, 'played.raw');
     const asoundrc = path.join(dir, 'asoundrc');
     writeFileSync(asoundrc, `pcm.sbplay {\n  type file\n  slave.pcm "null"\n  file "${raw}"\n  format "raw"\n}\n`);
-    const r = await runCli(['listen', url, '--channels', '6,3', '--seconds', '2', '--alsa', 'sbplay', '--client-id', 'listen-alsa'], {
+    // Silence for dropouts: every sound frame reaching the device must then be a source frame (the default, a
+    // waveform repeat fading out, would put in frames of its own when the loaded machine makes the buffer run dry).
+    const r = await runCli(['listen', url, '--channels', '6,3', '--seconds', '2', '--alsa', 'sbplay', '--conceal', 'silence', '--client-id', 'listen-alsa'], {
       timeoutMs: 30000,
       env: { ALSA_CONFIG_PATH: `/usr/share/alsa/alsa.conf:${asoundrc}` },
     });
@@ -229,6 +231,7 @@ describe('stagebox listen: bad usage exits 2 naming the option, the value and wh
     ['--mix without a token', ['--mix', 'anna', '--out', 'x.wav'], /--mix "anna": another client's mix is admin-only; give the box's admin token with --token/],
     ['--seconds 0', ['--seconds', '0', '--out', 'x.wav'], /--seconds "0": allowed: a number of seconds above 0/],
     ['an unknown option', ['--loud', '--out', 'x.wav'], /unknown option "--loud"; allowed: --channels/],
+    ['an unknown --conceal', ['--conceal', 'noise', '--alsa', 'default'], /--conceal "noise": allowed: waveform or silence/],
   ];
   for (const [what, args, message] of cases) {
     test(what, async () => {
