@@ -2,7 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { keepOnTheBox, launchChromium, newPageLog, watchPage } from '../helpers/chromium';
 import { REPO_ROOT, startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
 import { waitFor } from '../helpers/wait';
@@ -14,22 +15,14 @@ import { waitFor } from '../helpers/wait';
  * latency each, and move its meters with the built-in test signal.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN_TOKEN = 'dashboard-admin-token-1';
 export const OUTPUT_DIR = path.join(REPO_ROOT, 'test-output');
 
 let svc: ServiceProcess;
 let browser: Browser;
 let page: Page;
-/** Every URL the page asked for (HTTP and WebSocket), and those that were not on the box. */
-const requested: string[] = [];
-const foreign: string[] = [];
-const pageErrors: string[] = [];
-
-function isLoopback(url: string): boolean {
-  const host = new URL(url).hostname;
-  return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
-}
+const log = newPageLog();
+const { requested, foreign, pageErrors } = log;
 
 before(async () => {
   svc = await startService({
@@ -37,25 +30,11 @@ before(async () => {
     // Pings every 200 ms, so a client's round trip is known almost at once.
     config: { capture: { device: 'test-signal', channels: 8 }, stream: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 5000 }, admin: { token: ADMIN_TOKEN } },
   });
-  // --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 412, height: 915 }, deviceScaleFactor: 1 });
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    requested.push(url);
-    if (isLoopback(url)) return route.continue();
-    foreign.push(url);
-    return route.abort();
-  });
+  await keepOnTheBox(context, log);
   page = await context.newPage();
-  page.on('websocket', (ws) => {
-    requested.push(ws.url());
-    if (!isLoopback(ws.url())) foreign.push(ws.url());
-  });
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') pageErrors.push(msg.text());
-  });
+  watchPage(page, log);
   await page.goto(`http://127.0.0.1:${svc.port}/`);
 });
 

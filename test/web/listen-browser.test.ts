@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import jsQR from 'jsqr';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { keepOnTheBox, launchChromium, newPageLog, watchPage } from '../helpers/chromium';
 import { toneBytes, type Tone } from '../helpers/alsa-fixture';
 import { removeFixtures, startOnFixture } from '../helpers/alsa-service';
 import { getStatus } from '../helpers/http-client';
@@ -23,7 +24,6 @@ import { sleep, waitFor } from '../helpers/wait';
  * real time like a sound card.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT_DIR = path.join(REPO_ROOT, 'test-output');
 /** The fixture's sine per channel: distinct frequencies and levels, so a swapped or mis-scaled channel shows. */
 const TONES: readonly Tone[] = [
@@ -39,13 +39,8 @@ let svc: ServiceProcess;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
-const foreign: string[] = [];
-const pageErrors: string[] = [];
-
-function isLoopback(url: string): boolean {
-  const host = new URL(url).hostname;
-  return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
-}
+const log = newPageLog();
+const { foreign, pageErrors } = log;
 
 before(async () => {
   ({ svc } = await startOnFixture({
@@ -56,17 +51,12 @@ before(async () => {
     cycle: toneBytes('S32_LE', TONES),
     label: 'listen-browser',
   }));
-  // --no-sandbox: the tests may run as root. The autoplay flag lets the AudioContext run without a real tap.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
+  // The autoplay flag lets the AudioContext run without a real tap.
+  browser = await launchChromium(['--autoplay-policy=no-user-gesture-required']);
   context = await browser.newContext({ viewport: { width: 360, height: 800 }, deviceScaleFactor: 1, hasTouch: true, isMobile: true });
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (isLoopback(url)) return route.continue();
-    foreign.push(url);
-    return route.abort();
-  });
+  await keepOnTheBox(context, log);
   page = await context.newPage();
-  watch(page);
+  watchPage(page, log);
 });
 
 after(async () => {
@@ -74,16 +64,6 @@ after(async () => {
   await stopAllServices();
   removeFixtures();
 });
-
-function watch(p: Page): void {
-  p.on('websocket', (ws) => {
-    if (!isLoopback(ws.url())) foreign.push(ws.url());
-  });
-  p.on('pageerror', (err) => pageErrors.push(err.message));
-  p.on('console', (msg) => {
-    if (msg.type() === 'error') pageErrors.push(msg.text());
-  });
-}
 
 interface PageState {
   clientId: string;
@@ -343,7 +323,7 @@ describe('listener in Chromium on the real ALSA path', () => {
 
   test('the dashboard shows a QR code that decodes to the listener on this box', async () => {
     const dash = await context.newPage();
-    watch(dash);
+    watchPage(dash, log);
     await dash.setViewportSize({ width: 412, height: 915 });
     await dash.goto(`http://127.0.0.1:${svc.port}/`);
     const url = `http://127.0.0.1:${svc.port}/listen/`;
