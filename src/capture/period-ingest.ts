@@ -71,8 +71,8 @@ export class PeriodIngest {
     this.periods++;
     const pos = this.samplePos;
     this.samplePos += BigInt(frames);
-    if (!this.pool.canAccept()) {
-      // The pool is a ring behind: skip this period rather than overwrite unread audio.
+    if (!this.pool.canAccept(seq)) {
+      // The pool is a ring behind: drop this period whole (the next one is flagged) rather than overwrite unread audio.
       this.flags |= FLAG_DISCONTINUITY;
       this.pool.skip();
       return;

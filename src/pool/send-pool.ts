@@ -24,9 +24,11 @@ export interface SendPoolOptions {
   periodFrames: number;
   /** Most distinct personal mixes at once (the mix slab's slots); default 256. */
   maxMixes?: number;
+  /** The worker script; default the real encode-worker. Tests give a fixture that wraps it (a deliberately slow worker). */
+  workerFile?: string;
 }
 
-/** A period between dispatch and fan-out. Reused: one per ring slot. */
+/** A period between dispatch and fan-out. Reused: one per ring slot, the slot its audio is in. */
 interface PendingPeriod {
   seq: number;
   slot: number;
@@ -80,9 +82,12 @@ export class SendPool {
   private ringView: AudioRing;
   private readonly ringSab: SharedArrayBuffer;
   private readonly piscina: Piscina | null;
+  /** Indexed by ring slot: a slot is free for a new period only when its record is not active. */
   private readonly pending: PendingPeriod[];
-  private head = 0; // oldest pending seq
-  private tail = 0; // next seq to be dispatched
+  /** Periods dispatched and not yet fanned out. */
+  private inFlight = 0;
+  /** Oldest seq not yet fanned out (meaningful while inFlight > 0). */
+  private headSeq = 0;
   private periodMs = 0;
   private readonly channelDecider = new InlineDecider();
   private readonly mixDecider = new InlineDecider();
@@ -139,7 +144,7 @@ export class SendPool {
     this.piscina =
       opts.size > 0
         ? new Piscina({
-            filename: path.join(__dirname, 'encode-worker.js'),
+            filename: opts.workerFile ?? path.join(__dirname, 'encode-worker.js'),
             minThreads: opts.size,
             maxThreads: opts.size,
             idleTimeout: Number.MAX_SAFE_INTEGER,
@@ -169,9 +174,14 @@ export class SendPool {
     return this.opts.size;
   }
 
-  /** Whether the slot for `seq` is free to be written (the pool is not a ring behind). */
-  canAccept(): boolean {
-    return this.tail - this.head < RING_SLOTS - 1;
+  /**
+   * Whether period `seq` may be written into the ring: every period still
+   * being encoded or waiting for fan-out must lie within one ring before it,
+   * or `seq` would overwrite audio a worker has yet to read (or a queued mix
+   * has yet to render). A pool that far behind drops `seq` whole instead.
+   */
+  canAccept(seq: number): boolean {
+    return this.inFlight === 0 || ((seq - this.headSeq) >>> 0) < RING_SLOTS;
   }
 
   /** A period that could not be written (the pool is a ring behind) is counted and dropped. */
@@ -186,12 +196,12 @@ export class SendPool {
   dispatch(seq: number, ingestStartMs: number): void {
     const slot = this.ring.slotOf(seq);
     if (this.outputs.size === 0) return;
-    if (!this.canAccept()) {
+    if (!this.canAccept(seq)) {
       this.skip();
       return;
     }
     this.stats.periods++;
-    const p = this.pending[this.tail % RING_SLOTS]!;
+    const p = this.pending[slot]!;
     p.seq = seq;
     p.slot = slot;
     p.arrivalMs = ingestStartMs;
@@ -203,7 +213,7 @@ export class SendPool {
     p.mixWorkerUs = 0;
     // One part for this call, so nothing is released before it returns.
     p.remaining = 1;
-    this.tail++;
+    if (this.inFlight++ === 0) this.headSeq = seq;
     let budgetMs = this.budgetMs();
     if (this.outputs.mixRenders.length > 0) {
       p.remaining++;
@@ -339,10 +349,15 @@ export class SendPool {
     if (--p.remaining === 0) this.release();
   }
 
-  /** Fans out every completed period at the head, in order. */
+  /** Fans out every completed period at the head, in seq order; skipped seqs are stepped over. */
   private release(): void {
-    while (this.head < this.tail) {
-      const p = this.pending[this.head % RING_SLOTS]!;
+    while (this.inFlight > 0) {
+      const p = this.pending[this.headSeq % RING_SLOTS]!;
+      if (!p.active || p.seq !== this.headSeq) {
+        // Never dispatched (skipped, or no outputs then): within a ring of headSeq, so this ends.
+        this.headSeq = (this.headSeq + 1) >>> 0;
+        continue;
+      }
       if (p.remaining > 0) return;
       const t0 = performance.now();
       for (const ab of p.results) this.fanOut(ab, p.arrivalMs);
@@ -352,7 +367,8 @@ export class SendPool {
       if (t1 - p.arrivalMs > this.periodMs) this.stats.deadlineMisses++;
       p.active = false;
       p.results.length = 0;
-      this.head++;
+      this.inFlight--;
+      this.headSeq = (this.headSeq + 1) >>> 0;
     }
   }
 
@@ -378,7 +394,7 @@ export class SendPool {
       mixCostUsPerPeriod: Math.round(this.mixUs.quantile(0.5) * 1000),
       ...this.stats,
       utilization: this.piscina ? this.piscina.utilization : 0,
-      pending: this.tail - this.head,
+      pending: this.inFlight,
     };
   }
 
@@ -393,7 +409,7 @@ export class SendPool {
     for (const p of this.pending) p.active = false;
     this.mixQueue.length = 0;
     this.mixBusy = false;
-    this.head = this.tail;
+    this.inFlight = 0;
     if (this.piscina) await this.piscina.destroy();
   }
 }
