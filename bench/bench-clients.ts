@@ -5,9 +5,10 @@
  */
 import WebSocket, { type RawData } from 'ws';
 import { LatencyHistogram } from '../src/health/latency-histogram';
-import type { ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
+import type { ChurnStats, ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
 import { LibraryClient, jitterStats, resetJitterStats } from './library-client';
 import { PacketCounters } from './packet-counters';
+import { addCounts, emptyCounts, StreamVerifier } from './stream-verifier';
 
 const MAGIC0 = 0x53;
 const MAGIC1 = 0x42;
@@ -26,9 +27,11 @@ class BenchClient extends PacketCounters {
   open = false;
   closeCode: number | null = null;
   private ws: WebSocket | null = null;
+  readonly verifier: StreamVerifier | null;
 
   constructor(readonly spec: ClientSpec) {
     super();
+    this.verifier = spec.verify ? new StreamVerifier(spec.clientId, spec.channels) : null;
   }
 
   /** Connects, says hello, subscribes; resolves once "subscribed" arrives. */
@@ -98,6 +101,7 @@ class BenchClient extends PacketCounters {
     // the gap count below holds for opus too): its e2e includes the wait for the frame to fill,
     // which is latency the listener has and pcm does not.
     e2e.record(Number(now - buf.readBigUInt64LE(24)) / 1e6);
+    this.verifier?.check(buf);
     this.count(buf.readUInt32LE(8), (buf[33]! & FLAG_DISCONTINUITY) !== 0, buf.length - buf.readUInt16LE(4), buf.readUInt16LE(6) * buf[32]! * 2);
   }
 
@@ -197,14 +201,80 @@ function collectStats(): FleetStats {
   s.minPackets = min === Infinity ? 0 : min;
   const lib = clients.filter((c): c is LibraryClient => c instanceof LibraryClient);
   if (lib.length > 0) s.jitter = jitterStats(lib);
+  const verifying = [...clients, ...churn.done, ...churn.live].filter((c): c is BenchClient => c instanceof BenchClient && c.verifier !== null);
+  if (verifying.length > 0) {
+    const counts = emptyCounts();
+    const examples: string[] = [];
+    for (const c of verifying) {
+      addCounts(counts, c.verifier!.counts);
+      examples.push(...c.verifier!.examples);
+    }
+    s.verify = { clients: verifying.length, counts, examples: examples.slice(0, 10) };
+  }
   return s;
+}
+
+/**
+ * Churn (soak scenario): new clients arrive at a steady rate, stream for a
+ * while and leave, as phones do at a venue. They count in the verify stats
+ * (their packets are checked like everyone's) but not in the normal fleet's.
+ */
+const churn = {
+  timer: null as NodeJS.Timeout | null,
+  live: new Set<BenchClient>(),
+  done: [] as BenchClient[],
+  stats: { started: 0, connected: 0, failed: 0, firstError: null, closes: {} } as ChurnStats,
+};
+
+function churnStart(port: number, perSecond: number, lifetimeMs: number, specs: ClientSpec[]): void {
+  if (churn.timer || specs.length === 0) return;
+  let n = 0;
+  churn.timer = setInterval(() => {
+    const base = specs[n % specs.length]!;
+    const c = new BenchClient({ ...base, clientId: `${base.clientId}-${n++}` });
+    churn.stats.started++;
+    churn.live.add(c);
+    c.connect(port, lifetimeMs).then(
+      () => {
+        churn.stats.connected++;
+        setTimeout(() => {
+          c.close();
+          churnEnd(c);
+        }, lifetimeMs).unref();
+      },
+      (err: Error) => {
+        churn.stats.failed++;
+        churn.stats.firstError ??= err.message;
+        churnEnd(c);
+      },
+    );
+  }, 1000 / perSecond);
+}
+
+function churnEnd(c: BenchClient): void {
+  if (!churn.live.delete(c)) return;
+  if (c.closeCode !== null && c.closeCode !== 1000 && c.closeCode !== 1005) churn.stats.closes[c.closeCode] = (churn.stats.closes[c.closeCode] ?? 0) + 1;
+  churn.done.push(c);
+}
+
+async function churnStop(): Promise<ChurnStats> {
+  if (churn.timer) clearInterval(churn.timer);
+  churn.timer = null;
+  const rest = [...churn.live];
+  await closeClients(rest);
+  for (const c of rest) churnEnd(c);
+  return { ...churn.stats, closes: { ...churn.stats.closes } };
 }
 
 function resetStats(): void {
   e2e.reset();
   resetJitterStats();
   malformed = 0;
-  for (const c of clients) c.resetStats();
+  for (const c of [...clients, ...churn.live]) {
+    c.resetStats();
+    if (c instanceof BenchClient) c.verifier?.resetCounts();
+  }
+  churn.done.length = 0;
 }
 
 /** Closes `victims` and waits (bounded) for the close handshakes, so the box has detached them on return. */
@@ -248,6 +318,13 @@ async function handle(req: FleetRequest): Promise<void> {
       case 'trim':
         reply({ rid: req.rid, op: 'trim', clients: await trim(req.keep) });
         return;
+      case 'churn-start':
+        churnStart(req.port, req.perSecond, req.lifetimeMs, req.specs);
+        reply({ rid: req.rid, op: 'churn-start' });
+        return;
+      case 'churn-stop':
+        reply({ rid: req.rid, op: 'churn-stop', churn: await churnStop() });
+        return;
       case 'close':
         await closeClients(clients);
         reply({ rid: req.rid, op: 'close' });
@@ -267,6 +344,7 @@ if (typeof process.send !== 'function') {
 process.on('message', (msg: FleetRequest) => void handle(msg));
 // The parent went away (crash, kill): never outlive it with open sockets.
 process.on('disconnect', () => {
-  for (const c of clients) c.terminate();
+  if (churn.timer) clearInterval(churn.timer);
+  for (const c of [...clients, ...churn.live]) c.terminate();
   setTimeout(() => process.exit(0), 50).unref();
 });

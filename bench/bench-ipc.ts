@@ -3,6 +3,7 @@
  * Every request carries a request id (rid) that its reply echoes.
  */
 import type { LatencySummary } from '../src/health/latency-histogram';
+import type { VerifierCounts } from './stream-verifier';
 
 /** Codec a client asks for; opus only in a personal mix. */
 export type BenchCodec = 'pcm16' | 'pcm24' | 'deflate' | 'opus';
@@ -17,6 +18,27 @@ export interface ClientSpec {
   mix?: object;
   /** The client is the client library (StageboxClient with its jitter buffer, pulled in real time), not a raw socket. */
   viaLibrary?: boolean;
+  /** Check every packet against the soak's pattern source (bench/stream-verifier.ts); raw pcm16/pcm24 channels only. */
+  verify?: boolean;
+}
+
+/** What the verifying clients found (soak scenario), every client together, churned ones included. */
+export interface VerifyStats {
+  clients: number;
+  counts: VerifierCounts;
+  /** The first few anomalies, described. */
+  examples: string[];
+}
+
+/** Clients that connected, streamed for a while and left again (soak scenario). */
+export interface ChurnStats {
+  started: number;
+  /** Connected and subscribed. */
+  connected: number;
+  failed: number;
+  firstError: string | null;
+  /** Close codes seen by churned clients that the box closed, code -> count. */
+  closes: Record<string, number>;
 }
 
 /** The library clients' jitter buffers over the window (`library` scenario). */
@@ -40,6 +62,9 @@ export type FleetRequest =
   | { rid: number; op: 'stats' }
   /** Closes every normal client after the first `keep` (in connection order). */
   | { rid: number; op: 'trim'; keep: number }
+  /** Starts connecting `perSecond` new clients a second, each from `specs` in turn, each closing itself after `lifetimeMs`. */
+  | { rid: number; op: 'churn-start'; port: number; perSecond: number; lifetimeMs: number; specs: ClientSpec[] }
+  | { rid: number; op: 'churn-stop' }
   | { rid: number; op: 'close' };
 
 export interface ConnectResult {
@@ -80,6 +105,8 @@ export interface FleetStats {
   stalled: StalledStats;
   /** Present when library clients are connected. */
   jitter?: JitterFleetStats;
+  /** Present when verifying clients are connected (or were, churned). */
+  verify?: VerifyStats;
 }
 
 export type FleetReply =
@@ -87,5 +114,7 @@ export type FleetReply =
   | { rid: number; op: 'reset' }
   | { rid: number; op: 'stats'; stats: FleetStats }
   | { rid: number; op: 'trim'; clients: number }
+  | { rid: number; op: 'churn-start' }
+  | { rid: number; op: 'churn-stop'; churn: ChurnStats }
   | { rid: number; op: 'close' }
   | { rid: number; op: 'error'; message: string };

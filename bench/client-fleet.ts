@@ -4,7 +4,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
+import type { ChurnStats, ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
 import { trackChild } from './cleanup';
 import { deadline } from './service-process';
 
@@ -83,6 +83,18 @@ export class ClientFleet {
     const r = await this.request({ op: 'trim', keep }, REQUEST_TIMEOUT_MS);
     if (r.op !== 'trim') throw new Error(`bench clients: expected a trim reply, got ${r.op}`);
     return r.clients;
+  }
+
+  /** Starts churn: `perSecond` new clients a second (specs in turn), each leaving after `lifetimeMs`. */
+  async churnStart(port: number, perSecond: number, lifetimeMs: number, specs: ClientSpec[]): Promise<void> {
+    await this.request({ op: 'churn-start', port, perSecond, lifetimeMs, specs }, REQUEST_TIMEOUT_MS);
+  }
+
+  /** Stops starting churn clients, closes the ones still open; resolves with what churn did. */
+  async churnStop(): Promise<ChurnStats> {
+    const r = await this.request({ op: 'churn-stop' }, REQUEST_TIMEOUT_MS);
+    if (r.op !== 'churn-stop') throw new Error(`bench clients: expected a churn-stop reply, got ${r.op}`);
+    return r.churn;
   }
 
   /** Asks the child to close its sockets and exit; kills it if it does not. */

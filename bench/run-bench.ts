@@ -8,6 +8,7 @@
  */
 import { cleanupAllSync, installCleanupHandlers } from './cleanup';
 import { runScenario, SCENARIO_NAMES, type ScenarioName } from './scenarios';
+import { SOAK_WINDOW_FACTOR } from './soak-scenario';
 import { setMonitoring, type Monitoring } from './service-process';
 
 const USAGE = `Usage: node dist/bench/run-bench.js [--scenarios LIST] [--seconds N] [--monitoring on|off]
@@ -110,7 +111,12 @@ async function main(): Promise<number> {
   let failures = 0;
   for (const name of args.scenarios) {
     const t0 = Date.now();
-    const watchdogMs = name === 'ramp' || name === 'shared' ? RAMP_WATCHDOG_MS + 2 * seconds * 1000 : FIXED_WATCHDOG_EXTRA_MS + seconds * 1000;
+    const watchdogMs =
+      name === 'ramp' || name === 'shared'
+        ? RAMP_WATCHDOG_MS + 2 * seconds * 1000
+        : name === 'soak'
+          ? 2 * FIXED_WATCHDOG_EXTRA_MS + 2 * SOAK_WINDOW_FACTOR * seconds * 1000
+          : FIXED_WATCHDOG_EXTRA_MS + seconds * 1000;
     try {
       const line = await withWatchdog(runScenario(name, { seconds, log }), watchdogMs, name);
       process.stdout.write(`${JSON.stringify(line)}\n`);

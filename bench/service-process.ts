@@ -55,6 +55,8 @@ export interface ServiceOptions {
   maxClients?: number;
   /** log.level of the service (default "warn"); the boot scenario reads the info lines' arrival times. */
   logLevel?: string;
+  /** Keys merged over the bench's config sections (the soak plays a WAV: capture.wavFile; pool.inlineBudgetPct). */
+  config?: { capture?: Record<string, unknown>; pool?: Record<string, unknown> };
 }
 
 export class ServiceProcess {
@@ -91,7 +93,8 @@ export class ServiceProcess {
     trackDir(dir);
     const configPath = path.join(dir, 'config.json');
     const config = {
-      capture: { device: 'test-signal', channels: 32, rate: 48000, periodFrames: 128 },
+      capture: { device: 'test-signal', channels: 32, rate: 48000, periodFrames: 128, ...opts.config?.capture },
+      ...(opts.config?.pool ? { pool: opts.config.pool } : {}),
       server: { host: '127.0.0.1', port },
       stream: { maxClients: opts.maxClients ?? 2000 },
       log: { level: opts.logLevel ?? 'warn' },
