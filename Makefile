@@ -69,7 +69,8 @@ node_modules/.stamp: package.json package-lock.json | system-deps
 
 deps: system-deps node_modules/.stamp
 
-# The second tsc builds the client library (src/client) as ES modules for the browser listener (/listen/client/).
+# The second tsc builds the client library (src/client) and the protocol module it imports (src/protocol) as ES
+# modules for the browser listener (/listen/client/, /listen/protocol/).
 build: deps
 	@npx tsc -p tsconfig.json
 	@npx tsc -p tsconfig.web-client.json
@@ -93,11 +94,11 @@ SD_NOTIFY_SRC := $(filter-out native/sd-notify/build,$(wildcard native/sd-notify
 YOCTO_SHRINKWRAP := yocto/meta-stagebox/recipes-stagebox/stagebox/stagebox/npm-shrinkwrap.json
 
 # The service's own code only (src/), without tests, benchmarks or source maps,
-# and the client library's browser build for the listener page (dist/web/client).
+# and the client library's browser build for the listener page (dist/web/client, dist/web/protocol).
 build/dist/.stamp: $(shell find src -name '*.ts') tsconfig.json tsconfig.build.json tsconfig.web-client.json | deps
 	@rm -rf build/dist
 	@npx tsc -p tsconfig.build.json --outDir build/dist
-	@npx tsc -p tsconfig.web-client.json --outDir build/dist/web/client
+	@npx tsc -p tsconfig.web-client.json --outDir build/dist/web
 	@touch $@
 
 # Production dependencies for this machine, native addons built from source.

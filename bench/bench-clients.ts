@@ -4,7 +4,7 @@
  * over IPC (bench-ipc.ts); writes nothing to stdout.
  */
 import WebSocket, { type RawData } from 'ws';
-import { LatencyHistogram } from '../src/health/latency-histogram';
+import { LatencyHistogram } from '../src/metrics/latency-histogram';
 import type { ChurnStats, ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
 import { LibraryClient, jitterStats, resetJitterStats } from './library-client';
 import { PacketCounters } from './packet-counters';

@@ -2,7 +2,7 @@
  * Messages between run-bench (parent) and bench-clients (forked child).
  * Every request carries a request id (rid) that its reply echoes.
  */
-import type { LatencySummary } from '../src/health/latency-histogram';
+import type { LatencySummary } from '../src/metrics/latency-histogram';
 import type { VerifierCounts } from './stream-verifier';
 
 /** Codec a client asks for; opus only in a personal mix. */

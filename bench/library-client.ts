@@ -7,7 +7,7 @@
  * and its underruns, for the `library` scenario.
  */
 import { StageboxClient } from '../src/client/index.js';
-import { LatencyHistogram } from '../src/health/latency-histogram';
+import { LatencyHistogram } from '../src/metrics/latency-histogram';
 import { NodeWebSocket, nodeInflateRaw } from '../src/listen/node-platform';
 import type { ClientSpec, JitterFleetStats } from './bench-ipc';
 import { PacketCounters } from './packet-counters';

@@ -1,5 +1,5 @@
 /** Turns a measurement into the flat JSON line the bench prints per scenario. */
-import type { LatencySummary } from '../src/health/latency-histogram';
+import type { LatencySummary } from '../src/metrics/latency-histogram';
 import type { BenchCodec } from './bench-ipc';
 import type { Measurement } from './bench-session';
 import type { StopInfo } from './service-process';

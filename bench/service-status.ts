@@ -2,7 +2,7 @@
  * The part of GET /api/status the bench reads, checked once at the edge so a
  * contract drift fails with the missing key instead of a NaN in the report.
  */
-import type { LatencySummary } from '../src/health/latency-histogram';
+import type { LatencySummary } from '../src/metrics/latency-histogram';
 
 export interface StatusClient {
   clientId: string | null;

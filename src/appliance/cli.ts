@@ -1,8 +1,8 @@
-import { configSchema, redactSecrets } from './config-schema';
-import { ConfigError } from './config-errors';
-import { loadConfig, DEFAULT_CONFIG_PATH } from './config-loader';
+import { configSchema, redactSecrets } from '../config/config-schema';
+import { ConfigError } from '../config/config-errors';
+import { loadConfig, DEFAULT_CONFIG_PATH } from '../config/config-loader';
 import { Controller, VERSION } from './controller';
-import { createLogger, flushLogger } from './logger';
+import { createLogger, flushLogger } from '../logging/logger';
 import { SdNotify } from './sd-notify';
 
 const USAGE = `Usage: stagebox [options]

@@ -1,6 +1,6 @@
 import type http from 'node:http';
-import type { Config } from './config-schema';
-import type { Logger } from './logger';
+import type { Config } from '../config/config-schema';
+import type { Logger } from '../logging/logger';
 import { createSource } from '../capture/source-factory';
 import { pickUsbCaptureCard } from '../capture/device-probe';
 import { SdNotify } from './sd-notify';
@@ -17,8 +17,8 @@ import { StreamServer } from '../transport/stream-server';
 import { ClientMemory } from '../control/client-memory';
 import { ChannelMetadata } from '../control/channel-metadata';
 import { AdminAuth } from '../control/admin-auth';
-import { StateDirError, StateStore } from './state-store';
-import { frameInPlace } from '../transport/ws-frame';
+import { StateDirError, StateStore } from '../state/state-store';
+import { FanOut } from '../transport/fan-out';
 import { SystemCollector } from '../health/system-collector';
 import { HealthWatcher, type HealthEvent } from '../health/health-watcher';
 import { buildHealthSnapshot, summarizeClient, type HealthSnapshot, type ServiceFigures, type StateSaving } from '../health/health-snapshot';
@@ -33,7 +33,7 @@ import { ListenPage } from '../web/listen-routes';
 import { LevelMeter } from '../web/level-meter';
 import { LiveFeed } from '../web/live-feed';
 import { MdnsAdvertiser, discoveryOffStatus } from '../discovery/mdns-advertiser';
-import { PROTOCOL_VERSION } from '../engine/packet-format';
+import { PROTOCOL_VERSION } from '../protocol';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
@@ -104,7 +104,7 @@ export class Controller {
     this.pool = new SendPool({ size: poolSize, inlineBudgetPct: cfg.pool.inlineBudgetPct, periodFrames: cfg.capture.periodFrames, maxMixes }, this.outputs, {
       channels: 1,
       rate: cfg.capture.rate,
-    }, frameInPlace);
+    }, new FanOut(this.outputs).deliver);
     this.pool.onEncodeError = (err) => this.log.error({ err: err.message }, 'encode failed; period dropped');
     if (cfg.admin.token === null) this.log.info({}, 'no admin token configured (admin.token): channel metadata and other clients\' mixes cannot be edited');
     this.log.info(
@@ -119,11 +119,7 @@ export class Controller {
     const listenQr = createListenQrRoute();
     const routes: http.RequestListener = (req, res) =>
       (dashboard?.handle(req, res) ?? false) || (listen?.handle(req, res) ?? false) || listenQr(req, res) || api(req, res);
-    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, this.outputs, this.pool.serverLatency, routes, this.log);
-    this.server.events = this.events;
-    const ingest = this.ingest;
-    this.live = new LiveFeed({ maxViewers: cfg.dashboard.maxViewers }, () => this.status(), new LevelMeter(() => this.pool.ring, () => ingest.nextSeq), this.log);
-    this.server.addUpgradeRoute('/api/live', this.live.handleUpgrade);
+    // The control plane reaches the server through these closures; they run only once clients connect, after both exist.
     this.control = new ControlHandler({
       version: VERSION,
       stream: cfg.stream,
@@ -140,7 +136,13 @@ export class Controller {
       periodFrames: cfg.capture.periodFrames,
       memory,
     });
-    this.server.control = this.control;
+    this.server = new StreamServer(
+      { host: cfg.server.host, port: cfg.server.port, stream: cfg.stream },
+      { outputs: this.outputs, serverLatency: this.pool.serverLatency, http: routes, text: this.control, events: this.events, log: this.log },
+    );
+    const ingest = this.ingest;
+    this.live = new LiveFeed({ maxViewers: cfg.dashboard.maxViewers }, () => this.status(), new LevelMeter(() => this.pool.ring, () => ingest.nextSeq), this.log);
+    this.server.addUpgradeRoute('/api/live', this.live.handleUpgrade);
     this.port = await this.server.listen();
     this.log.info({ host: cfg.server.host, port: this.port }, 'listening');
     this.events.add('service-started', { version: VERSION, port: this.port });

@@ -1,4 +1,4 @@
-import type { Logger } from './logger';
+import type { Logger } from '../logging/logger';
 
 /** The one call of native/sd-notify (a ~60-line N-API addon; see its sd_notify.c). */
 interface NotifyAddon {

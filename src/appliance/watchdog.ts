@@ -1,5 +1,5 @@
 import type { CaptureState } from '../capture/capture-source';
-import type { Logger } from './logger';
+import type { Logger } from '../logging/logger';
 import type { SdNotify } from './sd-notify';
 
 /** What the watchdog reads from the audio path on each check (all times performance.now(), ms). */

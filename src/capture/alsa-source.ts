@@ -1,4 +1,4 @@
-import type { SampleFormat } from '../appliance/config-schema';
+import type { SampleFormat } from '../engine/sample-format';
 import { BYTES_PER_SAMPLE } from '../engine/sample-format';
 import { CaptureSource, type CaptureFormat } from './capture-source';
 

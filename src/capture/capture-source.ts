@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { SampleFormat } from '../appliance/config-schema';
+import type { SampleFormat } from '../engine/sample-format';
 
 /** What a source delivers once it is running. */
 export interface CaptureFormat {

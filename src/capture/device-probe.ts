@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { SAMPLE_FORMATS, type SampleFormat } from '../appliance/config-schema';
+import { SAMPLE_FORMATS, type SampleFormat } from '../engine/sample-format';
 
 /** A sound card's capture capabilities as /proc/asound reports them. */
 export interface CaptureCard {

@@ -1,6 +1,6 @@
-import { FLAG_DISCONTINUITY } from '../engine/packet-format';
+import { FLAG_DISCONTINUITY } from '../protocol';
 import { toInt32 } from '../engine/sample-format';
-import { LatencyHistogram } from '../health/latency-histogram';
+import { LatencyHistogram } from '../metrics/latency-histogram';
 import type { SendPool } from '../pool/send-pool';
 import type { CaptureFormat, CaptureSource } from './capture-source';
 

@@ -1,5 +1,6 @@
-import type { CaptureConfig, SampleFormat } from '../appliance/config-schema';
-import { ConfigError } from '../appliance/config-errors';
+import type { CaptureConfig } from '../config/config-schema';
+import type { SampleFormat } from '../engine/sample-format';
+import { ConfigError } from '../config/config-errors';
 import { AlsaSource } from './alsa-source';
 import type { CaptureSource } from './capture-source';
 import { listCaptureCards, pickUsbCaptureCard, type CaptureCard } from './device-probe';

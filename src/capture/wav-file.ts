@@ -1,4 +1,4 @@
-import type { SampleFormat } from '../appliance/config-schema';
+import type { SampleFormat } from '../engine/sample-format';
 
 export interface WavInfo {
   format: SampleFormat;

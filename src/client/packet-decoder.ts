@@ -1,46 +1,19 @@
 /**
  * Binary audio packets of the stagebox protocol, version 1 (docs/protocol.md,
- * section 5): the header parser and the decoders of every codec the box sends
+ * section 5): the decoders of every codec the box sends
  * (pcm16, pcm24, deflate, opus) into interleaved Float32 samples in [-1, 1).
  *
  * Portable: no Node or DOM imports. The two codecs that need native help are
  * injected: `inflateRaw` (raw DEFLATE, RFC 1951) for `deflate`, and an Opus
- * decoder factory for `opus`.
+ * decoder factory for `opus`. The header is read by the protocol module's
+ * parser (src/protocol/packet-header.ts), the same one the box's tests and
+ * bench use.
  */
+import { hex2, PacketError, parseHeader, type PacketHeader } from '../protocol/packet-header.js';
+import type { PacketCodec } from '../protocol/codecs.js';
 
-export const PACKET_VERSION = 1;
-export const FIXED_HEADER_BYTES = 36;
-/** Flag bit 0: samples were lost on the box before this packet (section 7). */
-export const FLAG_DISCONTINUITY = 1;
-/** Flag bit 1: a personal mix; the channel list is the mix's outputs ([0, 1] or [0]). */
-export const FLAG_MIX = 2;
-
-export type PacketCodec = 'pcm16' | 'pcm24' | 'deflate' | 'opus';
-/** Codec ids of byte 3; index 0 is unused. */
-export const CODEC_NAMES: readonly (PacketCodec | undefined)[] = [undefined, 'pcm16', 'pcm24', 'deflate', 'opus'];
-export const CODEC_IDS: Readonly<Record<PacketCodec, number>> = { pcm16: 1, pcm24: 2, deflate: 3, opus: 4 };
-
-/** The header of one packet, as the box wrote it. */
-export interface PacketHeader {
-  version: number;
-  codec: PacketCodec;
-  /** Offset of the payload: always read it, never assume 36 + channelCount. */
-  headerBytes: number;
-  /** Frames in this packet (the period; for opus the Opus frame). */
-  frames: number;
-  /** uint32, wraps to 0. */
-  seq: number;
-  rate: number;
-  /** Frames captured before this packet's first frame (uint64). */
-  samplePos: bigint;
-  /** Box CLOCK_MONOTONIC, ns (uint64). */
-  captureNs: bigint;
-  flags: number;
-  discontinuity: boolean;
-  mix: boolean;
-  /** Device channel (or mix output) of each payload channel, in payload order. */
-  channels: number[];
-}
+export { CODEC_IDS, CODEC_NAMES, type PacketCodec } from '../protocol/codecs.js';
+export { FIXED_HEADER_BYTES, FLAG_DISCONTINUITY, FLAG_MIX, PACKET_VERSION, PacketError, parseHeader, type PacketHeader } from '../protocol/packet-header.js';
 
 /** Raw DEFLATE (RFC 1951) inflater. Node: zlib.inflateRawSync; browser: DecompressionStream('deflate-raw'). */
 export type InflateRaw = (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>;
@@ -58,56 +31,6 @@ export interface OpusDecoder {
   free?(): void;
 }
 export type CreateOpusDecoder = (rate: number, channels: number) => OpusDecoder;
-
-/** Thrown for a packet that breaks section 5 of the protocol. */
-export class PacketError extends RangeError {
-  override name = 'PacketError';
-}
-
-/** Parses the header of a packet. Throws {@link PacketError} naming the bad field, its value and what is allowed. */
-export function parseHeader(bytes: Uint8Array): PacketHeader {
-  if (bytes.length < FIXED_HEADER_BYTES) throw new PacketError(`packet is ${bytes.length} bytes; the header alone needs at least ${FIXED_HEADER_BYTES}`);
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (v.getUint8(0) !== 0x53 || v.getUint8(1) !== 0x42) {
-    throw new PacketError(`packet magic is 0x${hex2(v.getUint8(0))} 0x${hex2(v.getUint8(1))}; allowed: 0x53 0x42 ("SB")`);
-  }
-  const version = v.getUint8(2);
-  if (version !== PACKET_VERSION) throw new PacketError(`packet layout version is ${version}; this client reads version ${PACKET_VERSION}`);
-  const codecId = v.getUint8(3);
-  const codec = CODEC_NAMES[codecId];
-  if (!codec) throw new PacketError(`packet codec id is ${codecId}; allowed: 1 (pcm16), 2 (pcm24), 3 (deflate), 4 (opus)`);
-  const headerBytes = v.getUint16(4, true);
-  const n = v.getUint8(32);
-  if (n < 1) throw new PacketError('packet channelCount is 0; allowed: 1-64');
-  if (headerBytes < FIXED_HEADER_BYTES + n || headerBytes > bytes.length) {
-    throw new PacketError(`packet headerBytes is ${headerBytes}; allowed for ${n} channels in a ${bytes.length}-byte packet: ${FIXED_HEADER_BYTES + n}-${bytes.length}`);
-  }
-  const frames = v.getUint16(6, true);
-  if (frames < 1) throw new PacketError('packet frames is 0; allowed: 1-65535');
-  const rate = v.getUint32(12, true);
-  if (rate < 1) throw new PacketError('packet rate is 0 Hz; allowed: above 0');
-  const channels = new Array<number>(n);
-  for (let i = 0; i < n; i++) channels[i] = v.getUint8(FIXED_HEADER_BYTES + i);
-  const flags = v.getUint8(33);
-  return {
-    version,
-    codec,
-    headerBytes,
-    frames,
-    seq: v.getUint32(8, true),
-    rate,
-    samplePos: v.getBigUint64(16, true),
-    captureNs: v.getBigUint64(24, true),
-    flags,
-    discontinuity: (flags & FLAG_DISCONTINUITY) !== 0,
-    mix: (flags & FLAG_MIX) !== 0,
-    channels,
-  };
-}
-
-function hex2(b: number): string {
-  return b.toString(16).padStart(2, '0');
-}
 
 /** pcm16 little-endian → float (x / 32768), `count` samples from `bytes[offset]`. Exact: every value is a float32. */
 export function decodePcm16(bytes: Uint8Array, offset: number, count: number, out: Float32Array): void {

@@ -9,14 +9,16 @@
  * decoder are injected; everything else is plain ES2022.
  */
 import { JitterBuffer, type JitterBufferOptions, type JitterBufferStats } from './jitter-buffer.js';
-import { PacketDecoder, type CreateOpusDecoder, type DecodedPacket, type InflateRaw, type PacketHeader } from './packet-decoder.js';
+import { PacketDecoder, type CreateOpusDecoder, type DecodedPacket, type InflateRaw } from './packet-decoder.js';
+import { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec } from '../protocol/codecs.js';
+import { CLOSE } from '../protocol/close-codes.js';
+import { CLIENT_ID_MAX_LENGTH, clientIdProblem } from '../protocol/client-id.js';
+import { PROTOCOL_VERSION, type BoxMessage, type MixRequest, type SourceInfo, type SubscribeRequest, type Welcome } from '../protocol/messages.js';
+import type { PacketHeader } from '../protocol/packet-header.js';
 import { TypedEmitter } from './typed-emitter.js';
 
-export const PROTOCOL_VERSION = 1;
-export const CHANNEL_CODECS = ['pcm16', 'pcm24', 'deflate'] as const;
-export const MIX_CODECS = ['pcm16', 'pcm24', 'opus'] as const;
-export type ChannelCodec = (typeof CHANNEL_CODECS)[number];
-export type MixCodec = (typeof MIX_CODECS)[number];
+export { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec, type MixCodec } from '../protocol/codecs.js';
+export { PROTOCOL_VERSION, type BoxMessage, type MixRequest, type SourceInfo, type SubscribeRequest, type Welcome } from '../protocol/messages.js';
 
 /** The part of the browser WebSocket API the client uses; `ws` offers it too. */
 export interface WebSocketLike {
@@ -30,54 +32,6 @@ export interface WebSocketLike {
   close(code?: number, reason?: string): void;
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-/** The capture source as the box describes it (welcome.source, `source`). */
-export interface SourceInfo {
-  state: string;
-  kind: string;
-  device: string;
-  channels: number | null;
-  rate: number | null;
-  periodFrames: number;
-  format: string | null;
-}
-
-export interface Welcome {
-  type: 'welcome';
-  protocol: number;
-  version: string;
-  clientId: string;
-  source: SourceInfo;
-  codecs: string[];
-  mixCodecs: string[];
-  role: string;
-  boxNs: string;
-  restored: { mode: 'channels' | 'mix'; codec: string } | null;
-}
-
-/** Any JSON message from the box; fields the client does not know are kept. */
-export interface BoxMessage {
-  type: string;
-  [key: string]: unknown;
-}
-
-export interface SubscribeRequest {
-  /** 0-based device channels, 1-64 of them, each once; the packets carry them in this order. */
-  channels: number[];
-  /** Default "pcm16". */
-  codec?: ChannelCodec;
-}
-
-/** The protocol's `mix` message without `type` (docs/protocol.md, section 3.1 "mix"). */
-export interface MixRequest {
-  codec?: MixCodec;
-  output?: 'stereo' | 'mono';
-  masterDb?: number | null;
-  channels: { ch: number; gainDb?: number | null; pan?: number; mute?: boolean; solo?: boolean }[];
-  groups?: { name: string; gainDb?: number | null; mute?: boolean }[];
-  limiter?: { enabled?: boolean; ceilingDb?: number };
-  opus?: { frameMs?: number; bitrateKbps?: number };
-}
 
 export interface AudioEvent {
   seq: number;
@@ -188,13 +142,12 @@ export interface ClientEvents {
   message: BoxMessage;
 }
 
-const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Close codes after which reconnecting would not help (docs/protocol.md section 4). */
 const NO_RECONNECT: Record<number, string> = {
-  1003: 'the box refused a binary frame from this client',
-  1009: 'a message from this client was too large for the box',
-  4002: "the box does not speak this client's protocol version; update the app",
-  4010: 'another connection with the same clientId took over',
+  [CLOSE.UNSUPPORTED_DATA]: 'the box refused a binary frame from this client',
+  [CLOSE.MESSAGE_TOO_BIG]: 'a message from this client was too large for the box',
+  [CLOSE.UNSUPPORTED_PROTOCOL]: "the box does not speak this client's protocol version; update the app",
+  [CLOSE.REPLACED]: 'another connection with the same clientId took over',
 };
 const OFFSET_WINDOW_MS = 30000;
 
@@ -246,8 +199,8 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (typeof opts.url !== 'string' || !/^wss?:\/\/[^/\s]+/i.test(opts.url)) {
       throw new TypeError(`StageboxClient url is ${JSON.stringify(opts.url)}; allowed: a ws:// or wss:// URL such as "ws://stagebox.local:5100/"`);
     }
-    if (typeof opts.clientId !== 'string' || !CLIENT_ID.test(opts.clientId)) {
-      throw new TypeError(`StageboxClient clientId is ${JSON.stringify(opts.clientId)}; allowed: 1-64 characters from A-Z a-z 0-9 . _ : -`);
+    if (typeof opts.clientId !== 'string' || clientIdProblem(opts.clientId) !== null) {
+      throw new TypeError(`StageboxClient clientId is ${JSON.stringify(opts.clientId)}; allowed: 1-${CLIENT_ID_MAX_LENGTH} characters from A-Z a-z 0-9 . _ : -`);
     }
     const name = opts.name ?? '';
     if (typeof name !== 'string' || name.length > 64) throw new TypeError(`StageboxClient name is ${name.length} characters long; allowed: at most 64`);

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { AdminConfig } from '../appliance/config-schema';
+import type { AdminConfig } from '../config/config-schema';
 import { ControlError } from './control-messages';
 
 /** Addresses whose failures are remembered; beyond it the oldest are forgotten. */

@@ -1,5 +1,5 @@
-import type { ChannelMeta } from '../appliance/state-schema';
-import type { StateStore } from '../appliance/state-store';
+import type { ChannelMeta } from '../state/state-schema';
+import type { StateStore } from '../state/state-store';
 import { ControlError, type SetMetadata } from './control-messages';
 
 /** One channel as clients see it in the "metadata" message. */

@@ -1,12 +1,11 @@
-import type { ClientState, MixJson } from '../appliance/state-schema';
-import type { StateStore } from '../appliance/state-store';
+import type { ClientState, MixJson } from '../state/state-schema';
+import type { StateStore } from '../state/state-store';
+import { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec } from '../protocol/codecs';
 import type { Mix } from './control-messages';
 
 /** What a returning client gets back: its raw channels, or its mix. */
-export type Recalled = { mode: 'channels'; channels: number[]; codec: 'pcm16' | 'pcm24' | 'deflate' } | { mode: 'mix'; mix: Mix };
+export type Recalled = { mode: 'channels'; channels: number[]; codec: ChannelCodec } | { mode: 'mix'; mix: Mix };
 
-const CHANNEL_CODECS = ['pcm16', 'pcm24', 'deflate'] as const;
-const MIX_CODECS = ['pcm16', 'pcm24', 'opus'] as const;
 /** Presets one client may keep. */
 export const MAX_PRESETS = 32;
 

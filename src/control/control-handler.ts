@@ -1,26 +1,19 @@
-import type { StreamConfig } from '../appliance/config-schema';
+import type { StreamConfig } from '../config/config-schema';
 import { MixCapacityError, OutputRegistry } from '../pool/output-registry';
 import type { ClientConnection } from '../transport/client-connection';
-import { CLOSE } from './close-codes';
+import { CLOSE } from '../protocol/close-codes';
 import { ControlError, MIX_CODECS, parseClientMessage, presetNameProblem, type ClientMessage, type Mix } from './control-messages';
 import { checkMixAgainstMetadata, resolveMix, settleMixCodec } from './mix-request';
 import type { ChannelMetadata } from './channel-metadata';
 import type { AdminAuth } from './admin-auth';
 import type { ClientMemory, Recalled } from './client-memory';
-import type { Codec } from '../appliance/config-schema';
+import type { ChannelCodec } from '../protocol/codecs';
 import { TokenBucket } from './token-bucket';
-import { PROTOCOL_VERSION } from '../engine/packet-format';
+import { PROTOCOL_VERSION, type SourceInfo } from '../protocol/messages';
+import type { Logger } from '../logging/logger';
 
 /** What clients are told about the capture source (welcome and "source" messages). */
-export interface SourceInfo {
-  state: string;
-  kind: string;
-  device: string;
-  channels: number | null;
-  rate: number | null;
-  periodFrames: number;
-  format: string | null;
-}
+export type { SourceInfo };
 
 export interface ControlDeps {
   version: string;
@@ -36,7 +29,7 @@ export interface ControlDeps {
   metadata: ChannelMetadata;
   auth: AdminAuth;
   close(conn: ClientConnection, code: number, reason: string): void;
-  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  log: Logger;
   /** Capture rate (Hz) and period (frames), for mix render state. */
   rate(): number;
   periodFrames: number;
@@ -261,7 +254,7 @@ export class ControlHandler {
   }
 
   /** `restored`: the box does it on its own after `hello`, and the answer says so (it answers no request). */
-  private subscribe(conn: ClientConnection, channels: number[], codec: Codec, restored = false): void {
+  private subscribe(conn: ClientConnection, channels: number[], codec: ChannelCodec, restored = false): void {
     this.checkChannels(channels, 'subscribe');
     // Re-subscribing to the same output must not cost a period of audio.
     if (conn.output?.key !== OutputRegistry.keyOf(codec, channels)) {

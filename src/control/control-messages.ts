@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { CODECS } from '../appliance/config-schema';
-import { PROTOCOL_VERSION } from '../engine/packet-format';
+import { CLIENT_ID_MAX_LENGTH, CLIENT_ID_PATTERN, CLIENT_ID_RULE } from '../protocol/client-id';
+import { CHANNEL_CODECS, MIX_CODECS, OPUS_BITRATE_KBPS, OPUS_FRAME_MS } from '../protocol/codecs';
+import { PROTOCOL_VERSION, type ClientMessageType, type ErrorCode } from '../protocol/messages';
 
 /**
  * Client → box control messages (JSON text frames), parsed once here at the
@@ -9,11 +10,7 @@ import { PROTOCOL_VERSION } from '../engine/packet-format';
 
 export const SUPPORTED_PROTOCOLS = [PROTOCOL_VERSION] as const;
 
-const clientId = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, ".", "_", ":" or "-" only');
+const clientId = z.string().min(1).max(CLIENT_ID_MAX_LENGTH).regex(CLIENT_ID_PATTERN, CLIENT_ID_RULE);
 
 export const helloSchema = z
   .object({
@@ -28,7 +25,7 @@ export const subscribeSchema = z
   .object({
     type: z.literal('subscribe'),
     channels: z.array(z.number().int().min(0).max(63)).min(1).max(64),
-    codec: z.enum(CODECS).default('pcm16'),
+    codec: z.enum(CHANNEL_CODECS).default('pcm16'),
   })
   .strict();
 
@@ -46,9 +43,7 @@ export const pingSchema = z
 /** A dB value for a fader: a finite number up to +10, or null for off (−∞). */
 const faderDb = z.number().finite().max(10).nullable();
 
-export const MIX_CODECS = ['pcm16', 'pcm24', 'opus'] as const;
-/** Opus frame lengths a mix may ask for, ms (engine/opus-encoder.ts OPUS_FRAME_MS). */
-export const MIX_OPUS_FRAME_MS = [2.5, 5, 10] as const;
+export { MIX_CODECS };
 
 /**
  * Opus settings of a mix. bitrateKbps left out means the box default
@@ -58,9 +53,9 @@ const mixOpusSchema = z
   .object({
     frameMs: z
       .number()
-      .refine((v) => (MIX_OPUS_FRAME_MS as readonly number[]).includes(v), { message: 'allowed: 2.5, 5 or 10 (ms)' })
+      .refine((v) => (OPUS_FRAME_MS as readonly number[]).includes(v), { message: `allowed: ${OPUS_FRAME_MS.slice(0, -1).join(', ')} or ${OPUS_FRAME_MS[OPUS_FRAME_MS.length - 1]} (ms)` })
       .default(5),
-    bitrateKbps: z.number().int().min(6).max(510).optional(),
+    bitrateKbps: z.number().int().min(OPUS_BITRATE_KBPS.min).max(OPUS_BITRATE_KBPS.max).optional(),
   })
   .strict();
 
@@ -226,7 +221,7 @@ export const MESSAGE_SCHEMAS = {
   'load-preset': loadPresetSchema,
   'delete-preset': deletePresetSchema,
   'list-presets': listPresetsSchema,
-} as const;
+} as const satisfies Record<ClientMessageType, z.ZodTypeAny>;
 
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;
 export type Hello = z.infer<typeof helloSchema>;
@@ -236,31 +231,7 @@ export type ClientMessage = { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMA
 export type SetMetadata = z.infer<typeof setMetadataSchema>;
 export type Mix = z.infer<typeof mixSchema>;
 
-/** Error codes the box sends in {"type":"error"} messages. */
-export type ErrorCode =
-  | 'bad-json'
-  | 'not-an-object'
-  | 'unknown-type'
-  | 'invalid-message'
-  | 'hello-required'
-  | 'already-hello'
-  | 'unsupported-protocol'
-  | 'bad-channel'
-  | 'bad-codec'
-  | 'too-many-mixes'
-  | 'bad-group'
-  | 'bad-metadata'
-  | 'rate-limited'
-  | 'admin-disabled'
-  | 'bad-credentials'
-  | 'auth-locked'
-  | 'forbidden'
-  | 'unknown-client'
-  | 'no-mix'
-  | 'bad-preset-name'
-  | 'unknown-preset'
-  | 'too-many-presets'
-  | 'not-saved';
+export type { ErrorCode };
 
 export class ControlError extends Error {
   constructor(

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { Bonjour, type Service } from 'bonjour-service';
-import type { Logger } from '../appliance/logger';
+import type { Logger } from '../logging/logger';
 
 /** DNS-SD service type of the audio stream (`_stagebox._tcp`); the dashboard is `_http._tcp`. */
 export const STREAM_SERVICE_TYPE = 'stagebox';

@@ -5,14 +5,13 @@
  *
  * Output spec (packed Int32Array, one record after another):
  *   [outputId, codecId, channelCount, ch0, ch1, ...]
- * Result layout (all Uint32, little-endian):
- *   [count, then count x (outputId, byteOffset, byteLength)], packets (4-aligned)
- * Every packet is preceded by at least PACKET_HEADROOM free bytes, so the
- * transport can put its frame header in front of it without copying.
+ * The result's layout (an index, then the packets with headroom for the
+ * transport's frame header) is engine/encode-result.ts's.
  */
 import { deflateSync, constants as zc } from 'node:zlib';
 import { AudioRing, SLOT_HEADER_WORDS } from './audio-ring';
-import { CODEC_IDS, headerBytesFor, writeHeader } from './packet-format';
+import { firstPacketAt, packetSpan, writeCount, writeEntry } from './encode-result';
+import { CODEC_IDS, headerBytesFor, writeHeader } from '../protocol';
 
 const PCM16 = CODEC_IDS.pcm16;
 const PCM24 = CODEC_IDS.pcm24;
@@ -21,12 +20,6 @@ const DEFLATE = CODEC_IDS.deflate;
 /** zlib level for the deflate codec: speed over ratio, since late audio is worthless. */
 export const DEFLATE_LEVEL = zc.Z_BEST_SPEED;
 
-/** Free bytes before each packet: the largest WebSocket frame header (10), rounded up to 4-byte alignment. */
-export const PACKET_HEADROOM = 12;
-
-function align4(n: number): number {
-  return (n + 3) & ~3;
-}
 
 function countSpecs(spec: Int32Array): number {
   let count = 0;
@@ -78,11 +71,10 @@ export function encodeSlot(ring: AudioRing, slot: number, spec: Int32Array): Arr
   const flags = Number(ring.headers[h + 3]!);
   const base = slot * ring.samplesPerSlot;
   const count = countSpecs(spec);
-  const indexBytes = 4 + count * 12;
 
   // Deflate payloads are sized only after compressing; do them first.
   let deflated: Buffer[] | undefined;
-  let total = align4(indexBytes) + PACKET_HEADROOM;
+  let total = firstPacketAt(count);
   for (let p = 0, i = 0; p < spec.length; p += 3 + spec[p + 2]!, i++) {
     const codec = spec[p + 1]!;
     const n = spec[p + 2]!;
@@ -94,14 +86,14 @@ export function encodeSlot(ring: AudioRing, slot: number, spec: Int32Array): Arr
       (deflated ??= [])[i] = z;
       payload = z.length;
     }
-    total += align4(headerBytesFor(n) + payload) + PACKET_HEADROOM;
+    total += packetSpan(headerBytesFor(n) + payload);
   }
 
   const out = new ArrayBuffer(total);
   const bytes = new Uint8Array(out);
   const view = new DataView(out);
-  view.setUint32(0, count, true);
-  let at = align4(indexBytes) + PACKET_HEADROOM;
+  writeCount(view, count);
+  let at = firstPacketAt(count);
   for (let p = 0, i = 0; p < spec.length; p += 3 + spec[p + 2]!, i++) {
     const id = spec[p]!;
     const codec = spec[p + 1]!;
@@ -128,10 +120,8 @@ export function encodeSlot(ring: AudioRing, slot: number, spec: Int32Array): Arr
       bytes.set(z, at + hb);
       len = hb + z.length;
     }
-    view.setUint32(4 + i * 12, id, true);
-    view.setUint32(8 + i * 12, at, true);
-    view.setUint32(12 + i * 12, len, true);
-    at += align4(len) + PACKET_HEADROOM;
+    writeEntry(view, i, id, at, len);
+    at += packetSpan(len);
   }
   return out;
 }

@@ -23,12 +23,12 @@
  */
 import type { AudioRing } from './audio-ring';
 import { SLOT_HEADER_WORDS } from './audio-ring';
-import { PACKET_HEADROOM } from './encode-kernels';
+import { firstPacketAt, packetSpan, writeCount, writeEntry } from './encode-result';
 import { limit, type LimiterState } from './limiter';
 import { floatToPcm16, floatToPcm24, renderMix, type MixState } from './mix-kernel';
 import { OPUS_RATE } from './opus-encoder';
 import type { OpusStream } from './opus-stream';
-import { CODEC_IDS, FLAG_MIX, headerBytesFor, writeHeader } from './packet-format';
+import { CODEC_IDS, FLAG_MIX, headerBytesFor, writeHeader } from '../protocol';
 
 /** What rendering one mix needs: its carried state and this thread's scratch. */
 export interface MixItem {
@@ -55,18 +55,6 @@ const STEREO = [0, 1];
 const MONO = [0];
 const OPUS = CODEC_IDS.opus;
 
-/** Writes one index entry (output id, packet offset, packet length) at `entry`; returns the next entry's offset. */
-function indexEntry(view: DataView, entry: number, id: number, at: number, len: number): number {
-  view.setUint32(entry, id, true);
-  view.setUint32(entry + 4, at, true);
-  view.setUint32(entry + 8, len, true);
-  return entry + 12;
-}
-
-function align4(n: number): number {
-  return (n + 3) & ~3;
-}
-
 /**
  * Renders the first `count` items for ring slot `slot`; returns the pcm
  * mixes' packets (an opus mix leaves its period in `pcm` instead), with
@@ -84,22 +72,21 @@ export function renderMixPackets(ring: AudioRing, slot: number, items: readonly 
     limit(m.buf, frames * n, n, m.limiter);
     if (m.codecId === OPUS) floatToPcm16(m.buf, frames * n, m.pcm);
     else {
-      packetBytes += align4(headerBytesFor(n) + frames * n * (m.codecId === CODEC_IDS.pcm24 ? 3 : 2)) + PACKET_HEADROOM;
+      packetBytes += packetSpan(headerBytesFor(n) + frames * n * (m.codecId === CODEC_IDS.pcm24 ? 3 : 2));
       packets++;
     }
   }
-  const indexBytes = 4 + packets * 12;
-  const out = new ArrayBuffer(align4(indexBytes) + PACKET_HEADROOM + packetBytes + tailBytes);
+  const out = new ArrayBuffer(firstPacketAt(packets) + packetBytes + tailBytes);
   const view = new DataView(out);
-  view.setUint32(0, packets, true);
+  writeCount(view, packets);
   if (packets === 0) return out;
   const bytes = new Uint8Array(out);
   const seq = Number(ring.headers[h]!);
   const samplePos = ring.headers[h + 1]!;
   const captureNs = ring.headers[h + 2]!;
   const flags = Number(ring.headers[h + 3]!) | FLAG_MIX;
-  let at = align4(indexBytes) + PACKET_HEADROOM;
-  let entry = 4;
+  let at = firstPacketAt(packets);
+  let entry = 0;
   for (let i = 0; i < count; i++) {
     const m = items[i]!;
     if (m.codecId === OPUS) continue;
@@ -113,8 +100,8 @@ export function renderMixPackets(ring: AudioRing, slot: number, items: readonly 
       floatToPcm16(m.buf, frames * n, new Int16Array(out, at + hb, frames * n));
       len = hb + frames * n * 2;
     }
-    entry = indexEntry(view, entry, m.id, at, len);
-    at += align4(len) + PACKET_HEADROOM;
+    writeEntry(view, entry++, m.id, at, len);
+    at += packetSpan(len);
   }
   return out;
 }
@@ -143,17 +130,16 @@ export function opusMixPackets(ring: AudioRing, slot: number, mixes: readonly Mi
       continue;
     }
     o.push(m.pcm, frames, samplePos, captureNs, periodFlags);
-    for (let k = 0; k < o.count; k++) packetBytes += align4(headerBytesFor(n) + o.packets[k]!.data.length) + PACKET_HEADROOM;
+    for (let k = 0; k < o.count; k++) packetBytes += packetSpan(headerBytesFor(n) + o.packets[k]!.data.length);
     count += o.count;
   }
   if (count === 0) return null;
-  const indexBytes = 4 + count * 12;
-  const out = new ArrayBuffer(align4(indexBytes) + PACKET_HEADROOM + packetBytes);
+  const out = new ArrayBuffer(firstPacketAt(count) + packetBytes);
   const view = new DataView(out);
   const bytes = new Uint8Array(out);
-  view.setUint32(0, count, true);
-  let at = align4(indexBytes) + PACKET_HEADROOM;
-  let entry = 4;
+  writeCount(view, count);
+  let at = firstPacketAt(count);
+  let entry = 0;
   for (const m of mixes) {
     const o = m.opus;
     if (m.codecId !== OPUS || o === null) continue;
@@ -163,8 +149,8 @@ export function opusMixPackets(ring: AudioRing, slot: number, mixes: readonly Mi
       const hb = writeHeader(view, at, { codec: OPUS, frames: o.frameFrames, seq: p.seq, rate, samplePos: p.samplePos, captureNs: p.captureNs, flags: p.flags | FLAG_MIX, channels });
       bytes.set(p.data, at + hb);
       const len = hb + p.data.length;
-      entry = indexEntry(view, entry, m.id, at, len);
-      at += align4(len) + PACKET_HEADROOM;
+      writeEntry(view, entry++, m.id, at, len);
+      at += packetSpan(len);
     }
   }
   return out;

@@ -31,6 +31,7 @@
  * Each encode returns a new Buffer (the binding copies the packet out).
  */
 import type { OpusEncoder as NativeOpus } from '@discordjs/opus';
+import { OPUS_FRAME_MS, OPUS_RATE, type OpusFrameMs } from '../protocol/codecs';
 
 type NativeOpusClass = typeof import('@discordjs/opus').OpusEncoder;
 let nativeClass: NativeOpusClass | null = null;
@@ -50,9 +51,7 @@ function loadNative(): NativeOpusClass {
   return nativeClass;
 }
 
-export const OPUS_RATE = 48000;
-export const OPUS_FRAME_MS = [2.5, 5, 10] as const;
-export type OpusFrameMs = (typeof OPUS_FRAME_MS)[number];
+export { OPUS_FRAME_MS, OPUS_RATE, type OpusFrameMs };
 export const OPUS_MIN_BITRATE = 6000;
 export const OPUS_MAX_BITRATE = 510000;
 /** Encoder lookahead with RESTRICTED_LOWDELAY at 48 kHz: Fs/400 samples (2.5 ms). */

@@ -23,7 +23,7 @@
  */
 import { FrameReblocker, type ReblockedFrame } from './frame-reblocker';
 import { OPUS_RATE, OpusFrameEncoder, type OpusFrameMs } from './opus-encoder';
-import { FLAG_DISCONTINUITY } from './packet-format';
+import { FLAG_DISCONTINUITY } from '../protocol';
 
 export interface OpusStreamOptions {
   /** 1 (mono mix) or 2 (stereo mix). */

@@ -1,4 +1,6 @@
-import type { SampleFormat } from '../appliance/config-schema';
+/** Capture sample formats the box reads (ALSA names); every one is converted once into left-aligned Int32. */
+export const SAMPLE_FORMATS = ['S16_LE', 'S24_3LE', 'S32_LE', 'FLOAT_LE'] as const;
+export type SampleFormat = (typeof SAMPLE_FORMATS)[number];
 
 /** Bytes one sample of each capture format occupies. */
 export const BYTES_PER_SAMPLE: Readonly<Record<SampleFormat, number>> = {

@@ -1,7 +1,7 @@
 import type { CaptureStatus } from '../capture/capture-source';
 import type { SendPoolStats } from '../pool/send-pool';
 import type { ClientInfo } from '../transport/client-connection';
-import type { LatencySummary } from './latency-histogram';
+import type { LatencySummary } from '../metrics/latency-histogram';
 import type { DiskSample, NetSample, SystemSample, ThrottleSample } from './system-collector';
 
 /**

@@ -2,8 +2,8 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
-import { ConfigError } from '../appliance/config-errors';
-import { TOPIC_ID_PATTERN, type MqttConfig } from '../appliance/config-schema';
+import { ConfigError } from '../config/config-errors';
+import { TOPIC_ID_PATTERN, type MqttConfig } from '../config/config-schema';
 
 /** The broker login, read from mqtt.credentialsFile. The password never leaves this object except to MQTT.js. */
 export interface MqttCredentials {

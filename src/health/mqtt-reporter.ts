@@ -1,16 +1,11 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { MqttConfig } from '../appliance/config-schema';
+import type { MqttConfig } from '../config/config-schema';
 import type { HealthSnapshot, ClientSummary } from './health-snapshot';
 import type { HealthEvent } from './health-watcher';
 import { discoveryConfigs, discoveryRemovals } from './ha-discovery';
 import type { MqttFiles, MqttTopics } from './mqtt-options';
+import type { Logger } from '../logging/logger';
 
-export interface ReporterLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
 
 export interface MqttReporterOptions {
   /** Broker URL (mqtt.url, or the embedded broker's). Holds no credentials (the schema refuses them). */
@@ -25,7 +20,7 @@ export interface MqttReporterOptions {
   snapshot: () => HealthSnapshot;
   /** The current client list. */
   clients: () => ClientSummary[];
-  log: ReporterLogger;
+  log: Logger;
 }
 
 /** Public view for /api/status. */

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { ClientSummary, HealthSnapshot } from './health-snapshot';
-import type { LatencySummary } from './latency-histogram';
+import type { LatencySummary } from '../metrics/latency-histogram';
 
 /** What a scrape reads: the health snapshot and the box's own latency figures. Read once per scrape, never per period. */
 export interface MetricsSource {

@@ -3,6 +3,8 @@
  * problem is a UsageError (exit 2) naming the option, the value and what is
  * allowed.
  */
+import { CHANNEL_CODECS, MIX_CODECS, type PacketCodec } from '../protocol/codecs';
+import { CLIENT_ID_MAX_LENGTH, clientIdProblem } from '../protocol/client-id';
 import os from 'node:os';
 
 export const LISTEN_USAGE = `Usage: stagebox listen <url> [--channels LIST | --mix CLIENT] [--codec CODEC]
@@ -47,7 +49,7 @@ export interface ListenOptions {
   /** The text of --channels, for messages. */
   channelsText: string | null;
   mix: string | null;
-  codec: 'pcm16' | 'pcm24' | 'deflate' | 'opus';
+  codec: PacketCodec;
   seconds: number | null;
   out: string | null;
   alsa: string | null;
@@ -58,11 +60,9 @@ export interface ListenOptions {
   help: boolean;
 }
 
-const CHANNEL_CODECS = ['pcm16', 'pcm24', 'deflate'];
-const MIX_CODECS = ['pcm16', 'pcm24', 'opus'];
 
 export function defaultClientId(): string {
-  return `stagebox-listen-${os.hostname()}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64);
+  return `stagebox-listen-${os.hostname()}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, CLIENT_ID_MAX_LENGTH);
 }
 
 /** Parses "1-4,7" (1-based inputs, ascending ranges, each input once) into [1, 2, 3, 4, 7]. */
@@ -146,7 +146,7 @@ export function parseListenArgs(argv: string[]): ListenOptions {
         break;
       case '--client-id': {
         const v = value();
-        if (!/^[A-Za-z0-9._:-]{1,64}$/.test(v)) throw new UsageError(`--client-id ${JSON.stringify(v)}: ${valueHint('--client-id')}`);
+        if (clientIdProblem(v) !== null) throw new UsageError(`--client-id ${JSON.stringify(v)}: ${valueHint('--client-id')}`);
         o.clientId = v;
         break;
       }
@@ -183,7 +183,7 @@ export function parseListenArgs(argv: string[]): ListenOptions {
   if (o.out !== null && o.alsa !== null) throw new UsageError('--out and --alsa were both given; allowed: exactly one (--out FILE.wav to record, --alsa DEVICE to play)');
   if (o.out !== null && o.out.trim() === '') throw new UsageError('--out: got an empty file name; allowed: a file path such as take1.wav');
   if (o.alsa !== null && !/^[A-Za-z0-9_:,.=\-]+$/.test(o.alsa)) throw new UsageError(`--alsa ${JSON.stringify(o.alsa)}: ${valueHint('--alsa')}`);
-  const allowed = o.mix !== null ? MIX_CODECS : CHANNEL_CODECS;
+  const allowed: readonly string[] = o.mix !== null ? MIX_CODECS : CHANNEL_CODECS;
   if (codecGiven !== null) {
     if (!allowed.includes(codecGiven)) {
       throw new UsageError(`--codec ${JSON.stringify(codecGiven)}: not a codec ${o.mix !== null ? 'for a mix' : 'for raw channels'}; allowed: ${allowed.join(', ')}`);

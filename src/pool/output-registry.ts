@@ -1,11 +1,11 @@
-import type { Codec } from '../appliance/config-schema';
+import type { ChannelCodec } from '../protocol/codecs';
 import { createLimiter, configureLimiter, type LimiterOptions } from '../engine/limiter';
 import type { MixRender } from '../engine/mix-encode';
 import { createMixState, setMixTargets, type MixParams, type MixState } from '../engine/mix-kernel';
 import { initSlabLimiter, MixSlab, SLAB_MAX_CHANNELS, slabMixState } from '../engine/mix-slab';
 import type { OpusFrameMs } from '../engine/opus-encoder';
 import { OpusStream } from '../engine/opus-stream';
-import { CODEC_IDS, type PacketCodec } from '../engine/packet-format';
+import { CODEC_IDS, type PacketCodec } from '../protocol';
 
 /** Distinct mixes a registry without a send pool's slab can hold (tests); the service sizes it from stream.maxClients. */
 const DEFAULT_MIX_CAPACITY = 256;
@@ -65,7 +65,7 @@ export interface MixRequest {
 const GOLDEN = 0.6180339887498949;
 
 /** Deflate costs several times a plain extraction; used to balance shards. */
-const CODEC_WEIGHT: Readonly<Record<Codec, number>> = { pcm16: 1, pcm24: 1, deflate: 4 };
+const CODEC_WEIGHT: Readonly<Record<ChannelCodec, number>> = { pcm16: 1, pcm24: 1, deflate: 4 };
 
 /**
  * Keeps the distinct outputs (encode once, send many) and their packed specs,
@@ -92,12 +92,12 @@ export class OutputRegistry {
   private mixShards: Int32Array[] = [];
   private mixWorkTotal = 0;
 
-  static keyOf(codec: Codec, channels: readonly number[]): string {
+  static keyOf(codec: ChannelCodec, channels: readonly number[]): string {
     return `${codec}:${channels.join(',')}`;
   }
 
   /** Adds `sink` to the output for (codec, channels), creating it if new. */
-  subscribe(sink: PacketSink, codec: Codec, channels: readonly number[]): Output {
+  subscribe(sink: PacketSink, codec: ChannelCodec, channels: readonly number[]): Output {
     const key = OutputRegistry.keyOf(codec, channels);
     let out = this.byKey.get(key);
     if (!out) {
@@ -382,7 +382,7 @@ export class OutputRegistry {
 
 // Only channel outputs (mix === null) reach these; their codec is a channel codec.
 function weight(o: Output): number {
-  return o.channels.length * CODEC_WEIGHT[o.codec as Codec];
+  return o.channels.length * CODEC_WEIGHT[o.codec as ChannelCodec];
 }
 
 function record(o: Output): number[] {

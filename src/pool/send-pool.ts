@@ -4,7 +4,7 @@ import { AudioRing, ringBytes } from '../engine/audio-ring';
 import { encodeSlot } from '../engine/encode-kernels';
 import { opusMixPackets, renderMixPackets } from '../engine/mix-encode';
 import { MixSlab } from '../engine/mix-slab';
-import { LatencyHistogram } from '../health/latency-histogram';
+import { LatencyHistogram } from '../metrics/latency-histogram';
 import type { OutputRegistry, RegisteredMix } from './output-registry';
 import type { EncodeTask, MixTask } from './encode-worker';
 import { InlineDecider } from './inline-decider';
@@ -115,14 +115,15 @@ export class SendPool {
   onEncodeError: ((err: Error) => void) | null = null;
 
   /**
-   * `frame` turns one packet of an encode result into the bytes every
-   * subscriber's socket gets (the transport's framing), once per packet.
+   * `deliver` takes each encode result of a period, in period order, and
+   * hands its packets to the clients (the transport's fan-out): the pool
+   * encodes, it never touches a socket.
    */
   constructor(
     private readonly opts: SendPoolOptions,
     private readonly outputs: OutputRegistry,
     shape: { channels: number; rate: number },
-    private readonly frame: (ab: ArrayBuffer, offset: number, length: number) => Buffer,
+    private readonly deliver: (result: ArrayBuffer, arrivalMs: number) => void,
   ) {
     this.ringSab = new SharedArrayBuffer(ringBytes(MAX_CHANNELS, opts.periodFrames, RING_SLOTS));
     this.ringView = new AudioRing({ ...shape, periodFrames: opts.periodFrames, slotCount: RING_SLOTS }, this.ringSab);
@@ -360,7 +361,7 @@ export class SendPool {
       }
       if (p.remaining > 0) return;
       const t0 = performance.now();
-      for (const ab of p.results) this.fanOut(ab, p.arrivalMs);
+      for (const ab of p.results) this.deliver(ab, p.arrivalMs);
       const t1 = performance.now();
       p.blockMs += t1 - t0;
       this.captureBlock.record(p.blockMs);
@@ -369,17 +370,6 @@ export class SendPool {
       p.results.length = 0;
       this.inFlight--;
       this.headSeq = (this.headSeq + 1) >>> 0;
-    }
-  }
-
-  private fanOut(ab: ArrayBuffer, arrivalMs: number): void {
-    const view = new DataView(ab);
-    const count = view.getUint32(0, true);
-    for (let i = 0; i < count; i++) {
-      const out = this.outputs.get(view.getUint32(4 + i * 12, true));
-      if (!out || out.sinks.size === 0) continue;
-      const frame = this.frame(ab, view.getUint32(8 + i * 12, true), view.getUint32(12 + i * 12, true));
-      for (const sink of out.sinks) sink.pushPacket(frame, arrivalMs);
     }
   }
 

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import type { PacketCodec } from '../engine/packet-format';
-import type { LatencyHistogram } from '../health/latency-histogram';
+import type { PacketCodec } from '../protocol';
+import type { LatencyHistogram } from '../metrics/latency-histogram';
 import type { Output, PacketSink } from '../pool/output-registry';
 import { PacketQueue } from './packet-queue';
 

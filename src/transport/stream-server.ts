@@ -2,10 +2,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { StreamConfig } from '../appliance/config-schema';
-import { CLOSE } from '../control/close-codes';
-import type { ControlHandler } from '../control/control-handler';
-import type { LatencyHistogram } from '../health/latency-histogram';
+import type { StreamConfig } from '../config/config-schema';
+import { CLOSE } from '../protocol/close-codes';
+import type { LatencyHistogram } from '../metrics/latency-histogram';
+import type { Logger } from '../logging/logger';
 import type { OutputRegistry } from '../pool/output-registry';
 import { ClientConnection, type ClientInfo } from './client-connection';
 
@@ -15,9 +15,27 @@ export interface StreamServerOptions {
   stream: StreamConfig;
 }
 
-export interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
+
+/**
+ * Where a stream client's text frames go: the control plane. Transport sits
+ * below control and never imports it; the controller wires the two.
+ */
+export interface TextFrameHandler {
+  onText(conn: ClientConnection, text: string): void;
+}
+
+/** What the server works with, given once at construction. */
+export interface StreamServerDeps {
+  outputs: OutputRegistry;
+  /** Period arrival → packet handed to a client's socket (the send pool's histogram). */
+  serverLatency: LatencyHistogram;
+  /** Plain HTTP requests (the API, the dashboard). */
+  http: http.RequestListener;
+  /** Each client's control messages. */
+  text: TextFrameHandler;
+  /** Clients refused, for the event log; null: not reported. */
+  events: EventSink | null;
+  log: Logger;
 }
 
 /** Where the server reports clients coming and going (health/event-log.ts). */
@@ -53,17 +71,22 @@ export class StreamServer {
   /** Audio bytes sent to clients that have gone (live clients count their own). */
   private bytesSentGone = 0;
   private readonly upgradeRoutes = new Map<string, UpgradeRoute>();
-  control!: ControlHandler;
-  events: EventSink | null = null;
+  private readonly outputs: OutputRegistry;
+  private readonly serverLatency: LatencyHistogram;
+  private readonly text: TextFrameHandler;
+  private readonly events: EventSink | null;
+  private readonly log: Logger;
 
   constructor(
     private readonly opts: StreamServerOptions,
-    private readonly outputs: OutputRegistry,
-    private readonly serverLatency: LatencyHistogram,
-    httpHandler: http.RequestListener,
-    private readonly log: Logger,
+    deps: StreamServerDeps,
   ) {
-    this.http = http.createServer(httpHandler);
+    this.outputs = deps.outputs;
+    this.serverLatency = deps.serverLatency;
+    this.text = deps.text;
+    this.events = deps.events;
+    this.log = deps.log;
+    this.http = http.createServer(deps.http);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: opts.stream.maxPayloadBytes,
@@ -172,7 +195,7 @@ export class StreamServer {
       this.close(conn, CLOSE.UNSUPPORTED_DATA, 'binary frames are not accepted from clients');
       return;
     }
-    this.control.onText(conn, data.toString());
+    this.text.onText(conn, data.toString());
   }
 
   onClose(conn: ClientConnection, code: number, reason: Buffer): void {

@@ -8,6 +8,8 @@ const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const LISTEN_DIR = path.join(ROOT, 'web', 'listen');
 /** The client library (src/client) built as ES modules by tsconfig.web-client.json (`make build`). */
 export const WEB_CLIENT_DIR = path.join(ROOT, 'dist', 'web', 'client');
+/** The protocol module (src/protocol) the library imports, from the same build. */
+export const WEB_PROTOCOL_DIR = path.join(ROOT, 'dist', 'web', 'protocol');
 /** The WebAssembly Opus decoder for browsers without WebCodecs (one self-contained UMD file, wasm inlined). */
 export const OPUS_WASM_FILE = require.resolve('opus-decoder').replace(/index\.js$/, path.join('dist', 'opus-decoder.min.js'));
 
@@ -27,7 +29,8 @@ const LISTEN_PAGE_HEADERS: http.OutgoingHttpHeaders = {
 
 /**
  * The browser listener at `/listen/`: the page from web/listen/, the client
- * library's browser build under `/listen/client/`, and the WASM Opus decoder
+ * library's browser build under `/listen/client/` (and the protocol module
+ * it imports under `/listen/protocol/`), and the WASM Opus decoder
  * under `/listen/vendor/`. Every file is read once at start (as the
  * dashboard's are), so nothing reaches the disk per request and no URL can
  * name a file outside this fixed table.
@@ -36,19 +39,10 @@ export class ListenPage {
   private readonly files: DashboardFiles;
 
   /** Throws (naming the folder) if the page, the library build or the decoder cannot be read. */
-  constructor(dir: string = LISTEN_DIR, clientDir: string = WEB_CLIENT_DIR, opusFile: string = OPUS_WASM_FILE) {
+  constructor(dir: string = LISTEN_DIR, clientDir: string = WEB_CLIENT_DIR, opusFile: string = OPUS_WASM_FILE, protocolDir: string = WEB_PROTOCOL_DIR) {
     const extra = new Map<string, string>();
-    let names: string[];
-    try {
-      names = readdirSync(clientDir).sort();
-    } catch (err) {
-      throw new Error(`client library browser build ${clientDir} unreadable (${(err as Error).message}); run make build`);
-    }
-    for (const name of names) {
-      if (!/^[a-z0-9][a-z0-9-]*\.js$/.test(name) || !lstatSync(path.join(clientDir, name)).isFile()) continue;
-      extra.set(`${LISTEN_PATH}client/${name}`, path.join(clientDir, name));
-    }
-    if (extra.size === 0) throw new Error(`client library browser build ${clientDir} has no .js file; run make build`);
+    addBuild(extra, 'client', clientDir);
+    addBuild(extra, 'protocol', protocolDir);
     extra.set(`${LISTEN_PATH}vendor/opus-decoder.min.js`, opusFile);
     this.files = new DashboardFiles(dir, { prefix: LISTEN_PATH, pageHeaders: LISTEN_PAGE_HEADERS, extra });
   }
@@ -70,4 +64,21 @@ export class ListenPage {
     }
     return this.files.handle(req, res);
   }
+}
+
+/** Adds every .js file of one browser build folder under `/listen/<urlDir>/`; throws naming the folder if it has none. */
+function addBuild(extra: Map<string, string>, urlDir: string, dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (err) {
+    throw new Error(`client library browser build ${dir} unreadable (${(err as Error).message}); run make build`);
+  }
+  let added = 0;
+  for (const name of names) {
+    if (!/^[a-z0-9][a-z0-9-]*\.js$/.test(name) || !lstatSync(path.join(dir, name)).isFile()) continue;
+    extra.set(`${LISTEN_PATH}${urlDir}/${name}`, path.join(dir, name));
+    added++;
+  }
+  if (added === 0) throw new Error(`client library browser build ${dir} has no .js file; run make build`);
 }

@@ -1,8 +1,9 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CLOSE } from '../control/close-codes';
+import { CLOSE } from '../protocol/close-codes';
 import type { LevelMeter } from './level-meter';
+import type { Logger } from '../logging/logger';
 
 export interface LiveFeedOptions {
   /** Most dashboards at once; the next is closed with 1013. */
@@ -15,10 +16,6 @@ export interface LiveFeedOptions {
   maxBufferedBytes?: number;
 }
 
-export interface LiveFeedLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
 
 export interface LiveFeedStats {
   viewers: number;
@@ -72,7 +69,7 @@ export class LiveFeed {
     private readonly opts: LiveFeedOptions,
     private readonly status: () => object,
     private readonly meter: LevelMeter,
-    private readonly log: LiveFeedLogger,
+    private readonly log: Logger,
   ) {
     this.maxBuffered = opts.maxBufferedBytes ?? 256 * 1024;
     this.collectsPerPush = Math.max(1, Math.round((opts.levelsIntervalMs ?? 100) / COLLECT_MS));

@@ -9,7 +9,7 @@ import { checkPackets, makeAlsaFixture, type AlsaFixture } from '../helpers/alsa
 import { NotifySocket } from '../helpers/notify-socket';
 import { REPO_ROOT, startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
-import { FLAG_MIX } from '../../src/engine/packet-format';
+import { FLAG_MIX } from '../../src/protocol';
 
 /**
  * The service on arm64, proven on this x86 machine: the production

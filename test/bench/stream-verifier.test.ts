@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CODEC_IDS, FLAG_DISCONTINUITY, headerBytesFor, writeHeader } from '../../src/engine/packet-format';
+import { CODEC_IDS, FLAG_DISCONTINUITY, headerBytesFor, writeHeader } from '../../src/protocol';
 import { PATTERN_FRAMES, StreamVerifier, patternU16, patternWav } from '../../bench/stream-verifier';
 import { parseWav } from '../../src/capture/wav-file';
 

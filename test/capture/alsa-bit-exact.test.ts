@@ -6,7 +6,7 @@ import { stopAllServices, type ServiceProcess } from '../helpers/service-process
 import { StreamClient } from '../helpers/stream-client';
 import { inflateSync } from 'node:zlib';
 import { getStatus } from '../helpers/http-client';
-import { configSchema } from '../../src/appliance/config-schema';
+import { configSchema } from '../../src/config/config-schema';
 
 /**
  * The real ALSA path, no hardware: alsa-lib's `file` plugin replays a FIFO

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { listCaptureCards, parseUsbStream, pickUsbCaptureCard } from '../../src/capture/device-probe';
 import { createSource } from '../../src/capture/source-factory';
-import { configSchema } from '../../src/appliance/config-schema';
-import { ConfigError } from '../../src/appliance/config-errors';
+import { configSchema } from '../../src/config/config-schema';
+import { ConfigError } from '../../src/config/config-errors';
 
 // /proc/asound cannot hold a USB card on this machine (no kernel modules), so these
 // tests build the same files in a temp dir; the parsing is the real code.

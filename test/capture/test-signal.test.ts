@@ -4,7 +4,7 @@ import { startService, stopAllServices, type ServiceProcess } from '../helpers/s
 import { StreamClient } from '../helpers/stream-client';
 import { decodePayload } from '../helpers/alsa-fixture';
 import { testToneHz, TEST_SIGNAL_AMPLITUDE } from '../../src/capture/test-signal-source';
-import type { ParsedPacket } from '../../src/engine/packet-format';
+import type { ParsedPacket } from '../../src/protocol';
 
 /**
  * capture.device "test-signal": S32_LE tones, a distinct frequency per channel

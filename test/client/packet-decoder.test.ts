@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { AudioRing } from '../../src/engine/audio-ring';
 import { encodeSlot } from '../../src/engine/encode-kernels';
 import { OpusFrameEncoder } from '../../src/engine/opus-encoder';
-import { CODEC_IDS as BOX_CODEC_IDS, headerBytesFor, writeHeader } from '../../src/engine/packet-format';
+import { CODEC_IDS as BOX_CODEC_IDS, headerBytesFor, writeHeader } from '../../src/protocol';
 import { PacketDecoder, PacketError, adler32, parseHeader, type DecodedPacket, type PacketCodec } from '../../src/client/packet-decoder';
 import { createNodeOpusDecoder, nodeInflateRaw } from '../../src/listen/node-platform';
 

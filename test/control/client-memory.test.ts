@@ -7,7 +7,7 @@ import { startService, stopAllServices, type ServiceProcess } from '../helpers/s
 import { StreamClient } from '../helpers/stream-client';
 import { getStatus } from '../helpers/http-client';
 import { waitFor } from '../helpers/wait';
-import { FLAG_MIX } from '../../src/engine/packet-format';
+import { FLAG_MIX } from '../../src/protocol';
 
 /**
  * "RF mode": a client's channels or mix come back when the same clientId says

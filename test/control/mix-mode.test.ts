@@ -4,7 +4,7 @@ import { startService, stopAllServices, type ServiceProcess } from '../helpers/s
 import { StreamClient } from '../helpers/stream-client';
 import { getStatus } from '../helpers/http-client';
 import { waitFor } from '../helpers/wait';
-import { FLAG_MIX, type ParsedPacket } from '../../src/engine/packet-format';
+import { FLAG_MIX, type ParsedPacket } from '../../src/protocol';
 import { TEST_SIGNAL_AMPLITUDE } from '../../src/capture/test-signal-source';
 
 /**

@@ -4,7 +4,7 @@ import { OpusEncoder as NativeOpus } from '@discordjs/opus';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { getStatus } from '../helpers/http-client';
 import { StreamClient } from '../helpers/stream-client';
-import { FLAG_DISCONTINUITY, FLAG_MIX, type ParsedPacket } from '../../src/engine/packet-format';
+import { FLAG_DISCONTINUITY, FLAG_MIX, type ParsedPacket } from '../../src/protocol';
 import { TEST_SIGNAL_AMPLITUDE, TEST_SIGNAL_TABLE_FRAMES, testToneBin, testToneHz } from '../../src/capture/test-signal-source';
 import { OPUS_LOOKAHEAD_FRAMES } from '../../src/engine/opus-encoder';
 

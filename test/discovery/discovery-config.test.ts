@@ -1,7 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../../src/appliance/config-loader';
-import { ConfigError } from '../../src/appliance/config-errors';
+import { loadConfig } from '../../src/config/config-loader';
+import { ConfigError } from '../../src/config/config-errors';
 import { candidateName, hostLabel } from '../../src/discovery/mdns-advertiser';
 import { removeTempDirs, runCli, writeTempFile } from '../helpers/service-process';
 

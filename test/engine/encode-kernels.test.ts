@@ -1,10 +1,12 @@
 import { inflateSync } from 'node:zlib';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Codec, SampleFormat } from '../../src/appliance/config-schema';
+import type { SampleFormat } from '../../src/engine/sample-format';
+import type { ChannelCodec } from '../../src/protocol/codecs';
 import { AudioRing } from '../../src/engine/audio-ring';
-import { encodeSlot, PACKET_HEADROOM } from '../../src/engine/encode-kernels';
-import { CODEC_IDS, FLAG_DISCONTINUITY, headerBytesFor, parsePacket, type ParsedPacket } from '../../src/engine/packet-format';
+import { encodeSlot } from '../../src/engine/encode-kernels';
+import { entryLength, entryOffset, entryOutput, PACKET_HEADROOM, resultCount } from '../../src/engine/encode-result';
+import { CODEC_IDS, FLAG_DISCONTINUITY, headerBytesFor, parsePacket, type ParsedPacket } from '../../src/protocol';
 import { toInt32 } from '../../src/engine/sample-format';
 
 // ---------------------------------------------------------------- helpers
@@ -36,7 +38,7 @@ function filledRing(channels: number, periodFrames: number, seq = 5, slotCount =
   return { ring, slot, samples: ring.samples.slice(slot * ring.samplesPerSlot, (slot + 1) * ring.samplesPerSlot) };
 }
 
-type OutputSpec = { id: number; codec: Codec; channels: number[] };
+type OutputSpec = { id: number; codec: ChannelCodec; channels: number[] };
 
 function specOf(outputs: OutputSpec[]): Int32Array {
   return Int32Array.from(outputs.flatMap((o) => [o.id, CODEC_IDS[o.codec], o.channels.length, ...o.channels]));
@@ -51,17 +53,17 @@ interface IndexEntry {
 
 function readIndex(out: ArrayBuffer): IndexEntry[] {
   const v = new DataView(out);
-  const count = v.getUint32(0, true);
+  const count = resultCount(v);
   const entries: IndexEntry[] = [];
   for (let i = 0; i < count; i++) {
-    const offset = v.getUint32(8 + i * 12, true);
-    const length = v.getUint32(12 + i * 12, true);
-    entries.push({ id: v.getUint32(4 + i * 12, true), offset, length, packet: new Uint8Array(out, offset, length) });
+    const offset = entryOffset(v, i);
+    const length = entryLength(v, i);
+    entries.push({ id: entryOutput(v, i), offset, length, packet: new Uint8Array(out, offset, length) });
   }
   return entries;
 }
 
-function encodeOne(s: Slot, codec: Codec, channels: number[]): ParsedPacket {
+function encodeOne(s: Slot, codec: ChannelCodec, channels: number[]): ParsedPacket {
   const entries = readIndex(encodeSlot(s.ring, s.slot, specOf([{ id: 1, codec, channels }])));
   assert.equal(entries.length, 1);
   return parsePacket(entries[0]!.packet);
@@ -289,7 +291,7 @@ describe('encodeSlot: result layout', () => {
     const s = filledRing(2, 32);
     const out = encodeSlot(s.ring, s.slot, new Int32Array(0));
     assert.ok(out.byteLength >= 4);
-    assert.equal(new DataView(out).getUint32(0, true), 0);
+    assert.equal(resultCount(new DataView(out)), 0);
   });
 
   test('the same channels in two codecs or two orders are separate outputs', () => {
@@ -310,61 +312,3 @@ describe('encodeSlot: result layout', () => {
   });
 });
 
-// ---------------------------------------------------------------- parsePacket
-
-describe('parsePacket', () => {
-  function valid(): Uint8Array {
-    const s = filledRing(4, 32);
-    return readIndex(encodeSlot(s.ring, s.slot, specOf([{ id: 1, codec: 'pcm16', channels: [0, 1, 2] }])))[0]!.packet.slice();
-  }
-
-  test('rejects a packet shorter than the fixed header', () => {
-    assert.throws(() => parsePacket(valid().subarray(0, 35)), RangeError);
-  });
-
-  test('rejects a wrong magic', () => {
-    const p = valid();
-    p[1] = 0x43;
-    assert.throws(() => parsePacket(p), /magic/);
-  });
-
-  test('rejects an unknown codec id', () => {
-    for (const id of [0, 5, 255]) {
-      const p = valid();
-      p[3] = id;
-      assert.throws(() => parsePacket(p), new RegExp(`packet codec id ${id} is unknown; known: 1-4`));
-    }
-  });
-
-  test('rejects headerBytes too small for the channel count or beyond the packet', () => {
-    const small = valid();
-    new DataView(small.buffer).setUint16(4, 36, true);
-    assert.throws(() => parsePacket(small), /headerBytes/);
-    const big = valid();
-    new DataView(big.buffer).setUint16(4, big.length + 4, true);
-    assert.throws(() => parsePacket(big), /headerBytes/);
-  });
-
-  test('a longer header from a future version: the payload starts at headerBytes', () => {
-    const p = valid();
-    const hb = headerBytesFor(3);
-    const longer = new Uint8Array(p.length + 8);
-    longer.set(p.subarray(0, hb));
-    longer.set([1, 2, 3, 4, 5, 6, 7, 8], hb);
-    longer.set(p.subarray(hb), hb + 8);
-    new DataView(longer.buffer).setUint16(4, hb + 8, true);
-    const parsed = parsePacket(longer);
-    assert.equal(parsed.headerBytes, hb + 8);
-    assert.deepEqual(parsed.payload, p.subarray(hb));
-    assert.deepEqual(parsed.channels, [0, 1, 2]);
-  });
-
-  test('reads a packet that sits at an odd offset of a larger buffer', () => {
-    const p = valid();
-    const host = new Uint8Array(p.length + 3);
-    host.set(p, 3);
-    const parsed = parsePacket(host.subarray(3));
-    assert.deepEqual(parsed.payload, p.subarray(parsed.headerBytes));
-    assert.equal(parsed.frames, 32);
-  });
-});

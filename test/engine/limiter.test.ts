@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AudioRing } from '../../src/engine/audio-ring';
-import { encodeSlot, PACKET_HEADROOM } from '../../src/engine/encode-kernels';
-import { CODEC_IDS, parsePacket } from '../../src/engine/packet-format';
+import { encodeSlot } from '../../src/engine/encode-kernels';
+import { entryBytes, entryOffset, PACKET_HEADROOM } from '../../src/engine/encode-result';
+import { CODEC_IDS, parsePacket } from '../../src/protocol';
 import { configureLimiter, createLimiter, limit, RELEASE_SNAP } from '../../src/engine/limiter';
 import { createMixState, floatToPcm16, renderMix, setMixTargets } from '../../src/engine/mix-kernel';
 
@@ -138,8 +139,8 @@ test('an S16 channel through a unity mix, the limiter and floatToPcm16 matches t
     floatToPcm16(out, frames, pcm);
     const packed = encodeSlot(ring, slot, Int32Array.from([7, CODEC_IDS.pcm16, 1, 0]));
     const v = new DataView(packed);
-    const pkt = parsePacket(new Uint8Array(packed, v.getUint32(8, true), v.getUint32(12, true)));
-    assert.ok(v.getUint32(8, true) >= PACKET_HEADROOM);
+    const pkt = parsePacket(entryBytes(packed, 0));
+    assert.ok(entryOffset(v, 0) >= PACKET_HEADROOM);
     assert.ok(Buffer.from(pcm.buffer).equals(Buffer.from(pkt.payload)), `slot ${slot}`);
   }
 });

@@ -6,7 +6,8 @@ import { opusMixPackets, renderMixPackets, type MixRender } from '../../src/engi
 import { setMixTargets } from '../../src/engine/mix-kernel';
 import { initSlabLimiter, MixSlab, slabMixState } from '../../src/engine/mix-slab';
 import { OpusStream } from '../../src/engine/opus-stream';
-import { CODEC_IDS, FLAG_DISCONTINUITY, FLAG_MIX, parsePacket } from '../../src/engine/packet-format';
+import { entryBytes, entryOutput, resultCount } from '../../src/engine/encode-result';
+import { CODEC_IDS, FLAG_DISCONTINUITY, FLAG_MIX, parsePacket } from '../../src/protocol';
 
 const RATE = 48000;
 const P = 128;
@@ -134,9 +135,9 @@ describe('OpusStream', () => {
     const mixes = [mk(1, 'pcm16'), mk(2, 'opus'), mk(3, 'pcm16')];
     const entries = (ab: ArrayBuffer): { id: number; p: ReturnType<typeof parsePacket> }[] => {
       const v = new DataView(ab);
-      return Array.from({ length: v.getUint32(0, true) }, (_, i) => ({
-        id: v.getUint32(4 + i * 12, true),
-        p: parsePacket(new Uint8Array(ab, v.getUint32(8 + i * 12, true), v.getUint32(12 + i * 12, true))),
+      return Array.from({ length: resultCount(v) }, (_, i) => ({
+        id: entryOutput(v, i),
+        p: parsePacket(entryBytes(ab, i)),
       }));
     };
     const perPeriod: number[] = [];

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deviceIdFromHostname, topicsFor } from '../../src/health/mqtt-options';
-import { TOPIC_ID_PATTERN } from '../../src/appliance/config-schema';
+import { TOPIC_ID_PATTERN } from '../../src/config/config-schema';
 
 describe('deviceIdFromHostname', () => {
   test('lower-cases and replaces every character a topic level should not hold', () => {

@@ -3,7 +3,7 @@ import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
-import type { ParsedPacket } from '../../src/engine/packet-format';
+import type { ParsedPacket } from '../../src/protocol';
 
 /**
  * Real ALSA without hardware: alsa-lib's `file` PCM plugin replays its infile

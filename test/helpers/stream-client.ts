@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { parsePacket, type ParsedPacket } from '../../src/engine/packet-format';
+import { parsePacket, type ParsedPacket } from '../../src/protocol';
 import { withTimeout } from './wait';
 
 /** A JSON control message from the box. */

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { CaptureSource, type CaptureFormat } from '../../src/capture/capture-source';
 import { PeriodIngest } from '../../src/capture/period-ingest';
-import { FLAG_DISCONTINUITY, parsePacket, type ParsedPacket } from '../../src/engine/packet-format';
+import { FLAG_DISCONTINUITY, parsePacket, type ParsedPacket } from '../../src/protocol';
 import { OutputRegistry, type MixRequest, type PacketSink } from '../../src/pool/output-registry';
 import { SendPool, RING_SLOTS } from '../../src/pool/send-pool';
-import { frameInPlace } from '../../src/transport/ws-frame';
+import { FanOut } from '../../src/transport/fan-out';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -116,7 +116,7 @@ after(async () => {
 
 function makeRig(opts: { size: number; inlineBudgetPct: number; workerFile?: string }): Rig {
   const outputs = new OutputRegistry();
-  const pool = new SendPool({ size: opts.size, inlineBudgetPct: opts.inlineBudgetPct, periodFrames: FRAMES, workerFile: opts.workerFile }, outputs, { channels: CHANNELS, rate: RATE }, frameInPlace);
+  const pool = new SendPool({ size: opts.size, inlineBudgetPct: opts.inlineBudgetPct, periodFrames: FRAMES, workerFile: opts.workerFile }, outputs, { channels: CHANNELS, rate: RATE }, new FanOut(outputs).deliver);
   const ingest = new PeriodIngest(pool);
   const source = new ScriptedSource();
   ingest.attach(source);

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OutputRegistry, type MixRequest, type Output, type PacketSink } from '../../src/pool/output-registry';
 import { SendPool } from '../../src/pool/send-pool';
-import { parsePacket } from '../../src/engine/packet-format';
-import { frameInPlace } from '../../src/transport/ws-frame';
+import { parsePacket } from '../../src/protocol';
+import { FanOut } from '../../src/transport/fan-out';
 import { resolvePoolSize } from '../../src/pool/pool-size';
 
 /** Collects the packets a sink receives, unframing the WebSocket header. */
@@ -25,7 +25,7 @@ function fillPeriod(pool: SendPool, seq: number, channels: number, frames: numbe
 
 async function runPeriods(inlineBudgetPct: number, size: number): Promise<Collector[]> {
   const outputs = new OutputRegistry();
-  const pool = new SendPool({ size, inlineBudgetPct, periodFrames: 32 }, outputs, { channels: 8, rate: 48000 }, frameInPlace);
+  const pool = new SendPool({ size, inlineBudgetPct, periodFrames: 32 }, outputs, { channels: 8, rate: 48000 }, new FanOut(outputs).deliver);
   const sinks = [new Collector(), new Collector(), new Collector()];
   outputs.subscribe(sinks[0]!, 'pcm16', [7, 0, 3]);
   outputs.subscribe(sinks[1]!, 'pcm16', [7, 0, 3]);
@@ -100,7 +100,7 @@ const MIX_CHANNELS = 8;
  */
 async function runMixes(size: number, inlineBudgetPct: number, periods: number, awaitEach: boolean, changeEvery = 7): Promise<{ sinks: Collector[]; stats: ReturnType<SendPool['snapshot']> }> {
   const outputs = new OutputRegistry();
-  const pool = new SendPool({ size, inlineBudgetPct, periodFrames: MIX_FRAMES }, outputs, { channels: MIX_CHANNELS, rate: 48000 }, frameInPlace);
+  const pool = new SendPool({ size, inlineBudgetPct, periodFrames: MIX_FRAMES }, outputs, { channels: MIX_CHANNELS, rate: 48000 }, new FanOut(outputs).deliver);
   const sinks = [new Collector(), new Collector(), new Collector()];
   const outs: (Output | null)[] = [null, null, null];
   const apply = (step: number): void => {

@@ -3,10 +3,11 @@ import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Codec } from '../../src/appliance/config-schema';
+import type { ChannelCodec } from '../../src/protocol/codecs';
 import { AudioRing } from '../../src/engine/audio-ring';
 import { encodeSlot } from '../../src/engine/encode-kernels';
-import { CODEC_IDS, parsePacket } from '../../src/engine/packet-format';
+import { entryBytes, entryOutput, resultCount } from '../../src/engine/encode-result';
+import { CODEC_IDS, parsePacket } from '../../src/protocol';
 
 /**
  * Keeps the "Test vectors" section of docs/protocol.md true: its packets are
@@ -16,7 +17,7 @@ import { CODEC_IDS, parsePacket } from '../../src/engine/packet-format';
 
 // Compiled to dist/test/protocol/, so the repo root is three levels up.
 const DOC_PATH = path.resolve(__dirname, '../../../docs/protocol.md');
-const CODECS: readonly Codec[] = ['pcm16', 'pcm24', 'deflate'];
+const CODECS: readonly ChannelCodec[] = ['pcm16', 'pcm24', 'deflate'];
 
 /** The vector input, as section 10 of docs/protocol.md states it (the test also reads it back from there). */
 const RING = { channels: 4, periodFrames: 4, rate: 48000 };
@@ -40,7 +41,7 @@ function vectorSection(): string {
   return doc.slice(start);
 }
 
-function docHex(codec: Codec): Uint8Array {
+function docHex(codec: ChannelCodec): Uint8Array {
   const blocks = [...doc.matchAll(/^```hex (\S+)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] === codec);
   assert.equal(blocks.length, 1, `docs/protocol.md must hold exactly one \`\`\`hex ${codec} block`);
   const tokens = blocks[0]![2]!.trim().split(/\s+/);
@@ -62,7 +63,7 @@ function tableRows(heading: string): string[][] {
   return rows;
 }
 
-function buildPacket(codec: Codec): Uint8Array {
+function buildPacket(codec: ChannelCodec): Uint8Array {
   const ring = new AudioRing({ ...RING, slotCount: 2 });
   // Slot 1 rather than 0, so that a slot offset error in the encoder shows.
   const slot = ring.slotOf(SEQ);
@@ -70,12 +71,12 @@ function buildPacket(codec: Codec): Uint8Array {
   ring.writeHeader(slot, SEQ, SAMPLE_POS, CAPTURE_NS, FLAGS);
   const out = encodeSlot(ring, slot, Int32Array.from([9, CODEC_IDS[codec], SUBSCRIPTION.length, ...SUBSCRIPTION]));
   const index = new DataView(out);
-  assert.equal(index.getUint32(0, true), 1);
-  assert.equal(index.getUint32(4, true), 9);
-  return new Uint8Array(out, index.getUint32(8, true), index.getUint32(12, true));
+  assert.equal(resultCount(index), 1);
+  assert.equal(entryOutput(index, 0), 9);
+  return entryBytes(out, 0);
 }
 
-function hexBlock(codec: Codec, bytes: Uint8Array): string {
+function hexBlock(codec: ChannelCodec, bytes: Uint8Array): string {
   const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0'));
   const lines: string[] = [];
   for (let i = 0; i < hex.length; i += 16) lines.push(hex.slice(i, i + 16).join(' '));
@@ -83,7 +84,7 @@ function hexBlock(codec: Codec, bytes: Uint8Array): string {
 }
 
 /** Decodes a payload the way a client would; independent of the encoder. */
-function decodeSamples(codec: Codec, payload: Uint8Array): number[] {
+function decodeSamples(codec: ChannelCodec, payload: Uint8Array): number[] {
   const pcm = codec === 'deflate' ? new Uint8Array(inflateSync(payload)) : payload;
   const out: number[] = [];
   if (codec === 'pcm24') {

@@ -68,7 +68,7 @@ describe('listener page routes', () => {
   });
 
   test('the client library and the WASM Opus decoder are served from the box as JavaScript', async () => {
-    for (const p of ['/listen/client/jitter-buffer.js', '/listen/client/packet-decoder.js', '/listen/vendor/opus-decoder.min.js', '/listen/listen-worklet.js']) {
+    for (const p of ['/listen/client/jitter-buffer.js', '/listen/client/packet-decoder.js', '/listen/protocol/packet-header.js', '/listen/vendor/opus-decoder.min.js', '/listen/listen-worklet.js']) {
       const r = await httpRequest(svc.port, 'GET', p);
       assert.equal(r.status, 200, p);
       assert.equal(r.headers['content-type'], 'text/javascript; charset=utf-8', p);

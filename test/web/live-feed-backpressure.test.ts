@@ -33,7 +33,7 @@ function fakeViewer(bufferedAmount: number): FakeViewer {
 
 test('a viewer with more than maxBufferedBytes unsent is skipped (and counted); the others still get every push', () => {
   const ring = new AudioRing({ channels: 2, periodFrames: 32, rate: 48000, slotCount: 4 });
-  const silent = { info: () => undefined, warn: () => undefined };
+  const silent = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined };
   const feed = new LiveFeed({ maxViewers: 4, maxBufferedBytes: 1000 }, () => ({ ok: true }), new LevelMeter(() => ring, () => 0), silent);
   const fast = fakeViewer(0);
   const slow = fakeViewer(1001);

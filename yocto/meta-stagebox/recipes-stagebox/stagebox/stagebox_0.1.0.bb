@@ -47,7 +47,7 @@ do_compile_ts() {
     rm -rf ${WORKDIR}/tsc-dist
     cd ${S}
     node ${S}/node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir ${WORKDIR}/tsc-dist
-    node ${S}/node_modules/typescript/bin/tsc -p tsconfig.web-client.json --outDir ${WORKDIR}/tsc-dist/web/client
+    node ${S}/node_modules/typescript/bin/tsc -p tsconfig.web-client.json --outDir ${WORKDIR}/tsc-dist/web
 }
 addtask compile_ts after do_configure before do_compile
 

@@ -1,19 +1,12 @@
-import { createHash } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
-import path from 'node:path';
-import { ZodError, type ZodIssue } from 'zod';
-import { describeConfigIssues } from './config-errors';
-import type { Logger } from './logger';
-import { clientStateSchema, emptyState, stateSchema, STATE_VERSION, type ClientState, type StateDoc } from './state-schema';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../logging/logger';
+import { StateDir, errnoOf } from './state-dir';
+import { decodeState, describeIssues, encodeState } from './state-file';
+import { clientStateSchema, emptyState, stateSchema, type ClientState, type StateDoc } from './state-schema';
 
-/** Default state directory on the appliance. */
-export const DEFAULT_STATE_DIR = '/var/lib/stagebox';
-export const STATE_FILE = 'state.json';
-const TMP_PREFIX = `${STATE_FILE}.tmp-`;
-const CORRUPT_PREFIX = `${STATE_FILE}.corrupt-`;
-/** Files moved aside are evidence for a bug report, but repeated damage must not fill the disk. */
-const KEEP_CORRUPT = 5;
+export { DEFAULT_STATE_DIR, STATE_FILE, StateDirError } from './state-dir';
+export { decodeState, encodeState } from './state-file';
+
 const MAX_RETRY_MS = 30_000;
 
 export type DeepReadonly<T> = T extends (infer U)[]
@@ -30,23 +23,6 @@ export interface StateStoreOptions {
   log: Logger;
   /** Delay from the first unsaved change to the write, ms. Default 200, integer >= 0. */
   debounceMs?: number;
-}
-
-/**
- * The state directory cannot be created or written. load() throws it; the
- * caller decides whether to run without persistence or to stop.
- */
-export class StateDirError extends Error {
-  override readonly name = 'StateDirError';
-  constructor(
-    /** The directory that failed. */
-    readonly path: string,
-    /** errno code, e.g. 'EACCES', 'ENOTDIR', 'EROFS'. */
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** Why state.json is not being saved right now: what the last failed write said. */
@@ -68,83 +44,6 @@ export class StateUpdateError extends Error {
   override readonly name = 'StateUpdateError';
 }
 
-type Decoded = { ok: true; doc: StateDoc } | { ok: false; reason: string };
-
-function errnoOf(err: unknown): string {
-  return (err as NodeJS.ErrnoException).code ?? String(err);
-}
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
-
-/** Schema problems in the config-error style, at most `max` lines (a damaged file can have thousands). */
-function describeIssues(source: string, raw: unknown, err: ZodError, max = 5): string {
-  const lines: string[] = [];
-  for (const issue of err.issues.slice(0, max)) {
-    if (issue.code === 'unrecognized_keys') {
-      const at = issue.path.join('.');
-      lines.push(`${source}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${at ? `${at}.${k}` : k}"`).join(', ')}`);
-    } else {
-      lines.push(describeConfigIssues(source, raw, new ZodError([issue as ZodIssue])));
-    }
-  }
-  if (err.issues.length > max) lines.push(`${source}: ... and ${err.issues.length - max} more`);
-  return lines.join('; ');
-}
-
-/**
- * The on-disk format: `{"sha256":"<hex>","body":"<JSON text of the document>"}`.
- * The hash covers the exact body text, so truncation, a flipped bit anywhere
- * in the body or the hash, and a half-written file all fail the check, not
- * only the damage that happens to break the JSON syntax.
- */
-export function encodeState(doc: StateDoc): string {
-  const body = JSON.stringify(doc);
-  return JSON.stringify({ sha256: sha256Hex(body), body });
-}
-
-/** Inverse of encodeState; never throws, says why a file is rejected. */
-export function decodeState(buf: Buffer): Decoded {
-  if (buf.length === 0) return { ok: false, reason: 'empty file (0 bytes)' };
-  let wrapper: unknown;
-  try {
-    wrapper = JSON.parse(buf.toString('utf8'));
-  } catch (err) {
-    return { ok: false, reason: `not valid JSON, truncated or damaged (${(err as Error).message}; ${buf.length} bytes)` };
-  }
-  const w = wrapper as Record<string, unknown> | null;
-  if (
-    w === null ||
-    typeof w !== 'object' ||
-    Array.isArray(w) ||
-    Object.keys(w).length !== 2 ||
-    typeof w.sha256 !== 'string' ||
-    !/^[0-9a-f]{64}$/.test(w.sha256) ||
-    typeof w.body !== 'string'
-  ) {
-    return { ok: false, reason: 'not a checksummed state file; allowed: {"sha256": "<64 hex digits>", "body": "<JSON text>"}' };
-  }
-  const computed = sha256Hex(w.body);
-  if (computed !== w.sha256) {
-    return { ok: false, reason: `checksum mismatch (stored ${w.sha256.slice(0, 12)}…, computed ${computed.slice(0, 12)}…): the file is damaged` };
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(w.body);
-  } catch (err) {
-    return { ok: false, reason: `body is not valid JSON (${(err as Error).message})` };
-  }
-  const version = (raw as { version?: unknown } | null)?.version;
-  if (typeof version === 'number' && version !== STATE_VERSION) {
-    // Most likely written by newer firmware before a downgrade: keep it aside, intact.
-    return { ok: false, reason: `version: got ${version}; allowed: ${STATE_VERSION} (this firmware's state format)` };
-  }
-  const parsed = stateSchema.safeParse(raw);
-  if (!parsed.success) return { ok: false, reason: `does not match the state schema: ${describeIssues('state', raw, parsed.error)}` };
-  return { ok: true, doc: parsed.data };
-}
-
 /**
  * Crash-safe persistent state: channel metadata, client mixes and presets in
  * `<dir>/state.json`.
@@ -162,6 +61,7 @@ export class StateStore {
   readonly dir: string;
   /** Full path of state.json. */
   readonly file: string;
+  private readonly disk: StateDir;
   readonly maxClients: number;
   readonly debounceMs: number;
   private readonly log: Logger;
@@ -172,7 +72,6 @@ export class StateStore {
   private dirty = false;
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
-  private writeCount = 0;
   private failure: StateWriteFailure | null = null;
 
   constructor(opts: StateStoreOptions) {
@@ -181,7 +80,8 @@ export class StateStore {
     if (!Number.isInteger(maxClients) || maxClients < 1) throw new RangeError(`state maxClients: got ${maxClients}; allowed: an integer >= 1`);
     if (!Number.isInteger(debounceMs) || debounceMs < 0) throw new RangeError(`state debounceMs: got ${debounceMs}; allowed: an integer >= 0`);
     this.dir = opts.dir;
-    this.file = path.join(opts.dir, STATE_FILE);
+    this.disk = new StateDir(opts.dir, opts.log);
+    this.file = this.disk.file;
     this.maxClients = maxClients;
     this.debounceMs = debounceMs;
     this.log = opts.log;
@@ -189,7 +89,7 @@ export class StateStore {
 
   /** Completed writes (renames of a new state.json into place) since construction; for status. */
   get writes(): number {
-    return this.writeCount;
+    return this.disk.writes;
   }
 
   /**
@@ -211,8 +111,7 @@ export class StateStore {
    *   (message names the path and errno).
    */
   async load(): Promise<DeepReadonly<StateDoc>> {
-    await this.prepareDir();
-    await this.tidyDir();
+    await this.disk.prepare();
     let doc: StateDoc | null = null;
     let buf: Buffer | null = null;
     try {
@@ -220,7 +119,7 @@ export class StateStore {
     } catch (err) {
       const code = errnoOf(err);
       if (code === 'ENOENT') this.log.info({ path: this.file }, 'no state file yet; starting with defaults');
-      else await this.moveAside(`cannot read it (${code})`);
+      else await this.disk.moveAside(`cannot read it (${code})`);
     }
     if (buf !== null) {
       const decoded = decodeState(buf);
@@ -231,7 +130,7 @@ export class StateStore {
           'state loaded',
         );
       } else {
-        await this.moveAside(decoded.reason);
+        await this.disk.moveAside(decoded.reason);
       }
     }
     this.state = doc ?? emptyState();
@@ -271,7 +170,7 @@ export class StateStore {
 
   private changed(): void {
     if (this.stopped) {
-      this.log.warn('state changed after stop(); the change is kept in memory only');
+      this.log.warn({}, 'state changed after stop(); the change is kept in memory only');
       return;
     }
     this.markDirty();
@@ -370,7 +269,7 @@ export class StateStore {
     // Serialised synchronously so later updates cannot tear the snapshot being written.
     this.state.savedAt = new Date().toISOString();
     const text = encodeState(this.state);
-    this.inFlight = this.writeAtomic(text)
+    this.inFlight = this.disk.writeAtomic(text)
       .then(
         () => {
           if (this.failure) {
@@ -418,108 +317,6 @@ export class StateStore {
     else this.log.debug(fields, 'state write still failing');
   }
 
-  /**
-   * Order matters for power cuts: the data must be durable before the rename
-   * makes it visible (else the new name can point at empty blocks on ext4
-   * with delalloc), and the directory must be fsynced after the rename or
-   * the rename itself may not survive. The old state.json stays intact until
-   * the rename, which is atomic.
-   */
-  private async writeAtomic(text: string): Promise<void> {
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    try {
-      const fh = await open(tmp, 'w', 0o640);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.file);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    this.writeCount++;
-    await this.syncDir();
-  }
-
-  private async syncDir(): Promise<void> {
-    const dh = await open(this.dir, 'r');
-    try {
-      await dh.sync();
-    } catch (err) {
-      // Some filesystems cannot fsync a directory; the rename is then as durable as they allow.
-      const code = errnoOf(err);
-      if (code !== 'EINVAL' && code !== 'ENOTSUP') throw err;
-    } finally {
-      await dh.close();
-    }
-  }
-
-  private async prepareDir(): Promise<void> {
-    try {
-      await mkdir(this.dir, { recursive: true, mode: 0o750 });
-    } catch (err) {
-      const code = errnoOf(err);
-      throw new StateDirError(this.dir, code, `state dir ${this.dir}: cannot create it (${code})`);
-    }
-    try {
-      const st = await stat(this.dir);
-      if (!st.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
-      // W_OK also reports EROFS for a read-only mount.
-      await access(this.dir, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
-    } catch (err) {
-      const code = errnoOf(err);
-      throw new StateDirError(this.dir, code, `state dir ${this.dir}: cannot write to it (${code})`);
-    }
-  }
-
-  /**
-   * A temp file is never the last complete state: a write counts only after
-   * its rename, so whatever a crash left behind is dropped.
-   */
-  private async tidyDir(): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      const code = errnoOf(err);
-      throw new StateDirError(this.dir, code, `state dir ${this.dir}: cannot list it (${code})`);
-    }
-    const temps = names.filter((n) => n.startsWith(TMP_PREFIX));
-    for (const name of temps) {
-      try {
-        await unlink(path.join(this.dir, name));
-        this.log.info({ path: path.join(this.dir, name) }, 'removed a temp file left by an interrupted state write');
-      } catch (err) {
-        this.log.warn({ path: path.join(this.dir, name), err: errnoOf(err) }, 'could not remove a leftover state temp file');
-      }
-    }
-    // ISO timestamps sort chronologically as strings.
-    const corrupt = names.filter((n) => n.startsWith(CORRUPT_PREFIX)).sort();
-    for (const name of corrupt.slice(0, Math.max(0, corrupt.length - (KEEP_CORRUPT - 1)))) {
-      await unlink(path.join(this.dir, name)).then(
-        () => this.log.info({ path: path.join(this.dir, name), keep: KEEP_CORRUPT }, 'removed an old moved-aside state file'),
-        () => undefined,
-      );
-    }
-  }
-
-  private async moveAside(reason: string): Promise<void> {
-    let target = `${this.file}.corrupt-${new Date().toISOString()}`;
-    for (let i = 1; await exists(target); i++) target = `${this.file}.corrupt-${new Date().toISOString()}-${i}`;
-    try {
-      await rename(this.file, target);
-      this.log.warn({ path: this.file, movedTo: target, reason }, `state file rejected: ${reason}; moved to ${target}, starting with defaults`);
-    } catch (err) {
-      this.log.error(
-        { path: this.file, reason, err: errnoOf(err) },
-        `state file rejected: ${reason}; could not move it aside (${errnoOf(err)}), starting with defaults and it will be replaced at the next save`,
-      );
-    }
-  }
-
   /** Forgets the clients with the oldest lastSeen beyond maxClients; returns how many. */
   private prune(doc: StateDoc): number {
     const ids = Object.keys(doc.clients);
@@ -533,14 +330,5 @@ export class StateStore {
     for (const id of forgotten) delete doc.clients[id];
     this.log.info({ forgotten: forgotten.length, maxClients: this.maxClients }, `forgot ${forgotten.length} client(s) not seen for the longest time (limit ${this.maxClients})`);
     return forgotten.length;
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
   }
 }

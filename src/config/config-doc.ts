@@ -4,7 +4,7 @@ import { configSchema, ENV_OVERRIDES } from './config-schema';
 /**
  * Renders docs/configuration.md from the schema itself, so the reference can
  * never list a key, default or limit the service does not have. The test in
- * test/appliance/config-doc.test.ts fails when the committed file is stale.
+ * test/config/config-doc.test.ts fails when the committed file is stale.
  */
 
 export const REGENERATE_COMMAND = 'node dist/src/main.js --print-config-doc > docs/configuration.md';
@@ -159,7 +159,7 @@ export function renderConfigDoc(): string {
     lines.push(...l);
   };
   push(
-    `<!-- Generated from src/appliance/config-schema.ts by src/appliance/config-doc.ts. Do not edit by hand; regenerate with: ${REGENERATE_COMMAND} -->`,
+    `<!-- Generated from src/config/config-schema.ts by src/config/config-doc.ts. Do not edit by hand; regenerate with: ${REGENERATE_COMMAND} -->`,
     '',
     '# Configuration',
     '',

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LatencyHistogram } from '../../src/health/latency-histogram';
+import { LatencyHistogram } from '../../src/metrics/latency-histogram';
 
 test('quantiles land on the bucket holding them, 1 µs wide below 2 ms', () => {
   const h = new LatencyHistogram();

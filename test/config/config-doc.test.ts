@@ -3,12 +3,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { configSchema, ENV_OVERRIDES } from '../../src/appliance/config-schema';
-import { configKeyDocs, renderConfigDoc, REGENERATE_COMMAND } from '../../src/appliance/config-doc';
+import { configSchema, ENV_OVERRIDES } from '../../src/config/config-schema';
+import { configKeyDocs, renderConfigDoc, REGENERATE_COMMAND } from '../../src/config/config-doc';
 
 // Compiled to dist/test/appliance/, so the repo root is three levels up.
 const DOC_PATH = path.resolve(__dirname, '../../../docs/configuration.md');
-const STALE = `docs/configuration.md is out of date with src/appliance/config-schema.ts; regenerate it with \`${REGENERATE_COMMAND}\``;
+const STALE = `docs/configuration.md is out of date with src/config/config-schema.ts; regenerate it with \`${REGENERATE_COMMAND}\``;
 
 /** Leaf keys found independently of config-doc.ts, so a walker bug that skips keys cannot hide itself. */
 function leafKeys(schema: z.ZodTypeAny, prefix: string): string[] {

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
-import { StateDirError, StateStore, StateUpdateError, encodeState } from '../../src/appliance/state-store';
-import { emptyState, type ClientState, type MixJson, type StateDoc } from '../../src/appliance/state-schema';
+import { StateDirError, StateStore, StateUpdateError, encodeState } from '../../src/state/state-store';
+import { emptyState, type ClientState, type MixJson, type StateDoc } from '../../src/state/state-schema';
 
 const fixture = path.resolve(__dirname, '../fixtures/state-writer.js');
 

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../src/appliance/config-loader';
-import { ConfigError } from '../../src/appliance/config-errors';
+import { loadConfig } from '../../src/config/config-loader';
+import { ConfigError } from '../../src/config/config-errors';
 
 const repo = path.resolve(__dirname, '../../..');
 

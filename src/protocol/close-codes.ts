@@ -1,4 +1,4 @@
-/** WebSocket close codes the box uses; docs/protocol.md lists them with their meaning. */
+/** WebSocket close codes the box uses; docs/protocol.md §4 lists them with their meaning. Portable. */
 export const CLOSE = {
   GOING_AWAY: 1001, // service stopping
   UNSUPPORTED_DATA: 1003, // binary frame from a client

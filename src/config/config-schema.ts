@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SAMPLE_FORMATS } from '../engine/sample-format';
 
 /**
  * The one configuration schema. Every key has a default, a description and a
@@ -6,11 +7,7 @@ import { z } from 'zod';
  * lists every key; a test keeps the two in step.
  */
 
-export const SAMPLE_FORMATS = ['S16_LE', 'S24_3LE', 'S32_LE', 'FLOAT_LE'] as const;
-export type SampleFormat = (typeof SAMPLE_FORMATS)[number];
 export const SAMPLE_RATES = [44100, 48000, 96000] as const;
-export const CODECS = ['pcm16', 'pcm24', 'deflate'] as const;
-export type Codec = (typeof CODECS)[number];
 
 const autoOr = <T extends z.ZodTypeAny>(t: T) => z.union([z.literal('auto'), t]);
 

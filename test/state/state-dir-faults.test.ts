@@ -8,7 +8,7 @@ import { startService, stopAllServices, type ServiceProcess } from '../helpers/s
 import { describeSeqGaps, firstSeqGap, StreamClient } from '../helpers/stream-client';
 import { getStatus, httpRequest } from '../helpers/http-client';
 import { waitFor } from '../helpers/wait';
-import { decodeState } from '../../src/appliance/state-store';
+import { decodeState } from '../../src/state/state-store';
 
 /**
  * A state dir that turns read-only or fills up while the box streams. Real
