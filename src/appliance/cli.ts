@@ -1,6 +1,7 @@
 import { configSchema, redactSecrets } from '../config/config-schema';
 import { ConfigError } from '../config/config-errors';
 import { loadConfig, DEFAULT_CONFIG_PATH } from '../config/config-loader';
+import { parseCommandLine } from '../config/command-line';
 import { Controller, VERSION } from './controller';
 import { createLogger, flushLogger } from '../logging/logger';
 import { SdNotify } from './sd-notify';
@@ -42,21 +43,25 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { printConfig: false, printConfigDoc: false, help: false, version: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--config') {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new ConfigError('--config: got nothing; allowed: a file path');
-      a.config = v;
-    } else if (arg.startsWith('--config=')) a.config = arg.slice('--config='.length);
-    else if (arg === '--print-config') a.printConfig = true;
-    else if (arg === '--print-config-doc') a.printConfigDoc = true;
-    else if (arg === '--help' || arg === '-h') a.help = true;
-    else if (arg === '--version') a.version = true;
-    else throw new ConfigError(`unknown option ${JSON.stringify(arg)}; allowed: --config PATH, --print-config, --print-config-doc, --version, --help`);
-  }
-  return a;
+  const { values } = parseCommandLine(argv, {
+    options: {
+      config: { type: 'string' },
+      'print-config': { type: 'boolean' },
+      'print-config-doc': { type: 'boolean' },
+      version: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    positionals: false,
+    allowed: '--config PATH, --print-config, --print-config-doc, --version, --help',
+    hint: () => 'allowed: a file path',
+  });
+  return {
+    config: values.config,
+    printConfig: values['print-config'] ?? false,
+    printConfigDoc: values['print-config-doc'] ?? false,
+    help: values.help ?? false,
+    version: values.version ?? false,
+  };
 }
 
 /**
@@ -108,7 +113,7 @@ async function run(argv: string[]): Promise<number | MainResult> {
   }
   if (args.printConfigDoc) {
     // Loaded lazily: only this flag needs the doc renderer.
-    const { renderConfigDoc } = require('./config-doc') as { renderConfigDoc(): string };
+    const { renderConfigDoc } = require('../config/config-doc') as { renderConfigDoc(): string };
     process.stdout.write(renderConfigDoc());
     return 0;
   }
@@ -125,7 +130,15 @@ async function run(argv: string[]): Promise<number | MainResult> {
   }
   const log = createLogger(loaded.config.log.level);
   log.info({ version: VERSION, config: loaded.path ?? '(defaults: no file)', env: loaded.envApplied }, 'stagebox starting');
-  const controller = new Controller(loaded.config, log, undefined, process.env.STAGEBOX_PROC_ASOUND || undefined);
+  let controller: Controller;
+  try {
+    controller = await Controller.open(loaded.config, log, undefined, process.env.STAGEBOX_PROC_ASOUND || undefined);
+  } catch (err) {
+    if (err instanceof ConfigError) return refuseConfig(err);
+    log.fatal({ err: (err as Error).message }, 'start failed');
+    flushLogger(log);
+    return 1;
+  }
   const onHup = (): void => {
     log.info({ signal: 'SIGHUP' }, 're-probing capture devices');
     controller.reload().catch((err: Error) => log.error({ err: err.message }, 're-probe failed'));

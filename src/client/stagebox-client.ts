@@ -8,139 +8,20 @@
  * Portable: the WebSocket constructor, the raw inflater (deflate) and the Opus
  * decoder are injected; everything else is plain ES2022.
  */
-import { JitterBuffer, type JitterBufferOptions, type JitterBufferStats } from './jitter-buffer.js';
-import { PacketDecoder, type CreateOpusDecoder, type DecodedPacket, type InflateRaw } from './packet-decoder.js';
+import type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, WebSocketConstructor, WebSocketLike } from './client-types.js';
+import { ClockSync } from './clock-sync.js';
+import { JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
+import { PacketDecoder, type DecodedPacket } from './packet-decoder.js';
+import { PendingRequests } from './pending-requests.js';
 import { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec } from '../protocol/codecs.js';
 import { CLOSE } from '../protocol/close-codes.js';
 import { CLIENT_ID_MAX_LENGTH, clientIdProblem } from '../protocol/client-id.js';
 import { PROTOCOL_VERSION, type BoxMessage, type MixRequest, type SourceInfo, type SubscribeRequest, type Welcome } from '../protocol/messages.js';
-import type { PacketHeader } from '../protocol/packet-header.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 export { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec, type MixCodec } from '../protocol/codecs.js';
 export { PROTOCOL_VERSION, type BoxMessage, type MixRequest, type SourceInfo, type SubscribeRequest, type Welcome } from '../protocol/messages.js';
-
-/** The part of the browser WebSocket API the client uses; `ws` offers it too. */
-export interface WebSocketLike {
-  binaryType: string;
-  readonly readyState: number;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-export interface AudioEvent {
-  seq: number;
-  /** Interleaved, frames × channels, in [-1, 1); a new array per packet. */
-  samples: Float32Array;
-  channels: number;
-  frames: number;
-  rate: number;
-  /** Client clock when the packet arrived, ms. */
-  arrivalMs: number;
-  header: PacketHeader;
-  /** Capture (box) to arrival, ms, once a ping has given the clock offset; for opus includes the frame fill. */
-  networkLatencyMs: number | null;
-  /** Opus: frames of the decoder's own loss concealment in front of the packet's audio (0 without one: a jitter buffer conceals the seq gap). */
-  concealedFrames: number;
-}
-
-/** What went wrong; `code` is the box's error code, or one of the client's own (below). */
-export interface ClientError {
-  /**
-   * The box's `error` codes (docs/protocol.md 3.2), or: `connect-failed` (the socket failed), `closed` (the box
-   * closed the connection with a code after which the client does not reconnect), `gave-up` (reconnect attempts
-   * used up), `bad-packet` (a packet that does not decode), `bad-message` (a text frame that is not a JSON object).
-   */
-  code: string;
-  message: string;
-  /** The `type` of the message that caused a box error, when the box said. */
-  ref?: string;
-  url?: string;
-  closeCode?: number;
-}
-
-export type ConnectionState = 'connecting' | 'open' | 'closed';
-export interface StateEvent {
-  state: ConnectionState;
-  /** Connection attempts since the last one that stayed up (1 = first try). */
-  attempt: number;
-  /** For 'closed': the close code and reason, and when the next attempt is (null: none). */
-  closeCode?: number;
-  reason?: string;
-  retryInMs?: number | null;
-}
-
-export interface ClientStats {
-  /** Last ping round trip, ms. */
-  rttMs: number | null;
-  /** Smallest round trip in the last 30 s, ms: the ping the offset comes from. */
-  minRttMs: number | null;
-  /** box ms − client ms: client time = box time − offset. */
-  clockOffsetMs: number | null;
-  /** Capture to arrival of the last packet, ms. */
-  networkLatencyMs: number | null;
-  packets: number;
-  badPackets: number;
-  /** The internal jitter buffer (option `jitter`), if any. */
-  jitter: JitterBufferStats | null;
-}
-
-export interface ReconnectOptions {
-  /** First retry after this long, ms; default 500. */
-  initialMs?: number;
-  /** Longest wait between attempts, ms; default 5000. */
-  maxMs?: number;
-  /** Each failed attempt multiplies the wait by this; default 2. */
-  factor?: number;
-  /** Give up after this many failed attempts in a row; default Infinity. */
-  maxAttempts?: number;
-  /** A connection that stayed up this long resets the backoff, ms; default 5000. */
-  resetAfterMs?: number;
-}
-
-export interface StageboxClientOptions {
-  /** ws:// or wss:// URL of the box, such as "ws://stagebox.local:5100/". */
-  url: string;
-  /** Stable per installation: 1-64 characters from A-Z a-z 0-9 . _ : - */
-  clientId: string;
-  /** For humans (the engineer's client list), at most 64 characters. */
-  name?: string;
-  /** Default globalThis.WebSocket. */
-  WebSocket?: WebSocketConstructor;
-  /** Needed for the deflate codec. */
-  inflateRaw?: InflateRaw;
-  /** Needed for opus mixes. */
-  createOpusDecoder?: CreateOpusDecoder;
-  /** Keep an internal jitter buffer fed with the audio (read it with pull()); off by default. */
-  jitter?: Omit<JitterBufferOptions, 'rate' | 'channels'> | false;
-  /** Reconnect with backoff (default on); false: never. */
-  reconnect?: ReconnectOptions | false;
-  /** ms between pings; default 2000. */
-  pingIntervalMs?: number;
-  /** ms between `report` messages (and 'stats' events); default 1000. */
-  reportIntervalMs?: number;
-  /** Monotonic client clock, ms; default performance.now(). */
-  now?: () => number;
-}
-
-export interface ClientEvents {
-  welcome: Welcome;
-  metadata: BoxMessage;
-  source: SourceInfo;
-  subscribed: { channels: number[]; codec: string };
-  mixing: BoxMessage;
-  audio: AudioEvent;
-  error: ClientError;
-  state: StateEvent;
-  stats: ClientStats;
-  /** Every JSON message from the box, including the ones above. */
-  message: BoxMessage;
-}
+export type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, WebSocketConstructor, WebSocketLike };
 
 /** Close codes after which reconnecting would not help (docs/protocol.md section 4). */
 const NO_RECONNECT: Record<number, string> = {
@@ -149,7 +30,6 @@ const NO_RECONNECT: Record<number, string> = {
   [CLOSE.UNSUPPORTED_PROTOCOL]: "the box does not speak this client's protocol version; update the app",
   [CLOSE.REPLACED]: 'another connection with the same clientId took over',
 };
-const OFFSET_WINDOW_MS = 30000;
 
 type Choice = { mode: 'channels'; msg: { type: 'subscribe'; channels: number[]; codec: ChannelCodec } } | { mode: 'mix'; msg: { type: 'mix' } & MixRequest };
 
@@ -179,12 +59,10 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private welcomeMsg: Welcome | null = null;
   private sourceInfo: SourceInfo | null = null;
   private choice: Choice | null = null;
-  /** Requests waiting for their answer; `matches` tells the answer from a restored choice's message of the same type. */
-  private pending: { type: string; msg: object; matches: (m: BoxMessage) => boolean; resolve: (m: BoxMessage) => void; reject: (e: Error) => void }[] = [];
+  private readonly pending = new PendingRequests();
 
   private pingId = 0;
-  private rtt: number | null = null;
-  private offsets: { at: number; rtt: number; offset: number }[] = [];
+  private readonly clock = new ClockSync();
   private netLatency: number | null = null;
   private packets = 0;
   private badPackets = 0;
@@ -328,9 +206,9 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   }
 
   stats(): ClientStats {
-    const best = this.bestOffset();
+    const best = this.clock.best();
     return {
-      rttMs: this.rtt,
+      rttMs: this.clock.rtt,
       minRttMs: best ? best.rtt : null,
       clockOffsetMs: best ? best.offset : null,
       networkLatencyMs: this.netLatency,
@@ -342,8 +220,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
 
   /** Converts a box clock reading (ns, as in captureNs) to the client clock (ms), once a ping has given the offset. */
   boxToClientMs(boxNs: bigint | number): number | null {
-    const best = this.bestOffset();
-    return best ? Number(boxNs) / 1e6 - best.offset : null;
+    return this.clock.boxToClientMs(boxNs);
   }
 
   /** Closes for good (no reconnect). */
@@ -552,24 +429,24 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       }
       case 'subscribed':
         // A choice the box restored on its own after hello answers no request of ours.
-        if (msg.restored !== true) this.settle('subscribed', msg);
+        if (msg.restored !== true) this.pending.settle('subscribed', msg);
         // The box's channels are the ones to restore, unless a newer choice of ours is still unanswered.
-        if (Array.isArray(msg.channels) && typeof msg.codec === 'string' && !this.choicePending()) {
+        if (Array.isArray(msg.channels) && typeof msg.codec === 'string' && !this.pending.choicePending()) {
           this.choice = { mode: 'channels', msg: { type: 'subscribe', channels: msg.channels as number[], codec: msg.codec as ChannelCodec } };
         }
         this.emit('subscribed', { channels: msg.channels as number[], codec: msg.codec as string });
         break;
       case 'mixing':
-        if (msg.by !== 'admin' && msg.restored !== true) this.settle('mixing', msg);
+        if (msg.by !== 'admin' && msg.restored !== true) this.pending.settle('mixing', msg);
         // Our mix as the box now keeps it (also when the admin changed it) is the one to restore, unless a newer
         // choice of ours is still unanswered: then that one is, or a reconnect would send the older mix again.
-        if (msg.client === undefined && msg.mix && typeof msg.mix === 'object' && !this.choicePending()) {
+        if (msg.client === undefined && msg.mix && typeof msg.mix === 'object' && !this.pending.choicePending()) {
           this.choice = { mode: 'mix', msg: { type: 'mix', ...(msg.mix as MixRequest) } };
         }
         this.emit('mixing', msg);
         break;
       case 'unsubscribed':
-        this.settle('unsubscribed', msg);
+        this.pending.settle('unsubscribed', msg);
         break;
       case 'pong':
         this.onPong(msg);
@@ -585,8 +462,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.welcomeMsg = w;
     this.sourceInfo = w.source;
     this.welcomedAt = this.now();
-    this.offsets = [];
-    this.rtt = null;
+    this.clock.reset();
     this.underrunBase = this.playback ? this.playback.underruns : this.jb ? this.jb.stats().underruns : 0;
     const choice = this.choice;
     this.setState({ state: 'open', attempt: this.attempt });
@@ -605,51 +481,19 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private restoreChoice(w: Welcome): void {
     const c = this.choice;
     if (!c || !this.ws) return;
-    if (c.mode === 'mix' && w.restored?.mode === 'mix' && !this.pending.some((q) => q.type === 'mixing')) return;
+    if (c.mode === 'mix' && w.restored?.mode === 'mix' && !this.pending.has('mixing')) return;
     this.ws.send(JSON.stringify(c.msg));
   }
 
-  /** A subscribe, mix or unsubscribe of ours the box has not answered yet. */
-  private choicePending(): boolean {
-    return this.pending.some((q) => q.type === 'subscribed' || q.type === 'mixing' || q.type === 'unsubscribed');
-  }
-
-  private request(answer: string, msg: object, matches: (m: BoxMessage) => boolean = () => true): Promise<BoxMessage> {
-    const p = new Promise<BoxMessage>((resolve, reject) => {
-      this.pending.push({ type: answer, msg, matches, resolve, reject });
-    });
-    // A caller that does not await must not get an unhandled rejection; one that does still sees it.
-    p.catch(() => undefined);
+  private request(answer: string, msg: object, matches?: (m: BoxMessage) => boolean): Promise<BoxMessage> {
+    const p = this.pending.add(answer, msg, matches);
     if (this.ws && this.state === 'open') this.ws.send(JSON.stringify(msg));
     return p;
   }
 
-  private settle(type: string, msg: BoxMessage): void {
-    let i = this.pending.findIndex((q) => q.type === type && q.matches(msg));
-    if (i < 0) return;
-    if (type === 'mixing' && msg.mix && typeof msg.mix === 'object') {
-      // The box coalesces mix messages that come close together and answers only the last of them. The answer
-      // settles every mix up to the newest one it shows; without this a dragged fader would leave its merged
-      // requests pending until close().
-      for (let j = this.pending.length - 1; j > i; j--) {
-        const q = this.pending[j]!;
-        if (q.type === 'mixing' && q.matches(msg) && fieldsMatch(omitType(q.msg), msg.mix)) {
-          i = j;
-          break;
-        }
-      }
-      const settled = this.pending.filter((q, j) => j <= i && q.type === 'mixing');
-      this.pending = this.pending.filter((q, j) => !(j <= i && q.type === 'mixing'));
-      for (const q of settled) q.resolve(msg);
-      return;
-    }
-    this.pending.splice(i, 1)[0]!.resolve(msg);
-  }
-
   private failPending(err: Error): void {
     // Requests wait across a reconnect (they are sent again with the choice); only close() fails them.
-    if (!this.stopped) return;
-    for (const q of this.pending.splice(0)) q.reject(err);
+    if (this.stopped) this.pending.failAll(err);
   }
 
   private onBoxError(msg: BoxMessage): void {
@@ -657,10 +501,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     const ref = typeof msg.ref === 'string' ? msg.ref : undefined;
     const message = typeof msg.message === 'string' ? msg.message : code;
     const answer = ref === 'subscribe' ? 'subscribed' : ref === 'mix' ? 'mixing' : ref === 'unsubscribe' ? 'unsubscribed' : null;
-    if (answer) {
-      const i = this.pending.findIndex((q) => q.type === answer);
-      if (i >= 0) this.pending.splice(i, 1)[0]!.reject(Object.assign(new Error(`${code}: ${message}`), { code }));
-    }
+    if (answer) this.pending.refuse(answer, Object.assign(new Error(`${code}: ${message}`), { code }));
     this.emit('error', { code, message, ...(ref ? { ref } : {}) });
   }
 
@@ -672,20 +513,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   }
 
   private onPong(msg: BoxMessage): void {
-    const t = msg.t;
-    if (typeof t !== 'number' || typeof msg.boxNs !== 'string') return;
-    const now = this.now();
-    const rtt = now - t;
-    this.rtt = rtt;
-    const boxMs = Number(BigInt(msg.boxNs)) / 1e6;
-    this.offsets.push({ at: now, rtt, offset: boxMs - (t + rtt / 2) });
-    while (this.offsets.length > 0 && now - this.offsets[0]!.at > OFFSET_WINDOW_MS) this.offsets.shift();
-  }
-
-  private bestOffset(): { rtt: number; offset: number } | null {
-    let best: { rtt: number; offset: number } | null = null;
-    for (const o of this.offsets) if (!best || o.rtt < best.rtt) best = o;
-    return best;
+    this.clock.onPong(msg, this.now());
   }
 
   private report(): void {
@@ -739,19 +567,4 @@ function errorText(ev: unknown): string {
     if (e.error && typeof e.error.message === 'string') return e.error.message;
   }
   return 'the connection failed (the platform gives no reason)';
-}
-
-function omitType(msg: object): object {
-  const { type: _type, ...rest } = msg as Record<string, unknown>;
-  return rest;
-}
-
-/** True when every field `want` gives has the same value in `got` (which may have more: the box fills defaults in). */
-function fieldsMatch(want: unknown, got: unknown): boolean {
-  if (Array.isArray(want)) return Array.isArray(got) && got.length === want.length && want.every((w, k) => fieldsMatch(w, got[k]));
-  if (want !== null && typeof want === 'object') {
-    if (got === null || typeof got !== 'object') return false;
-    return Object.entries(want).every(([k, v]) => fieldsMatch(v, (got as Record<string, unknown>)[k]));
-  }
-  return want === got;
 }

@@ -2,6 +2,7 @@ import type { CaptureStatus } from '../capture/capture-source';
 import type { SendPoolStats } from '../pool/send-pool';
 import type { ClientInfo } from '../transport/client-connection';
 import type { LatencySummary } from '../metrics/latency-histogram';
+import type { StateSaving } from '../state/saved-state';
 import type { DiskSample, NetSample, SystemSample, ThrottleSample } from './system-collector';
 
 /**
@@ -25,16 +26,7 @@ export interface ServiceFigures {
   state: StateSaving;
 }
 
-/** Whether mixes and channel names reach the state dir. */
-export interface StateSaving {
-  dir: string;
-  /** False while writes fail (read-only or full filesystem, permissions) or the dir was unusable at start. */
-  saving: boolean;
-  /** The failure, with the path and errno: "EROFS: read-only file system, open '/var/lib/stagebox/state.json.tmp-42'". */
-  error: string | null;
-  /** When saving stopped working, ISO 8601. */
-  since: string | null;
-}
+export type { StateSaving };
 
 /** What the health topic reports for the capture path: running, no device (missing, opening, retrying) or error. */
 export type AudioState = 'running' | 'no-device' | 'error';

@@ -13,15 +13,27 @@ export interface ProcessUsageSnapshot {
 }
 
 /**
- * Samples process.cpuUsage() once per call (the controller calls it once a
- * second): cheap figures that need no /proc parsing. The system collector's
- * `system` object in the status, when present, has the host-wide ones.
+ * Samples process.cpuUsage() once a second (its own timer, between start and
+ * stop): cheap figures that need no /proc parsing. The system collector's
+ * `system` object in the status has the host-wide ones.
  */
 export class ProcessUsage {
+  readonly name = 'process usage';
+  private timer: NodeJS.Timeout | null = null;
   private lastCpu = process.cpuUsage();
   private lastAt = performance.now();
   private cpuPct: number | null = null;
   private readonly cores = os.availableParallelism();
+
+  start(): void {
+    this.timer ??= setInterval(() => this.sample(), 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
 
   sample(): void {
     const now = performance.now();

@@ -5,6 +5,7 @@
  */
 import { CHANNEL_CODECS, MIX_CODECS, type PacketCodec } from '../protocol/codecs';
 import { CLIENT_ID_MAX_LENGTH, clientIdProblem } from '../protocol/client-id';
+import { CommandLineError, parseCommandLine } from '../config/command-line';
 import os from 'node:os';
 
 export const LISTEN_USAGE = `Usage: stagebox listen <url> [--channels LIST | --mix CLIENT] [--codec CODEC]
@@ -103,75 +104,62 @@ export function parseListenArgs(argv: string[]): ListenOptions {
     conceal: 'waveform',
     help: false,
   };
-  let codecGiven: string | null = null;
-  const urls: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined || (v.startsWith('--') && v.length > 2)) throw new UsageError(`${name}: got no value; ${valueHint(name)}`);
-      return v;
-    };
-    switch (name) {
-      case '-h':
-      case '--help':
-        o.help = true;
-        break;
-      case '--channels':
-        o.channelsText = value();
-        o.channels = parseChannelList(o.channelsText);
-        break;
-      case '--mix':
-        o.mix = value();
-        if (o.mix.trim() === '') throw new UsageError(`--mix: got an empty name; ${valueHint('--mix')}`);
-        break;
-      case '--codec':
-        codecGiven = value();
-        break;
-      case '--seconds': {
-        const v = value();
-        const n = Number(v);
-        if (!/^\s*\d*\.?\d+\s*$/.test(v) || !(n > 0) || n > 86400) throw new UsageError(`--seconds ${JSON.stringify(v)}: ${valueHint('--seconds')}`);
-        o.seconds = n;
-        break;
-      }
-      case '--out':
-        o.out = value();
-        break;
-      case '--alsa':
-        o.alsa = value();
-        break;
-      case '--client-id': {
-        const v = value();
-        if (clientIdProblem(v) !== null) throw new UsageError(`--client-id ${JSON.stringify(v)}: ${valueHint('--client-id')}`);
-        o.clientId = v;
-        break;
-      }
-      case '--token':
-        o.token = value();
-        break;
-      case '--target-ms': {
-        const v = value();
-        const n = Number(v);
-        if (!(n >= 2.5 && n <= 200)) throw new UsageError(`--target-ms ${JSON.stringify(v)}: ${valueHint('--target-ms')}`);
-        o.targetMs = n;
-        break;
-      }
-      case '--conceal': {
-        const v = value();
-        if (v !== 'waveform' && v !== 'silence') throw new UsageError(`--conceal ${JSON.stringify(v)}: ${valueHint('--conceal')}`);
-        o.conceal = v;
-        break;
-      }
-      default:
-        if (arg.startsWith('-')) {
-          throw new UsageError(`unknown option ${JSON.stringify(arg)}; allowed: --channels, --mix, --codec, --seconds, --out, --alsa, --client-id, --token, --target-ms, --conceal, --help`);
-        }
-        urls.push(arg);
-    }
+  let parsed;
+  try {
+    parsed = parseCommandLine(argv, {
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        channels: { type: 'string' },
+        mix: { type: 'string' },
+        codec: { type: 'string' },
+        seconds: { type: 'string' },
+        out: { type: 'string' },
+        alsa: { type: 'string' },
+        'client-id': { type: 'string' },
+        token: { type: 'string' },
+        'target-ms': { type: 'string' },
+        conceal: { type: 'string' },
+      },
+      positionals: true,
+      allowed: '--channels, --mix, --codec, --seconds, --out, --alsa, --client-id, --token, --target-ms, --conceal, --help',
+      hint: valueHint,
+    });
+  } catch (err) {
+    if (err instanceof CommandLineError) throw new UsageError(err.message);
+    throw err;
+  }
+  const v = parsed.values;
+  const urls = parsed.positionals;
+  o.help = v.help ?? false;
+  if (v.channels !== undefined) {
+    o.channelsText = v.channels;
+    o.channels = parseChannelList(v.channels);
+  }
+  if (v.mix !== undefined) {
+    if (v.mix.trim() === '') throw new UsageError(`--mix: got an empty name; ${valueHint('--mix')}`);
+    o.mix = v.mix;
+  }
+  const codecGiven = v.codec ?? null;
+  if (v.seconds !== undefined) {
+    const n = Number(v.seconds);
+    if (!/^\s*\d*\.?\d+\s*$/.test(v.seconds) || !(n > 0) || n > 86400) throw new UsageError(`--seconds ${JSON.stringify(v.seconds)}: ${valueHint('--seconds')}`);
+    o.seconds = n;
+  }
+  if (v.out !== undefined) o.out = v.out;
+  if (v.alsa !== undefined) o.alsa = v.alsa;
+  if (v['client-id'] !== undefined) {
+    if (clientIdProblem(v['client-id']) !== null) throw new UsageError(`--client-id ${JSON.stringify(v['client-id'])}: ${valueHint('--client-id')}`);
+    o.clientId = v['client-id'];
+  }
+  if (v.token !== undefined) o.token = v.token;
+  if (v['target-ms'] !== undefined) {
+    const n = Number(v['target-ms']);
+    if (!(n >= 2.5 && n <= 200)) throw new UsageError(`--target-ms ${JSON.stringify(v['target-ms'])}: ${valueHint('--target-ms')}`);
+    o.targetMs = n;
+  }
+  if (v.conceal !== undefined) {
+    if (v.conceal !== 'waveform' && v.conceal !== 'silence') throw new UsageError(`--conceal ${JSON.stringify(v.conceal)}: ${valueHint('--conceal')}`);
+    o.conceal = v.conceal;
   }
   if (o.help) return o;
   if (urls.length !== 1) {

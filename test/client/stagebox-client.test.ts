@@ -7,6 +7,7 @@ import { TEST_SIGNAL_AMPLITUDE } from '../../src/capture/test-signal-source';
 import { startService, stopAllServices, writeTempFile, type ServiceProcess } from '../helpers/service-process';
 import { getStatus } from '../helpers/http-client';
 import { StreamClient } from '../helpers/stream-client';
+import type { PendingRequests } from '../../src/client/pending-requests';
 import { waitFor, withTimeout } from '../helpers/wait';
 
 /**
@@ -282,7 +283,7 @@ describe('StageboxClient: mixes the box coalesces', () => {
     const got = (await withTimeout(Promise.all(answers), 5000, 'every mix() answered')) as { mix?: { channels?: { gainDb?: number }[] } }[];
     assert.equal(got[0]!.mix?.channels?.[0]?.gainDb, -30, 'the first is answered by itself');
     for (const m of got.slice(1)) assert.equal(m.mix?.channels?.[0]?.gainDb, -6, 'the merged ones by the mix the box kept: the last one');
-    assert.equal((c as unknown as { pending: unknown[] }).pending.length, 0, 'no request left waiting');
+    assert.equal((c as unknown as { pending: PendingRequests }).pending.choicePending(), false, 'no request left waiting');
     c.close();
   });
 });
