@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/service-process';
 
@@ -89,6 +89,21 @@ test('the portable layers import no Node built-in and no npm package', () => {
         if (!PORTABLE.has(to)) problems.push(`${path.relative(REPO_ROOT, file)} imports ${spec} (${to}, not portable)`);
         if (!spec.endsWith('.js')) problems.push(`${path.relative(REPO_ROOT, file)} imports ${spec} without the .js suffix the browser needs`);
       } else problems.push(`${path.relative(REPO_ROOT, file)} imports ${spec}`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('every relative import and require names a file that exists (a moved module leaves no dangling path)', () => {
+  const problems: string[] = [];
+  for (const file of sources(SRC)) {
+    for (const spec of importsOf(file)) {
+      if (!spec.startsWith('.')) continue;
+      const base = path.resolve(path.dirname(file), spec.replace(/\.js$/, ''));
+      // A data file is required from where the compiled module runs (dist/src/...), one folder deeper.
+      const fromDist = path.resolve(path.join(REPO_ROOT, 'dist', path.relative(REPO_ROOT, path.dirname(file))), spec);
+      const found = [`${base}.ts`, path.join(base, 'index.ts')].some(existsSync) || (spec.endsWith('.json') && existsSync(fromDist));
+      if (!found) problems.push(`${path.relative(REPO_ROOT, file)}: ${spec}`);
     }
   }
   assert.deepEqual(problems, []);
