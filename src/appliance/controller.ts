@@ -32,7 +32,8 @@ import { createListenQrRoute } from '../web/listen-qr';
 import { ListenPage } from '../web/listen-routes';
 import { LevelMeter } from '../web/level-meter';
 import { LiveFeed } from '../web/live-feed';
-import { MdnsAdvertiser, discoveryOffStatus } from '../discovery/mdns-advertiser';
+import { discoveryOffStatus } from '../discovery/discovery-status';
+import { MdnsAdvertiser } from '../discovery/mdns-advertiser';
 import { PROTOCOL_VERSION } from '../engine/packet-format';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;

@@ -2,7 +2,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/appliance/config-loader';
 import { ConfigError } from '../../src/appliance/config-errors';
-import { candidateName, hostLabel } from '../../src/discovery/mdns-advertiser';
+import { candidateName, hostLabel } from '../../src/discovery/dns-sd-records';
 import { removeTempDirs, runCli, writeTempFile } from '../helpers/service-process';
 
 /** discovery.* config: defaults, and every kind of bad instance name refused with the key, the value and the rule. */

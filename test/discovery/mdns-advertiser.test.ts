@@ -11,7 +11,7 @@ import { StreamClient } from '../helpers/stream-client';
 import { plugFakeUsbCard } from '../helpers/fake-usb-card';
 import { waitFor } from '../helpers/wait';
 import { deviceIdFromHostname } from '../../src/health/mqtt-options';
-import type { DiscoveryStatus } from '../../src/discovery/mdns-advertiser';
+import type { DiscoveryStatus } from '../../src/discovery/discovery-status';
 
 /**
  * Real mDNS traffic between the real service and a separate DNS-SD browser
