@@ -10,6 +10,12 @@ const RETRY_FIRST_MS = 5000;
 const RETRY_MAX_MS = 300_000;
 /** Re-announcements (TXT or address change) at most this often, ms: a flapping device cannot flood the group. */
 const REFRESH_MIN_INTERVAL_MS = 1000;
+/**
+ * How often the addresses are compared with those announced, ms. Our own look:
+ * multicast-dns looks every 5 s too, but tells only when it joined the group
+ * on an interface it had not joined, not when an interface got another address.
+ */
+const ADDRESS_CHECK_MS = 5000;
 
 export interface MdnsAdvertiserOptions {
   /** Instance name wanted (discovery.name); a conflict turns it into <name>-2, <name>-3, … */
@@ -67,6 +73,7 @@ export class MdnsAdvertiser {
   private lastRefreshAt = 0;
   private lastAssertAt = 0;
   private refreshTimer: NodeJS.Timeout | null = null;
+  private addressTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: MdnsAdvertiserOptions) {}
 
@@ -74,6 +81,8 @@ export class MdnsAdvertiser {
   start(capture: AdvertisedCapture): void {
     this.capture = { ...capture };
     this.txt = streamTxt(this.opts, this.capture);
+    this.addressTimer = setInterval(() => this.checkAddresses(), ADDRESS_CHECK_MS);
+    this.addressTimer.unref();
     if (this.open()) this.probeCandidate();
   }
 
@@ -113,8 +122,10 @@ export class MdnsAdvertiser {
     this.probe?.cancel();
     this.probe = null;
     for (const t of [this.retryTimer, this.refreshTimer]) if (t) clearTimeout(t);
+    if (this.addressTimer) clearInterval(this.addressTimer);
     this.retryTimer = null;
     this.refreshTimer = null;
+    this.addressTimer = null;
     this.retryAt = null;
     const transport = this.transport;
     if (!transport) return;
@@ -155,9 +166,6 @@ export class MdnsAdvertiser {
         socketError: (err) => this.fail(`mDNS socket: ${err.message}`),
         answerError: (err) => this.onAnswerError(err),
         response: (packet) => this.onResponse(packet),
-        interfacesChecked: () => {
-          if (this.state === 'announced' && announcedAddresses().join(',') !== this.addressKey) this.scheduleRefresh();
-        },
       });
       this.transport = transport;
       return true;
@@ -294,6 +302,11 @@ export class MdnsAdvertiser {
         }
       },
     );
+  }
+
+  /** An address came, went or changed since the last announcement: announce again (A/AAAA with cache-flush). */
+  private checkAddresses(): void {
+    if (this.state === 'announced' && announcedAddresses().join(',') !== this.addressKey) this.scheduleRefresh();
   }
 
   private scheduleRefresh(): void {

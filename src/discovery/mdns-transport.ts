@@ -33,8 +33,6 @@ export interface MdnsTransportEvents {
   answerError(err: Error): void;
   /** A response heard on the group (anyone's, our own echoes included). */
   response(packet: MdnsPacket): void;
-  /** multicast-dns looked at the interface list (every 5 s) and joined the group where it was missing. */
-  interfacesChecked(): void;
 }
 
 /** The parts of multicast-dns used here; bonjour-service types it as any. */
@@ -92,9 +90,6 @@ export class MdnsTransport {
     });
     mdns.on('response', (packet: MdnsPacket) => {
       if (live()) events.response(packet);
-    });
-    mdns.on('networkInterface', () => {
-      if (live()) events.interfacesChecked();
     });
     return self;
   }

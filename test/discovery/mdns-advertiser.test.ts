@@ -211,6 +211,28 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
     assert.deepEqual({ name: d.name, renames: d.renames, state: d.state }, { name: 'stagebox-2', renames: 1, state: 'announced' });
   });
 
+  test('an address added to the box\'s interface (a DHCP change, a second network): announced again with cache-flush under the same name', async () => {
+    const { ns, browser } = stage();
+    const svc = await startBox(ns, 'box-readdressed');
+    await svc.waitForLog(announced('stagebox'), 10000, 'announced');
+    const seen = browser.packets.length;
+    const added = ns.addBoxAddress(7);
+    const pushed = await waitFor(
+      () =>
+        browser.packets
+          .slice(seen)
+          .flatMap((p) => (p.type === 'response' && p.answers.some((r) => r.type === 'SRV') ? p.answers : []))
+          .find((r) => r.type === 'A' && r.name === 'stagebox.local' && r.flush === true && r.data === added),
+      { timeoutMs: 15000, what: `an unsolicited A record for stagebox.local with ${added}` },
+    );
+    assert.equal(pushed.ttl, 120);
+    const answers = await browser.query('stagebox.local', 'A', 5000, (a) => a.some((r) => r.data === added));
+    assert.deepEqual(answers.map((r) => r.data).sort(), [ns.boxAddr, added].sort());
+    const d = await discoveryOf(ns, svc);
+    assert.deepEqual({ name: d.name, state: d.state, renames: d.renames }, { name: 'stagebox', state: 'announced', renames: 0 });
+    assert.equal(d.announcements, 2);
+  });
+
   test('the TXT record follows a capture change (SIGHUP finds a USB interface: the test signal\'s channels and rate go away until it delivers)', async () => {
     const { ns, browser } = stage();
     const root = path.dirname(writeTempFile('.keep', ''));

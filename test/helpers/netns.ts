@@ -56,6 +56,7 @@ export class TestNetns {
   private constructor(
     readonly name: string,
     readonly hostIf: string,
+    readonly boxIf: string,
     readonly hostAddr: string,
     readonly boxAddr: string,
   ) {}
@@ -69,7 +70,7 @@ export class TestNetns {
     const hostIf = `${prefix}h${id}`;
     const boxIf = `${prefix}b${id}`;
     const subnet = `10.${200 + ((process.pid >> 8) % 50)}.${(process.pid + n * 37) % 256}`;
-    const ns = new TestNetns(name, hostIf, `${subnet}.2`, `${subnet}.1`);
+    const ns = new TestNetns(name, hostIf, boxIf, `${subnet}.2`, `${subnet}.1`);
     try {
       ip(['netns', 'add', name]);
       ip(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', boxIf]);
@@ -86,6 +87,14 @@ export class TestNetns {
     }
     live.add(ns);
     return ns;
+  }
+
+  /** Gives the box's end of the veth one more address in its /24 (`<subnet>.<host>`, host 3-254), as a DHCP change or a second network would; returns it. */
+  addBoxAddress(host: number): string {
+    if (!Number.isInteger(host) || host < 3 || host > 254) throw new RangeError(`addBoxAddress: got ${host}; allowed: an integer 3-254 (1 and 2 are taken)`);
+    const addr = `${this.boxAddr.slice(0, this.boxAddr.lastIndexOf('.'))}.${host}`;
+    ip(['-n', this.name, 'addr', 'add', `${addr}/24`, 'dev', this.boxIf]);
+    return addr;
   }
 
   /** Prefix for startService's wrapper: runs a command inside the namespace (ip execs it, so signals reach it). */
