@@ -211,6 +211,55 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
     assert.deepEqual({ name: d.name, renames: d.renames, state: d.state }, { name: 'stagebox-2', renames: 1, state: 'announced' });
   });
 
+  test('another device on the network holds the dashboard\'s name only: both services and the host move to "stagebox-2" together', async () => {
+    const { ns, browser } = stage();
+    // A real advertiser on the stage network (bonjour-service, which probes and announces): a web server named "stagebox".
+    await browser.publish({ name: 'stagebox', type: 'http', port: 8080, host: 'printer.local' });
+    const svc = await startBox(ns, 'box-dashboard-taken');
+    const line = await svc.waitForLog(announced('stagebox-2'), 10000, 'announced as stagebox-2');
+    assert.equal(line.host, 'stagebox-2.local');
+    assert.deepEqual(line.services, ['stagebox-2._stagebox._tcp.local', 'stagebox-2._http._tcp.local']);
+    const rename = svc.logs.find((l) => l.msg === 'mDNS: the name "stagebox" is in use on the network; trying the next');
+    assert.match(String(rename?.reason), /^answer to the probe: (SRV|TXT) stagebox\._http\._tcp\.local$/);
+
+    const web = await browser.waitForServices('http', (f) => f.some((s) => s.name === 'stagebox-2') && f.some((s) => s.name === 'stagebox'), 10000, 'the other device\'s "stagebox" and the box\'s "stagebox-2"');
+    assert.deepEqual(
+      web.filter((s) => s.name.startsWith('stagebox')).map((s) => [s.name, s.port, s.host]).sort(),
+      [
+        ['stagebox', 8080, 'printer.local'],
+        ['stagebox-2', svc.port, 'stagebox-2.local'],
+      ],
+    );
+    const [stream] = await browser.waitForServices('stagebox', (f) => f.length > 0, 10000, 'the stream service');
+    assert.deepEqual([stream!.name, stream!.host, stream!.port], ['stagebox-2', 'stagebox-2.local', svc.port]);
+    const d = await discoveryOf(ns, svc);
+    assert.deepEqual({ name: d.name, host: d.host, renames: d.renames, state: d.state }, { name: 'stagebox-2', host: 'stagebox-2.local', renames: 1, state: 'announced' });
+  });
+
+  test('every name from "stagebox" to "stagebox-16" taken: an error naming the range, in status, retried with doubling backoff; streaming goes on', async () => {
+    const { ns, browser } = stage();
+    browser.squat(/^stagebox(-\d+)?\./);
+    const svc = await startBox(ns, 'box-crowded');
+    const failed = (retryInMs: number) => (l: { msg?: string; retryInMs?: unknown }) => l.msg === 'mDNS announcement failed (streaming is not affected); retrying' && l.retryInMs === retryInMs;
+    const line = await svc.waitForLog(failed(5000), 20000, 'the failure after the last name');
+    assert.equal(line.err, 'no free name: "stagebox" to "stagebox-16" are all in use on the network');
+    const tried = svc.logs.filter((l) => (l.msg ?? '').endsWith('is in use on the network; trying the next')).map((l) => l.taken);
+    assert.deepEqual(tried, ['stagebox', ...Array.from({ length: 15 }, (_, i) => `stagebox-${i + 2}`)]);
+    const d = await discoveryOf(ns, svc);
+    assert.deepEqual({ state: d.state, lastError: d.lastError, renames: d.renames, announcements: d.announcements }, { state: 'error', lastError: line.err, renames: 16, announcements: 0 });
+    assert.equal(typeof d.retryInMs, 'number');
+    assert.ok(!browser.packets.some((p) => p.from === ns.boxAddr && p.type === 'response'), 'the box announced nothing');
+
+    const client = await StreamClient.open(svc.port, 'phone-crowded', { host: ns.boxAddr });
+    await client.subscribe([0], 'pcm16');
+    await client.waitForPackets(20, 10000);
+    client.close();
+
+    // The retry starts again from "stagebox" and fails the same way: the next wait is twice as long.
+    const second = await svc.waitForLog(failed(10000), 20000, 'the second failure');
+    assert.equal(second.err, line.err);
+  });
+
   test('an address added to the box\'s interface (a DHCP change, a second network): announced again with cache-flush under the same name', async () => {
     const { ns, browser } = stage();
     const svc = await startBox(ns, 'box-readdressed');

@@ -89,6 +89,38 @@ export class MdnsBrowser {
     throw new Error(`mDNS query ${type} ${name}: no matching answer within ${timeoutMs} ms; errors: ${this.errors.join('; ')}`);
   }
 
+  /**
+   * Publishes a service of another device on the stage network (bonjour-service
+   * probes it, then announces it and answers for it); resolves once announced.
+   */
+  publish(config: { name: string; type: string; port: number; host: string }): Promise<Service> {
+    const s = this.bonjour.publish(config);
+    return new Promise((resolve, reject) => {
+      s.once('up', () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+
+  /**
+   * A device that claims every name matching `pattern`: it answers each query
+   * about one (a probe) with an SRV record for a service name, an A record with
+   * this browser's address for a host name. Returns how to stop it.
+   */
+  squat(pattern: RegExp): () => void {
+    const onQuery = (q: { questions?: { name: string; type: string }[] }): void => {
+      const answers: MdnsRecord[] = [];
+      for (const { name } of q.questions ?? []) {
+        if (!pattern.test(name)) continue;
+        answers.push(name.endsWith('._tcp.local') ? { name, type: 'SRV', ttl: 120, data: { port: 9, target: 'squatter.local', priority: 0, weight: 0 } } : { name, type: 'A', ttl: 120, data: this.iface });
+      }
+      if (answers.length > 0) this.mdns.respond({ answers }, (err) => {
+          if (err) this.errors.push(`squat: ${err.message}`);
+        });
+    };
+    this.mdns.on('query', onQuery);
+    return () => this.mdns.off('query', onQuery);
+  }
+
   /** Sends an unsolicited response, as another device announcing these records would. */
   announce(records: MdnsRecord[]): Promise<void> {
     return new Promise((resolve, reject) => this.mdns.respond({ answers: records }, (err) => (err ? reject(err) : resolve())));
