@@ -39,6 +39,7 @@ export class MdnsBrowser {
     // bind 0.0.0.0: a socket bound to a unicast address never hears multicast; `interface` picks where to join and send.
     this.bonjour = new Bonjour({ interface: iface, bind: '0.0.0.0' } as never);
     this.mdns = (this.bonjour as unknown as { server: { mdns: MulticastDns } }).server.mdns;
+    hearOnlyTheStage(this.mdns, iface);
     this.mdns.on('error', (err: Error) => this.errors.push(err.message));
     this.mdns.on('warning', (err: Error) => this.errors.push(`warning: ${err.message}`));
     this.mdns.on('packet', (p: { type: 'query' | 'response'; answers?: MdnsRecord[]; additionals?: MdnsRecord[] }, rinfo: { address: string }) => {
@@ -130,6 +131,24 @@ export class MdnsBrowser {
     for (const b of this.browsers) b.stop();
     return new Promise((resolve) => this.bonjour.destroy(() => resolve()));
   }
+}
+
+/**
+ * Drops packets from outside the browser's /24 before anyone (bonjour-service's
+ * browser and responder included) sees them. Linux hands a socket every
+ * datagram for a group that any socket in the namespace joined, on any
+ * interface (IP_MULTICAST_ALL, which Node cannot turn off), so without this a
+ * browser in the test's namespace also hears the boxes of other test runs on
+ * the same machine, each on a veth of its own. A phone hears only its network.
+ */
+function hearOnlyTheStage(mdns: MulticastDns, iface: string): void {
+  const subnet = iface.slice(0, iface.lastIndexOf('.') + 1);
+  const emit = mdns.emit.bind(mdns);
+  mdns.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+    const from = (args[1] as { address?: string } | undefined)?.address;
+    if ((event === 'packet' || event === 'query' || event === 'response') && !from?.startsWith(subnet)) return false;
+    return emit(event, ...args);
+  };
 }
 
 /** A found service in a line, for failure messages. */
