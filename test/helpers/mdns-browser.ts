@@ -1,14 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { Bonjour, type Browser, type Service } from 'bonjour-service';
-
-/** A DNS resource record as multicast-dns decodes it. */
-export interface MdnsRecord {
-  name: string;
-  type: string;
-  ttl?: number;
-  data: unknown;
-  flush?: boolean;
-}
+import type { MdnsRecord } from '../../src/discovery/mdns-transport';
 
 export interface SeenPacket {
   type: 'query' | 'response';
