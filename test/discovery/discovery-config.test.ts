@@ -2,7 +2,6 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/config/config-loader';
 import { ConfigError } from '../../src/config/config-errors';
-import { candidateName, hostLabel } from '../../src/discovery/mdns-advertiser';
 import { removeTempDirs, runCli, writeTempFile } from '../helpers/service-process';
 
 /** discovery.* config: defaults, and every kind of bad instance name refused with the key, the value and the rule. */
@@ -63,21 +62,5 @@ describe('discovery config', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.ok(r.stderr.includes('discovery.name: got "a.b"; allowed: a DNS-SD instance name'), r.stderr);
     assert.equal(r.stoppedEarly, false);
-  });
-});
-
-describe('names tried after a conflict', () => {
-  test('<name>, <name>-2, <name>-3 …, cut to stay within 63 bytes without splitting a character', () => {
-    assert.deepEqual([0, 1, 2, 15].map((n) => candidateName('stagebox', n)), ['stagebox', 'stagebox-2', 'stagebox-3', 'stagebox-16']);
-    const long = 'ü'.repeat(31); // 62 bytes
-    const second = candidateName(long, 1);
-    assert.equal(second, `${'ü'.repeat(30)}-2`);
-    assert.ok(Buffer.byteLength(second) <= 63);
-  });
-
-  test('the host label is the name in lower case with anything but a-z, 0-9 and "-" as "-"', () => {
-    assert.equal(hostLabel('Stage Left-2'), 'stage-left-2');
-    assert.equal(hostLabel('Bühne links'), 'b-hne-links');
-    assert.equal(hostLabel('舞台'), 'stagebox');
   });
 });

@@ -11,7 +11,7 @@ import { StreamClient } from '../helpers/stream-client';
 import { plugFakeUsbCard } from '../helpers/fake-usb-card';
 import { waitFor } from '../helpers/wait';
 import { deviceIdFromHostname } from '../../src/health/mqtt-options';
-import type { DiscoveryStatus } from '../../src/discovery/mdns-advertiser';
+import type { DiscoveryStatus } from '../../src/discovery/discovery-status';
 
 /**
  * Real mDNS traffic between the real service and a separate DNS-SD browser
@@ -209,6 +209,77 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
     assert.match(String(rename?.reason), /^announced by another device: SRV stagebox\._stagebox\._tcp\.local/);
     const d = await discoveryOf(ns, svc);
     assert.deepEqual({ name: d.name, renames: d.renames, state: d.state }, { name: 'stagebox-2', renames: 1, state: 'announced' });
+  });
+
+  test('another device on the network holds the dashboard\'s name only: both services and the host move to "stagebox-2" together', async () => {
+    const { ns, browser } = stage();
+    // A real advertiser on the stage network (bonjour-service, which probes and announces): a web server named "stagebox".
+    await browser.publish({ name: 'stagebox', type: 'http', port: 8080, host: 'printer.local' });
+    const svc = await startBox(ns, 'box-dashboard-taken');
+    const line = await svc.waitForLog(announced('stagebox-2'), 10000, 'announced as stagebox-2');
+    assert.equal(line.host, 'stagebox-2.local');
+    assert.deepEqual(line.services, ['stagebox-2._stagebox._tcp.local', 'stagebox-2._http._tcp.local']);
+    const rename = svc.logs.find((l) => l.msg === 'mDNS: the name "stagebox" is in use on the network; trying the next');
+    assert.match(String(rename?.reason), /^answer to the probe: (SRV|TXT) stagebox\._http\._tcp\.local$/);
+
+    const web = await browser.waitForServices('http', (f) => f.some((s) => s.name === 'stagebox-2') && f.some((s) => s.name === 'stagebox'), 10000, 'the other device\'s "stagebox" and the box\'s "stagebox-2"');
+    assert.deepEqual(
+      web.filter((s) => s.name.startsWith('stagebox')).map((s) => [s.name, s.port, s.host]).sort(),
+      [
+        ['stagebox', 8080, 'printer.local'],
+        ['stagebox-2', svc.port, 'stagebox-2.local'],
+      ],
+    );
+    const [stream] = await browser.waitForServices('stagebox', (f) => f.length > 0, 10000, 'the stream service');
+    assert.deepEqual([stream!.name, stream!.host, stream!.port], ['stagebox-2', 'stagebox-2.local', svc.port]);
+    const d = await discoveryOf(ns, svc);
+    assert.deepEqual({ name: d.name, host: d.host, renames: d.renames, state: d.state }, { name: 'stagebox-2', host: 'stagebox-2.local', renames: 1, state: 'announced' });
+  });
+
+  test('every name from "stagebox" to "stagebox-16" taken: an error naming the range, in status, retried with doubling backoff; streaming goes on', async () => {
+    const { ns, browser } = stage();
+    browser.squat(/^stagebox(-\d+)?\./);
+    const svc = await startBox(ns, 'box-crowded');
+    const failed = (retryInMs: number) => (l: { msg?: string; retryInMs?: unknown }) => l.msg === 'mDNS announcement failed (streaming is not affected); retrying' && l.retryInMs === retryInMs;
+    const line = await svc.waitForLog(failed(5000), 20000, 'the failure after the last name');
+    assert.equal(line.err, 'no free name: "stagebox" to "stagebox-16" are all in use on the network');
+    const tried = svc.logs.filter((l) => (l.msg ?? '').endsWith('is in use on the network; trying the next')).map((l) => l.taken);
+    assert.deepEqual(tried, ['stagebox', ...Array.from({ length: 15 }, (_, i) => `stagebox-${i + 2}`)]);
+    const d = await discoveryOf(ns, svc);
+    assert.deepEqual({ state: d.state, lastError: d.lastError, renames: d.renames, announcements: d.announcements }, { state: 'error', lastError: line.err, renames: 16, announcements: 0 });
+    assert.equal(typeof d.retryInMs, 'number');
+    assert.ok(!browser.packets.some((p) => p.from === ns.boxAddr && p.type === 'response'), 'the box announced nothing');
+
+    const client = await StreamClient.open(svc.port, 'phone-crowded', { host: ns.boxAddr });
+    await client.subscribe([0], 'pcm16');
+    await client.waitForPackets(20, 10000);
+    client.close();
+
+    // The retry starts again from "stagebox" and fails the same way: the next wait is twice as long.
+    const second = await svc.waitForLog(failed(10000), 20000, 'the second failure');
+    assert.equal(second.err, line.err);
+  });
+
+  test('an address added to the box\'s interface (a DHCP change, a second network): announced again with cache-flush under the same name', async () => {
+    const { ns, browser } = stage();
+    const svc = await startBox(ns, 'box-readdressed');
+    await svc.waitForLog(announced('stagebox'), 10000, 'announced');
+    const seen = browser.packets.length;
+    const added = ns.addBoxAddress(7);
+    const pushed = await waitFor(
+      () =>
+        browser.packets
+          .slice(seen)
+          .flatMap((p) => (p.type === 'response' && p.answers.some((r) => r.type === 'SRV') ? p.answers : []))
+          .find((r) => r.type === 'A' && r.name === 'stagebox.local' && r.flush === true && r.data === added),
+      { timeoutMs: 15000, what: `an unsolicited A record for stagebox.local with ${added}` },
+    );
+    assert.equal(pushed.ttl, 120);
+    const answers = await browser.query('stagebox.local', 'A', 5000, (a) => a.some((r) => r.data === added));
+    assert.deepEqual(answers.map((r) => r.data).sort(), [ns.boxAddr, added].sort());
+    const d = await discoveryOf(ns, svc);
+    assert.deepEqual({ name: d.name, state: d.state, renames: d.renames }, { name: 'stagebox', state: 'announced', renames: 0 });
+    assert.equal(d.announcements, 2);
   });
 
   test('the TXT record follows a capture change (SIGHUP finds a USB interface: the test signal\'s channels and rate go away until it delivers)', async () => {

@@ -1,14 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { Bonjour, type Browser, type Service } from 'bonjour-service';
-
-/** A DNS resource record as multicast-dns decodes it. */
-export interface MdnsRecord {
-  name: string;
-  type: string;
-  ttl?: number;
-  data: unknown;
-  flush?: boolean;
-}
+import type { MdnsRecord } from '../../src/discovery/mdns-transport';
 
 export interface SeenPacket {
   type: 'query' | 'response';
@@ -39,6 +31,7 @@ export class MdnsBrowser {
     // bind 0.0.0.0: a socket bound to a unicast address never hears multicast; `interface` picks where to join and send.
     this.bonjour = new Bonjour({ interface: iface, bind: '0.0.0.0' } as never);
     this.mdns = (this.bonjour as unknown as { server: { mdns: MulticastDns } }).server.mdns;
+    hearOnlyTheStage(this.mdns, iface);
     this.mdns.on('error', (err: Error) => this.errors.push(err.message));
     this.mdns.on('warning', (err: Error) => this.errors.push(`warning: ${err.message}`));
     this.mdns.on('packet', (p: { type: 'query' | 'response'; answers?: MdnsRecord[]; additionals?: MdnsRecord[] }, rinfo: { address: string }) => {
@@ -89,6 +82,38 @@ export class MdnsBrowser {
     throw new Error(`mDNS query ${type} ${name}: no matching answer within ${timeoutMs} ms; errors: ${this.errors.join('; ')}`);
   }
 
+  /**
+   * Publishes a service of another device on the stage network (bonjour-service
+   * probes it, then announces it and answers for it); resolves once announced.
+   */
+  publish(config: { name: string; type: string; port: number; host: string }): Promise<Service> {
+    const s = this.bonjour.publish(config);
+    return new Promise((resolve, reject) => {
+      s.once('up', () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+
+  /**
+   * A device that claims every name matching `pattern`: it answers each query
+   * about one (a probe) with an SRV record for a service name, an A record with
+   * this browser's address for a host name. Returns how to stop it.
+   */
+  squat(pattern: RegExp): () => void {
+    const onQuery = (q: { questions?: { name: string; type: string }[] }): void => {
+      const answers: MdnsRecord[] = [];
+      for (const { name } of q.questions ?? []) {
+        if (!pattern.test(name)) continue;
+        answers.push(name.endsWith('._tcp.local') ? { name, type: 'SRV', ttl: 120, data: { port: 9, target: 'squatter.local', priority: 0, weight: 0 } } : { name, type: 'A', ttl: 120, data: this.iface });
+      }
+      if (answers.length > 0) this.mdns.respond({ answers }, (err) => {
+          if (err) this.errors.push(`squat: ${err.message}`);
+        });
+    };
+    this.mdns.on('query', onQuery);
+    return () => this.mdns.off('query', onQuery);
+  }
+
   /** Sends an unsolicited response, as another device announcing these records would. */
   announce(records: MdnsRecord[]): Promise<void> {
     return new Promise((resolve, reject) => this.mdns.respond({ answers: records }, (err) => (err ? reject(err) : resolve())));
@@ -98,6 +123,24 @@ export class MdnsBrowser {
     for (const b of this.browsers) b.stop();
     return new Promise((resolve) => this.bonjour.destroy(() => resolve()));
   }
+}
+
+/**
+ * Drops packets from outside the browser's /24 before anyone (bonjour-service's
+ * browser and responder included) sees them. Linux hands a socket every
+ * datagram for a group that any socket in the namespace joined, on any
+ * interface (IP_MULTICAST_ALL, which Node cannot turn off), so without this a
+ * browser in the test's namespace also hears the boxes of other test runs on
+ * the same machine, each on a veth of its own. A phone hears only its network.
+ */
+function hearOnlyTheStage(mdns: MulticastDns, iface: string): void {
+  const subnet = iface.slice(0, iface.lastIndexOf('.') + 1);
+  const emit = mdns.emit.bind(mdns);
+  mdns.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+    const from = (args[1] as { address?: string } | undefined)?.address;
+    if ((event === 'packet' || event === 'query' || event === 'response') && !from?.startsWith(subnet)) return false;
+    return emit(event, ...args);
+  };
 }
 
 /** A found service in a line, for failure messages. */

@@ -7,9 +7,23 @@ import { execFileSync } from 'node:child_process';
  * and the namespace's loopback, never the machine's real interfaces, and a
  * socket here that joins the group on hostAddr hears it like a phone on the
  * stage network would. Needs root (CAP_NET_ADMIN) and iproute2.
+ *
+ * Names start with STAGEBOX_NETNS_PREFIX (default "sb"): the namespace
+ * `<prefix>test-<pid>x<n>`, the veth ends `<prefix>h…` and `<prefix>b…`, so
+ * several people testing on one machine can tell theirs apart (and clean up
+ * only theirs).
  */
 
 let counter = 0;
+
+const PREFIX_RULE = '1-4 characters, a lower-case letter then lower-case letters or digits (the veth names must stay within 15 characters)';
+
+/** The name prefix from STAGEBOX_NETNS_PREFIX, checked: it ends up in interface names, which Linux caps at 15 bytes. */
+export function netnsPrefix(env: NodeJS.ProcessEnv = process.env): string {
+  const p = env.STAGEBOX_NETNS_PREFIX ?? 'sb';
+  if (!/^[a-z][a-z0-9]{0,3}$/.test(p)) throw new RangeError(`STAGEBOX_NETNS_PREFIX: got ${JSON.stringify(p)}; allowed: ${PREFIX_RULE}`);
+  return p;
+}
 
 function ip(args: string[]): string {
   try {
@@ -42,6 +56,7 @@ export class TestNetns {
   private constructor(
     readonly name: string,
     readonly hostIf: string,
+    readonly boxIf: string,
     readonly hostAddr: string,
     readonly boxAddr: string,
   ) {}
@@ -50,11 +65,12 @@ export class TestNetns {
   static create(opts: NetnsOptions = {}): TestNetns {
     const n = ++counter;
     const id = `${process.pid % 100000}x${n}`;
-    const name = `sbtest-${id}`;
-    const hostIf = `sbh${id}`;
-    const boxIf = `sbb${id}`;
+    const prefix = netnsPrefix();
+    const name = `${prefix}test-${id}`;
+    const hostIf = `${prefix}h${id}`;
+    const boxIf = `${prefix}b${id}`;
     const subnet = `10.${200 + ((process.pid >> 8) % 50)}.${(process.pid + n * 37) % 256}`;
-    const ns = new TestNetns(name, hostIf, `${subnet}.2`, `${subnet}.1`);
+    const ns = new TestNetns(name, hostIf, boxIf, `${subnet}.2`, `${subnet}.1`);
     try {
       ip(['netns', 'add', name]);
       ip(['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', boxIf]);
@@ -71,6 +87,14 @@ export class TestNetns {
     }
     live.add(ns);
     return ns;
+  }
+
+  /** Gives the box's end of the veth one more address in its /24 (`<subnet>.<host>`, host 3-254), as a DHCP change or a second network would; returns it. */
+  addBoxAddress(host: number): string {
+    if (!Number.isInteger(host) || host < 3 || host > 254) throw new RangeError(`addBoxAddress: got ${host}; allowed: an integer 3-254 (1 and 2 are taken)`);
+    const addr = `${this.boxAddr.slice(0, this.boxAddr.lastIndexOf('.'))}.${host}`;
+    ip(['-n', this.name, 'addr', 'add', `${addr}/24`, 'dev', this.boxIf]);
+    return addr;
   }
 
   /** Prefix for startService's wrapper: runs a command inside the namespace (ip execs it, so signals reach it). */
