@@ -4,3 +4,4 @@ export * from './close-codes.js';
 export * from './client-id.js';
 export * from './messages.js';
 export * from './packet-header.js';
+export * from './datagram.js';
