@@ -8,6 +8,7 @@ import { LatencyHistogram } from '../src/health/latency-histogram';
 import type { ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
 import { LibraryClient, jitterStats, resetJitterStats } from './library-client';
 import { PacketCounters } from './packet-counters';
+import { bufferQuantiles, WifiListener } from './wifi-listener';
 
 const MAGIC0 = 0x53;
 const MAGIC1 = 0x42;
@@ -138,7 +139,7 @@ const clients: (BenchClient | LibraryClient)[] = [];
 async function connectAll(port: number, specs: ClientSpec[], perClientTimeoutMs: number): Promise<ConnectResult> {
   const result: ConnectResult = { connected: 0, failed: 0, firstError: null };
   for (let i = 0; i < specs.length; i += CONNECT_CONCURRENCY) {
-    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => (s.viaLibrary ? new LibraryClient(s, e2e) : new BenchClient(s)));
+    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => (s.wifiLabel ? new WifiListener(s, e2e) : s.viaLibrary ? new LibraryClient(s, e2e) : new BenchClient(s)));
     const outcomes = await Promise.allSettled(batch.map((c) => c.connect(port, perClientTimeoutMs)));
     outcomes.forEach((o, k) => {
       const c = batch[k]!;
@@ -248,6 +249,12 @@ async function handle(req: FleetRequest): Promise<void> {
       case 'trim':
         reply({ rid: req.rid, op: 'trim', clients: await trim(req.keep) });
         return;
+      case 'wifi': {
+        const wifi = clients.filter((c): c is WifiListener => c instanceof WifiListener);
+        const listeners = wifi.map((c) => c.wifiStats(req.traceDir, req.traceName));
+        reply({ rid: req.rid, op: 'wifi', listeners, pooledBufferMs: bufferQuantiles(wifi.flatMap((c) => c.bufferSamples())) });
+        return;
+      }
       case 'close':
         await closeClients(clients);
         reply({ rid: req.rid, op: 'close' });

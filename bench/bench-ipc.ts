@@ -17,6 +17,45 @@ export interface ClientSpec {
   mix?: object;
   /** The client is the client library (StageboxClient with its jitter buffer, pulled in real time), not a raw socket. */
   viaLibrary?: boolean;
+  /** Address of the box (default 127.0.0.1). */
+  host?: string;
+  /** Local address the library client's socket binds (a listener's own link in the harness). */
+  localAddress?: string;
+  /** A library client that also keeps what the wifi scenario reports (bench/wifi-listener.ts), under this label. */
+  wifiLabel?: string;
+}
+
+/** One wifi listener over the window (the wifi scenario; bench/README.md says what each field means). */
+export interface WifiListenerStats {
+  label: string;
+  localAddress: string | null;
+  /** The window, CLOCK_MONOTONIC ms. */
+  fromMs: number;
+  toMs: number;
+  packets: number;
+  /** Seq gaps at arrival: packets never delivered (the box dropped them, or a datagram was lost). */
+  seqGaps: number;
+  underruns: number;
+  /** Runs of consecutive seqs whose turn to play came before they did, and how many seqs. */
+  concealedLossEvents: number;
+  concealedLossPackets: number;
+  /** Audio the jitter buffer made up (gaps and underruns), ms. */
+  concealedMs: number;
+  /** Times the buffer dropped a backlog at once (a jump in the audio), and how much. */
+  skipEvents: number;
+  skippedMs: number;
+  /** The jitter buffer's own late and lost counts over the window. */
+  late: number;
+  lost: number;
+  /** Audio buffered at each player tick, ms (null: nothing played). */
+  bufferMs: { p50: number; p99: number; max: number } | null;
+  targetEndMs: number | null;
+  targetMaxMs: number | null;
+  /** The target at the window's start and at each change after it: [CLOCK_MONOTONIC ms, target ms]. */
+  targetSteps: [number, number][];
+  /** The arrival trace written (seq,capture_ms,arrival_ms,flags), and its rows. */
+  trace: string | null;
+  traceRows: number;
 }
 
 /** The library clients' jitter buffers over the window (`library` scenario). */
@@ -40,6 +79,8 @@ export type FleetRequest =
   | { rid: number; op: 'stats' }
   /** Closes every normal client after the first `keep` (in connection order). */
   | { rid: number; op: 'trim'; keep: number }
+  /** The wifi listeners' stats; each writes its arrival trace to `<traceDir>/<traceName>-<label>.csv`. */
+  | { rid: number; op: 'wifi'; traceDir: string; traceName: string }
   | { rid: number; op: 'close' };
 
 export interface ConnectResult {
@@ -87,5 +128,6 @@ export type FleetReply =
   | { rid: number; op: 'reset' }
   | { rid: number; op: 'stats'; stats: FleetStats }
   | { rid: number; op: 'trim'; clients: number }
+  | { rid: number; op: 'wifi'; listeners: WifiListenerStats[]; pooledBufferMs: WifiListenerStats['bufferMs'] }
   | { rid: number; op: 'close' }
   | { rid: number; op: 'error'; message: string };

@@ -17,6 +17,7 @@ import { waitFor, withTimeout } from '../helpers/wait';
 const unavailable = harnessUnavailable();
 const PROBE = path.join(__dirname, '..', 'fixtures', 'net-probe.js');
 const CLI = path.join(__dirname, '..', '..', 'bench', 'net', 'harness-cli.js');
+const RUN_BENCH = path.join(__dirname, '..', '..', 'bench', 'run-bench.js');
 const WAIT_MS = 15_000;
 
 interface Probe {
@@ -203,11 +204,14 @@ describe('impaired-network harness', { skip: unavailable ?? false }, () => {
     assert.doesNotMatch(spawnSync('iptables-save', [], { encoding: 'utf8' }).stdout, /nh-impair|NFQUEUE/);
   });
 
-  test('without the rights to make namespaces it says so', () => {
+  test('without the rights to make namespaces it says so, and the wifi bench skips with that sentence', () => {
     const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
     const sentence = 'the impaired-network harness needs CAP_SYS_ADMIN and CAP_NET_ADMIN to make network namespaces and links (run it as root); this process does not have them';
     const cli = spawnSync('setpriv', [...nobody, process.execPath, CLI, '--profile', 'lan', '--seconds', '1'], { encoding: 'utf8' });
     assert.deepEqual({ status: cli.status, stderr: cli.stderr }, { status: 3, stderr: `harness-cli: ${sentence}\n` });
+    const bench = spawnSync('setpriv', [...nobody, process.execPath, RUN_BENCH, '--scenarios', 'wifi', '--seconds', '1'], { encoding: 'utf8' });
+    assert.equal(bench.status, 0, bench.stderr);
+    assert.deepEqual(JSON.parse(bench.stdout), { scenario: 'wifi', skipped: sentence });
   });
 });
 
