@@ -169,6 +169,12 @@ static struct window *window_at(struct windows *ws, size_t i) {
   return &ws->w[i];
 }
 
+/* Draws the schedule up to `t`, so a report lists the windows that passed with no traffic in them too. */
+static void windows_until(struct windows *ws, double t) {
+  if (ws->interval->n == 0) return;
+  while (ws->n == 0 || ws->w[ws->n - 1].start <= t) window_at(ws, ws->n);
+}
+
 static void windows_init(struct windows *ws, const struct dist *interval, const struct dist *duration, uint64_t rng, double t0) {
   ws->interval = interval;
   ws->duration = duration;
@@ -326,6 +332,10 @@ static void kernel_drops(uint64_t *queue, uint64_t *user) {
 static void report(double now, const char *reason) {
   uint64_t qd = 0, ud = 0;
   if (!simulated) kernel_drops(&qd, &ud);
+  for (int l = 0; l < links; l++) {
+    windows_until(&stall_sched[l], now);
+    windows_until(&hold_sched[l], now);
+  }
   printf("{\"type\":\"report\",\"final\":%s,", reason ? "true" : "false");
   if (reason) printf("\"reason\":\"%s\",", reason);
   printf("\"simulated\":%s,\"seed\":%" PRIu64 ",\"fromMs\":%.3f,\"toMs\":%.3f,\"kernelDropped\":%" PRIu64 ",\"userDropped\":%" PRIu64 ",\"links\":[",
@@ -461,7 +471,11 @@ static void parse_args(int argc, char **argv) {
     }
     char *v = argv[++i];
     if (!strcmp(a, "--links")) links = (int)parse_num(v, 1, MAX_LISTENERS, "--links");
-    else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--seed")) {
+      char *end;
+      seed = strtoull(v, &end, 10);
+      if (end == v || *end != '\0') fail("--seed: allowed: an unsigned integer");
+    }
     else if (!strcmp(a, "--max-seconds")) max_seconds = parse_num(v, 0.1, 86400, "--max-seconds");
     else if (!strcmp(a, "--down")) parse_dir(v, &params[0], "--down");
     else if (!strcmp(a, "--up")) parse_dir(v, &params[1], "--up");

@@ -175,6 +175,10 @@ describe('impaired-network harness', { skip: unavailable ?? false }, () => {
       const late = received.filter(([, sent, arrived]) => sent < end && arrived >= end).length;
       assert.ok(late >= s.held && late <= s.held + 2, `the report says ${s.held} held, ${late} arrived after the end`);
     }
+    // Every window is listed, those with no traffic in them too: one each 300 ms from nh-impair's start to the report.
+    const starts = report.links[0]!.down.stalls.map((s) => s.atMs);
+    for (let i = 1; i < starts.length; i++) assert.ok(Math.abs(starts[i]! - starts[i - 1]! - 300) < 1e-6, `windows ${starts[i]! - starts[i - 1]!} ms apart`);
+    assert.ok(starts[0]! - report.fromMs <= 300 && report.toMs - starts[starts.length - 1]! <= 300, `windows from ${starts[0]! - report.fromMs} ms to ${report.toMs - starts[starts.length - 1]!} ms before the end`);
     // The link stalls both ways: the report lists the same windows for the uplink.
     assert.deepEqual(
       report.links[0]!.up.stalls.map((s) => s.atMs),
