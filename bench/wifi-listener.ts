@@ -2,9 +2,8 @@
  * A library client of the wifi scenario: what a musician's phone would hear
  * across the impaired-network harness, counted from what the client library
  * exposes today (its JitterBuffer's stats) plus what this listener observes:
- * every packet's arrival (the trace), and, at every player tick, where play-out
- * stands in seq terms, so a seq that never came before its turn is a concealed
- * loss.
+ * every packet's arrival (the trace), and which seqs play-out passed before
+ * they came (PlayoutTracker).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,21 +11,17 @@ import type { AudioEvent, JitterBufferStats } from '../src/client/index.js';
 import type { LatencyHistogram } from '../src/health/latency-histogram';
 import type { ClientSpec, WifiListenerStats } from './bench-ipc';
 import { LibraryClient, monoMs } from './library-client';
+import { PlayoutTracker } from './playout-tracker';
 
-/** A seq jump beyond this is a new stretch of audio (the jitter buffer's own limit), not a gap. */
-const MAX_GAP = 256;
 /** Trace columns per row, flat: seq, capture_ms, arrival_ms, flags. */
 const TRACE_COLS = 4;
 export const TRACE_HEADER = 'seq,capture_ms,arrival_ms,flags';
 
 export class WifiListener extends LibraryClient {
   private readonly trace: number[] = [];
-  private newest = -1;
+  private readonly playout = new PlayoutTracker();
   private packetFrames = 0;
   private rate = 48000;
-  /** Seqs missing behind the newest, ascending. */
-  private missing: number[] = [];
-  private lastConcealed = -2;
   /** The jitter buffer's counters at the window's start. */
   private atReset = { underruns: 0, late: 0, lost: 0, concealedFrames: 0, droppedFrames: 0 };
   private lastDropped = 0;
@@ -41,37 +36,12 @@ export class WifiListener extends LibraryClient {
     this.trace.push(a.seq, Number(h.captureNs) / 1e6, a.arrivalMs, h.flags);
     this.packetFrames = a.frames;
     this.rate = a.rate;
-    if (this.newest < 0 || h.discontinuity) {
-      // The jitter buffer starts a new stretch here: nothing behind it is waited for.
-      this.missing = [];
-      this.newest = a.seq;
-      return;
-    }
-    const d = (a.seq - this.newest) | 0;
-    if (d > MAX_GAP || d < -MAX_GAP) {
-      this.missing = [];
-      this.newest = a.seq;
-    } else if (d > 0) {
-      for (let k = 1; k < d; k++) this.missing.push(this.newest + k);
-      this.newest = a.seq;
-    } else if (d < 0) {
-      const i = this.missing.indexOf(a.seq);
-      if (i >= 0) this.missing.splice(i, 1); // came late, but before its turn
-    }
+    this.playout.arrived(a.seq, h.discontinuity);
   }
 
   protected override afterPull(now: number, st: JitterBufferStats): void {
     const w = this.win;
-    if (this.packetFrames > 0) {
-      // Where play-out stands: the newest packet's slot ends at the buffer's write end.
-      const playhead = this.newest + 1 - st.bufferedFrames / this.packetFrames;
-      while (this.missing.length > 0 && this.missing[0]! < playhead) {
-        const seq = this.missing.shift()!;
-        if (seq !== this.lastConcealed + 1) w.concealedLossEvents++;
-        w.concealedLossPackets++;
-        this.lastConcealed = seq;
-      }
-    }
+    this.playout.played(st.bufferedFrames, this.packetFrames);
     if (st.droppedFrames > this.lastDropped) {
       w.skipEvents++;
       this.lastDropped = st.droppedFrames;
@@ -89,6 +59,7 @@ export class WifiListener extends LibraryClient {
       this.lastDropped = st.droppedFrames;
     }
     this.win = emptyWindow();
+    this.playout.reset();
     if (st) {
       this.win.targetSteps.push([monoMs(), st.targetMs]);
       this.win.targetMax = st.targetMs;
@@ -111,8 +82,8 @@ export class WifiListener extends LibraryClient {
       packets: this.packets,
       seqGaps: this.lost,
       underruns: st ? st.underruns - this.atReset.underruns : 0,
-      concealedLossEvents: w.concealedLossEvents,
-      concealedLossPackets: w.concealedLossPackets,
+      concealedLossEvents: this.playout.events,
+      concealedLossPackets: this.playout.packets,
       concealedMs: st ? ms(st.concealedFrames - this.atReset.concealedFrames) : 0,
       skipEvents: w.skipEvents,
       skippedMs: st ? ms(st.droppedFrames - this.atReset.droppedFrames) : 0,
@@ -142,14 +113,12 @@ export class WifiListener extends LibraryClient {
 
 function emptyWindow(): {
   fromMs: number;
-  concealedLossEvents: number;
-  concealedLossPackets: number;
   skipEvents: number;
   buffer: number[];
   targetSteps: [number, number][];
   targetMax: number;
 } {
-  return { fromMs: monoMs(), concealedLossEvents: 0, concealedLossPackets: 0, skipEvents: 0, buffer: [], targetSteps: [], targetMax: 0 };
+  return { fromMs: monoMs(), skipEvents: 0, buffer: [], targetSteps: [], targetMax: 0 };
 }
 
 /** p50, p99 and max of buffer samples (exact: a buffer may hold more than a latency histogram's range). */

@@ -15,6 +15,7 @@ import type { ImpairReport, DirectionReport } from './net/impair-report';
 import { BOX_ADDR, harnessUnavailable, NetHarness } from './net/net-harness';
 import { loadProfile, profileNames } from './net/net-profile';
 import { personalMix } from './personal-mix';
+import { stallOutcomes } from './stall-recovery';
 import { round, stopFields, type ReportLine } from './report';
 import type { BenchContext } from './scenarios';
 import { REPO_ROOT, sleep, type StopInfo } from './service-process';
@@ -26,10 +27,6 @@ const SEED = 1;
 const WARMUP_MS = 3000;
 /** The window per profile when SECONDS is not given. */
 export const WIFI_DEFAULT_SECONDS = 60;
-/** A stall in the sense of the office measurement: the link held for more than this. */
-const STALL_MIN_MS = 100;
-/** "Back down": the target within this much of where it was before the stall. */
-const RECOVERED_WITHIN_MS = 2;
 export const TRACE_DIR = path.join(REPO_ROOT, 'build', 'bench-traces');
 /** Setup, warm-up and teardown per profile, on top of the window. */
 const PROFILE_OVERHEAD_MS = 60_000;
@@ -56,11 +53,11 @@ export async function runWifi(ctx: BenchContext): Promise<ReportLine> {
   const profiles: ReportLine[] = [];
   for (const name of wifiProfiles()) profiles.push(await runProfile(name, ctx));
   ctx.log(`wifi: per listener-minute (${LISTENERS} listeners x ${ctx.seconds} s each):`);
-  ctx.log('wifi:   profile          underruns  conc.loss  conc.ms  buffer p50/p99 ms  target end/max ms  stall recovery med/max s  box xruns/skipped');
+  ctx.log('wifi:   profile          audible  underruns  conc.loss  conc.ms  buffer p50/p99 ms  target end/max ms  stall recovery med/max s  box xruns/skipped');
   for (const p of profiles) {
     const cell = (v: unknown, w: number): string => String(v ?? '-').padStart(w);
     ctx.log(
-      `wifi:   ${String(p.profile).padEnd(16)} ${cell(p.underrunsPerMin, 9)}  ${cell(p.concealedLossEventsPerMin, 9)}  ${cell(p.concealedMsPerMin, 7)}  ${cell(`${p.bufferP50Ms}/${p.bufferP99Ms}`, 17)}  ${cell(`${p.targetSettledMs}/${p.targetMaxMs}`, 17)}  ${cell(`${p.stallRecoveryMedianS}/${p.stallRecoveryMaxS}`, 24)}  ${cell(`${p.boxXruns}/${p.boxSkippedPeriods}`, 17)}`,
+      `wifi:   ${String(p.profile).padEnd(16)} ${cell(p.audibleEventsPerMin, 7)}  ${cell(p.underrunsPerMin, 9)}  ${cell(p.concealedLossEventsPerMin, 9)}  ${cell(p.concealedMsPerMin, 7)}  ${cell(`${p.bufferP50Ms}/${p.bufferP99Ms}`, 17)}  ${cell(`${p.targetSettledMs}/${p.targetMaxMs}`, 17)}  ${cell(`${p.stallRecoveryMedianS}/${p.stallRecoveryMaxS}`, 24)}  ${cell(`${p.boxXruns}/${p.boxSkippedPeriods}`, 17)}`,
     );
   }
   return { scenario: 'wifi', seconds: ctx.seconds, listeners: LISTENERS, seed: SEED, mix: 'stereo pcm16 of 32 channels', traces: path.relative(REPO_ROOT, TRACE_DIR), profiles };
@@ -106,53 +103,6 @@ async function runProfile(name: string, ctx: BenchContext): Promise<ReportLine> 
 const median = (xs: number[]): number | null => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1]!);
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
-interface StallOutcome {
-  listener: string;
-  /** Seconds into the window. */
-  atS: number | null;
-  durationMs: number | null;
-  held: number;
-  preTargetMs: number | null;
-  peakTargetMs: number | null;
-  /** From the stall's end until the target is back within 2 ms of preTargetMs; null: not within the window. */
-  recoveryS: number | null;
-}
-
-/** The target as a step function: its value at time t. */
-function targetAt(steps: [number, number][], t: number): number | null {
-  let v: number | null = null;
-  for (const [ts, target] of steps) {
-    if (ts > t) break;
-    v = target;
-  }
-  return v ?? steps[0]?.[1] ?? null;
-}
-
-function stallOutcomes(l: WifiListenerStats, down: DirectionReport): StallOutcome[] {
-  const out: StallOutcome[] = [];
-  for (const s of down.stalls) {
-    if (s.durationMs <= STALL_MIN_MS || s.atMs < l.fromMs || s.atMs > l.toMs) continue;
-    const end = s.atMs + s.durationMs;
-    const pre = targetAt(l.targetSteps, s.atMs);
-    let peak = pre;
-    let recoveryS: number | null = null;
-    if (pre !== null) {
-      const ok = (v: number): boolean => v <= pre + RECOVERED_WITHIN_MS;
-      const atEnd = targetAt(l.targetSteps, end)!;
-      peak = Math.max(pre, atEnd);
-      if (ok(atEnd)) recoveryS = 0;
-      for (const [ts, v] of l.targetSteps) {
-        if (ts <= end) continue;
-        if (recoveryS !== null) break;
-        if (ok(v)) recoveryS = (ts - end) / 1000;
-        else peak = Math.max(peak, v);
-      }
-    }
-    out.push({ listener: l.label, atS: round((s.atMs - l.fromMs) / 1000, 2), durationMs: round(s.durationMs, 1), held: s.held, preTargetMs: round(pre), peakTargetMs: round(peak), recoveryS: round(recoveryS, 2) });
-  }
-  return out;
-}
-
 /** One direction of every link, pooled: counts summed, delay quantiles as the median (max: the largest) over links. */
 function networkSide(dirs: DirectionReport[]): ReportLine {
   const bursts = Array.from({ length: 8 }, (_, i) => sum(dirs.map((d) => d.dropBursts[i]!)));
@@ -177,7 +127,7 @@ function networkSide(dirs: DirectionReport[]): ReportLine {
 function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiListenerStats[], pooled: WifiListenerStats['bufferMs']): ReportLine {
   const minutes = sum(ls.map((l) => (l.toMs - l.fromMs) / 60_000));
   const perMin = (n: number): number | null => (minutes > 0 ? round(n / minutes, 2) : null);
-  const stalls = ls.flatMap((l, i) => stallOutcomes(l, net.links[i]!.down));
+  const stalls = ls.flatMap((l, i) => stallOutcomes(l, net.links[i]!.down.stalls));
   const recovered = stalls.map((s) => s.recoveryS).filter((v): v is number => v !== null);
   const underruns = sum(ls.map((l) => l.underruns));
   const concealed = sum(ls.map((l) => l.concealedLossEvents));
@@ -224,6 +174,8 @@ function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiList
       userDropped: net.userDropped,
     },
     stallDetail: stalls,
+    /** nh-impair's own report of the window, every link and direction, as it printed it. */
+    harness: net,
     perListener: ls.map((l) => ({
       listener: l.label,
       underruns: l.underruns,
