@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { impairReportSchema, type ImpairReport } from '../../bench/net/impair-report';
 import { IMPAIR_BIN } from '../../bench/net/net-harness';
@@ -133,5 +134,35 @@ describe('the model (nh-impair --simulate)', { skip: existsSync(IMPAIR_BIN) ? fa
       status: 2,
       stderr: 'nh-impair: --down jitter: "0:5/1:2" is not a distribution; allowed: u:v/u:v/... with u rising from 0 to 1 and v >= 0 not falling\n',
     });
+  });
+});
+
+describe('harness-cli', () => {
+  const CLI = path.join(__dirname, '..', '..', 'bench', 'net', 'harness-cli.js');
+  const cli = (...args: string[]): { status: number | null; stderr: string; stdout: string } => {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    return { status: r.status, stderr: r.stderr, stdout: r.stdout };
+  };
+
+  test('bad arguments and bad profiles stop it before anything is set up (exit 2)', () => {
+    assert.deepEqual(cli('--profile', 'lan', '--listeners', '17'), { status: 2, stdout: '', stderr: 'harness-cli: --listeners: got "17"; allowed: an integer 1-16\n' });
+    assert.deepEqual(cli('--profile', 'lan', '--speed', '3'), {
+      status: 2,
+      stdout: '',
+      stderr: 'harness-cli: unknown option "--speed"; allowed: --profile, --listeners, --seed, --seconds, --simulate, --help\n',
+    });
+    assert.deepEqual(cli('--seconds', '5'), { status: 2, stdout: '', stderr: 'harness-cli: --profile is required\n' });
+    const none = cli('--profile', 'moon');
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /^harness-cli: network profile "moon": there is no .*moon\.json; allowed: busy-venue, lan, office-wifi, phone-powersave\n$/);
+  });
+
+  test('--simulate prints the report of the model run on a profile', { skip: existsSync(IMPAIR_BIN) ? false : `${IMPAIR_BIN} is not built (make build)` }, () => {
+    const r = cli('--profile', 'office-wifi', '--simulate', '375', '--seconds', '30');
+    assert.equal(r.status, 0, r.stderr);
+    const report = impairReportSchema.parse(JSON.parse(r.stdout));
+    assert.equal(report.simulated, true);
+    assert.equal(report.links.length, 1);
+    assert.ok(report.links[0]!.down.packets >= 11249, `${report.links[0]!.down.packets} packets in 30 s at 375/s`);
   });
 });
