@@ -16,11 +16,15 @@ APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config systemd mo
 # Packaging (make deb and its tests): python3-yaml parses the kas files, dpkg-dev
 # for dpkg-architecture and dpkg-shlibdeps, passwd for useradd in the package's postinst.
 APT_PACKAGES += python3-yaml dpkg-dev passwd
+# The bench's impaired-network harness (bench/net/): libnetfilter-queue-dev to
+# build nh-impair (native/net-impair/), iptables for the NFQUEUE rules in its
+# router namespace (util-linux's unshare, nsenter and setpriv are essential).
+APT_PACKAGES += libnetfilter-queue-dev iptables
 SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=
 
-.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap arm64-deps arm64-node-modules check-arm64
+.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap arm64-deps arm64-node-modules check-arm64 net-impair
 
 # arm64, proven on x86 (make check-arm64, part of make test): a cross
 # toolchain for the native addons, alsa-lib and the C/C++ runtime for arm64
@@ -69,9 +73,17 @@ node_modules/.stamp: package.json package-lock.json | system-deps
 
 deps: system-deps node_modules/.stamp
 
+# The impairment stage of the bench's network harness (bench/net/, docs/architecture.md).
+NET_IMPAIR := build/native/nh-impair
+$(NET_IMPAIR): native/net-impair/net-impair.c | system-deps
+	@mkdir -p $(dir $@)
+	@gcc -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --cflags --libs libnetfilter_queue)
+
+net-impair: $(NET_IMPAIR)
+
 # The second tsc builds the client library (src/client) and the protocol module it imports (src/protocol) as ES
 # modules for the browser listener (/listen/client/, /listen/protocol/).
-build: deps
+build: deps net-impair
 	@npx tsc -p tsconfig.json
 	@npx tsc -p tsconfig.web-client.json
 

@@ -9,6 +9,7 @@ import type { ChurnStats, ClientSpec, ConnectResult, FleetReply, FleetRequest, F
 import { LibraryClient, jitterStats, resetJitterStats } from './library-client';
 import { PacketCounters } from './packet-counters';
 import { addCounts, emptyCounts, StreamVerifier } from './stream-verifier';
+import { bufferQuantiles, WifiListener } from './wifi-listener';
 
 const MAGIC0 = 0x53;
 const MAGIC1 = 0x42;
@@ -142,7 +143,7 @@ const clients: (BenchClient | LibraryClient)[] = [];
 async function connectAll(port: number, specs: ClientSpec[], perClientTimeoutMs: number): Promise<ConnectResult> {
   const result: ConnectResult = { connected: 0, failed: 0, firstError: null };
   for (let i = 0; i < specs.length; i += CONNECT_CONCURRENCY) {
-    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => (s.viaLibrary ? new LibraryClient(s, e2e) : new BenchClient(s)));
+    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => (s.wifiLabel ? new WifiListener(s, e2e) : s.viaLibrary ? new LibraryClient(s, e2e) : new BenchClient(s)));
     const outcomes = await Promise.allSettled(batch.map((c) => c.connect(port, perClientTimeoutMs)));
     outcomes.forEach((o, k) => {
       const c = batch[k]!;
@@ -325,6 +326,12 @@ async function handle(req: FleetRequest): Promise<void> {
       case 'churn-stop':
         reply({ rid: req.rid, op: 'churn-stop', churn: await churnStop() });
         return;
+      case 'wifi': {
+        const wifi = clients.filter((c): c is WifiListener => c instanceof WifiListener);
+        const listeners = wifi.map((c) => c.wifiStats(req.traceDir, req.traceName));
+        reply({ rid: req.rid, op: 'wifi', listeners, pooledBufferMs: bufferQuantiles(wifi.flatMap((c) => c.bufferSamples())) });
+        return;
+      }
       case 'close':
         await closeClients(clients);
         reply({ rid: req.rid, op: 'close' });

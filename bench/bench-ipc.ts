@@ -20,6 +20,12 @@ export interface ClientSpec {
   viaLibrary?: boolean;
   /** Check every packet against the soak's pattern source (bench/stream-verifier.ts); raw pcm16/pcm24 channels only. */
   verify?: boolean;
+  /** Address of the box (default 127.0.0.1). */
+  host?: string;
+  /** Local address the library client's socket binds (a listener's own link in the harness). */
+  localAddress?: string;
+  /** A library client that also keeps what the wifi scenario reports (bench/wifi-listener.ts), under this label. */
+  wifiLabel?: string;
 }
 
 /** What the verifying clients found (soak scenario), every client together, churned ones included. */
@@ -39,6 +45,39 @@ export interface ChurnStats {
   firstError: string | null;
   /** Close codes seen by churned clients that the box closed, code -> count. */
   closes: Record<string, number>;
+}
+
+/** One wifi listener over the window (the wifi scenario; bench/README.md says what each field means). */
+export interface WifiListenerStats {
+  label: string;
+  localAddress: string | null;
+  /** The window, CLOCK_MONOTONIC ms. */
+  fromMs: number;
+  toMs: number;
+  packets: number;
+  /** Seq gaps at arrival: packets never delivered (the box dropped them, or a datagram was lost). */
+  seqGaps: number;
+  underruns: number;
+  /** Runs of consecutive seqs whose turn to play came before they did, and how many seqs. */
+  concealedLossEvents: number;
+  concealedLossPackets: number;
+  /** Audio the jitter buffer made up (gaps and underruns), ms. */
+  concealedMs: number;
+  /** Times the buffer dropped a backlog at once (a jump in the audio), and how much. */
+  skipEvents: number;
+  skippedMs: number;
+  /** The jitter buffer's own late and lost counts over the window. */
+  late: number;
+  lost: number;
+  /** Audio buffered at each player tick, ms (null: nothing played). */
+  bufferMs: { p50: number; p99: number; max: number } | null;
+  targetEndMs: number | null;
+  targetMaxMs: number | null;
+  /** The target at the window's start and at each change after it: [CLOCK_MONOTONIC ms, target ms]. */
+  targetSteps: [number, number][];
+  /** The arrival trace written (seq,capture_ms,arrival_ms,flags), and its rows. */
+  trace: string | null;
+  traceRows: number;
 }
 
 /** The library clients' jitter buffers over the window (`library` scenario). */
@@ -65,6 +104,8 @@ export type FleetRequest =
   /** Starts connecting `perSecond` new clients a second, each from `specs` in turn, each closing itself after `lifetimeMs`. */
   | { rid: number; op: 'churn-start'; port: number; perSecond: number; lifetimeMs: number; specs: ClientSpec[] }
   | { rid: number; op: 'churn-stop' }
+  /** The wifi listeners' stats; each writes its arrival trace to `<traceDir>/<traceName>-<label>.csv`. */
+  | { rid: number; op: 'wifi'; traceDir: string; traceName: string }
   | { rid: number; op: 'close' };
 
 export interface ConnectResult {
@@ -116,5 +157,6 @@ export type FleetReply =
   | { rid: number; op: 'trim'; clients: number }
   | { rid: number; op: 'churn-start' }
   | { rid: number; op: 'churn-stop'; churn: ChurnStats }
+  | { rid: number; op: 'wifi'; listeners: WifiListenerStats[]; pooledBufferMs: WifiListenerStats['bufferMs'] }
   | { rid: number; op: 'close' }
   | { rid: number; op: 'error'; message: string };

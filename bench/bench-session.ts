@@ -47,12 +47,15 @@ export class BenchSession {
     readonly poolSize: number,
   ) {}
 
-  /** Starts the service, waits for capture to run, forks the client process. */
-  static async open(opts: ServiceOptions): Promise<BenchSession> {
+  /**
+   * Starts the service, waits for capture to run, forks the client process
+   * (in a network namespace of the harness when `fleetPrefix` says how).
+   */
+  static async open(opts: ServiceOptions, fleetPrefix: string[] = []): Promise<BenchSession> {
     const service = await ServiceProcess.start(opts);
     try {
       const status = await service.waitRunning();
-      return new BenchSession(service, ClientFleet.start(), status.pool.size);
+      return new BenchSession(service, ClientFleet.start(fleetPrefix), status.pool.size);
     } catch (err) {
       await service.stop();
       throw err;
@@ -85,10 +88,10 @@ export class BenchSession {
   }
 
   async measure(seconds: number): Promise<Measurement> {
-    const port = this.service.port;
+    const http = this.service.http;
     // Taken before the reset: serializing a big status must not land inside the window.
-    const before = parseStatus(await getJson(port, '/api/status', STATUS_TIMEOUT_MS));
-    const reset = await httpRequest(port, 'POST', '/api/perf/reset', STATUS_TIMEOUT_MS);
+    const before = parseStatus(await getJson(http, '/api/status', STATUS_TIMEOUT_MS));
+    const reset = await httpRequest(http, 'POST', '/api/perf/reset', STATUS_TIMEOUT_MS);
     if (reset.status !== 204) throw new Error(`POST /api/perf/reset: HTTP ${reset.status}; 204 expected`);
     await this.fleet.reset();
     const svc = new ProcSampler(this.service.pid);
@@ -101,7 +104,7 @@ export class BenchSession {
     const clientProcess = cli.stop();
     const slow = watcher ? await watcher.stop() : null;
     if (this.service.hasExited) throw new Error(`the service exited during the measurement; its last output:\n${this.service.logTail()}`);
-    const after = parseStatus(await getJson(port, '/api/status', STATUS_TIMEOUT_MS));
+    const after = parseStatus(await getJson(http, '/api/status', STATUS_TIMEOUT_MS));
     const fleet = await this.fleet.stats();
     let normalDrops = 0;
     for (const c of after.clients) if (c.clientId !== null && this.normalIds.has(c.clientId)) normalDrops += c.drops;
@@ -136,7 +139,7 @@ export class BenchSession {
         await sleep(SLOW_POLL_MS);
         if (stopped) break;
         try {
-          const st = parseStatus(await getJson(this.service.port, '/api/status', STATUS_TIMEOUT_MS));
+          const st = parseStatus(await getJson(this.service.http, '/api/status', STATUS_TIMEOUT_MS));
           const mine = st.clients.filter((c) => c.clientId !== null && ids.has(c.clientId));
           for (const c of mine) {
             obs.maxDrops = Math.max(obs.maxDrops, c.drops);

@@ -4,7 +4,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { ChurnStats, ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
+import type { ChurnStats, ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats, WifiListenerStats } from './bench-ipc';
 import { trackChild } from './cleanup';
 import { deadline } from './service-process';
 
@@ -50,9 +50,11 @@ export class ClientFleet {
     });
   }
 
-  static start(): ClientFleet {
+  /** `prefix`: a command that runs node elsewhere (a harness namespace); the IPC channel's fd survives its execs. */
+  static start(prefix: string[] = []): ClientFleet {
     // The child's stdout goes to our stderr: our stdout carries only the JSON report lines.
-    const child = fork(path.join(__dirname, 'bench-clients.js'), [], { stdio: ['ignore', 2, 2, 'ipc'], execArgv: [] });
+    const where = prefix.length > 0 ? { execPath: prefix[0]!, execArgv: [...prefix.slice(1), process.execPath] } : { execArgv: [] };
+    const child = fork(path.join(__dirname, 'bench-clients.js'), [], { stdio: ['ignore', 2, 2, 'ipc'], ...where });
     trackChild(child);
     return new ClientFleet(child);
   }
@@ -76,6 +78,13 @@ export class ClientFleet {
     const r = await this.request({ op: 'stats' }, REQUEST_TIMEOUT_MS);
     if (r.op !== 'stats') throw new Error(`bench clients: expected a stats reply, got ${r.op}`);
     return r.stats;
+  }
+
+  /** The wifi listeners' window; each writes its arrival trace to `<traceDir>/<traceName>-<label>.csv`. */
+  async wifi(traceDir: string, traceName: string): Promise<{ listeners: WifiListenerStats[]; pooledBufferMs: WifiListenerStats['bufferMs'] }> {
+    const r = await this.request({ op: 'wifi', traceDir, traceName }, REQUEST_TIMEOUT_MS);
+    if (r.op !== 'wifi') throw new Error(`bench clients: expected a wifi reply, got ${r.op}`);
+    return { listeners: r.listeners, pooledBufferMs: r.pooledBufferMs };
   }
 
   /** Closes normal clients beyond the first `keep`; resolves with how many remain. */

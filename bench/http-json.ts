@@ -6,12 +6,19 @@ export interface HttpResult {
 }
 
 /**
- * One request to the service on loopback, no keep-alive (nothing lingers
- * between scenarios), with a hard timeout covering connect and body.
+ * Where the bench reaches the service's HTTP API: a port on loopback, or a
+ * Unix socket path (a service in a network namespace of the harness).
  */
-export function httpRequest(port: number, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<HttpResult> {
+export type HttpTarget = number | string;
+
+/**
+ * One request to the service, no keep-alive (nothing lingers between
+ * scenarios), with a hard timeout covering connect and body.
+ */
+export function httpRequest(target: HttpTarget, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<HttpResult> {
+  const where = typeof target === 'number' ? { host: '127.0.0.1', port: target } : { socketPath: target };
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent: false, headers: { connection: 'close' } }, (res) => {
+    const req = http.request({ ...where, method, path, agent: false, headers: { connection: 'close' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -33,8 +40,8 @@ export function httpRequest(port: number, method: 'GET' | 'POST', path: string, 
   });
 }
 
-export async function getJson(port: number, path: string, timeoutMs: number): Promise<unknown> {
-  const r = await httpRequest(port, 'GET', path, timeoutMs);
+export async function getJson(target: HttpTarget, path: string, timeoutMs: number): Promise<unknown> {
+  const r = await httpRequest(target, 'GET', path, timeoutMs);
   if (r.status !== 200) throw new Error(`GET ${path}: HTTP ${r.status}: ${r.body.slice(0, 200)}`);
   try {
     return JSON.parse(r.body) as unknown;

@@ -6,7 +6,9 @@
  * latency (receipt after decode), the jitter buffer's latency at every pull
  * and its underruns, for the `library` scenario.
  */
-import { StageboxClient } from '../src/client/index.js';
+import WebSocket from 'ws';
+import { StageboxClient, type AudioEvent, type JitterBufferStats } from '../src/client/index.js';
+import type { WebSocketConstructor } from '../src/client/stagebox-client.js';
 import { LatencyHistogram } from '../src/metrics/latency-histogram';
 import { NodeWebSocket, nodeInflateRaw } from '../src/listen/node-platform';
 import type { ClientSpec, JitterFleetStats } from './bench-ipc';
@@ -14,6 +16,24 @@ import { PacketCounters } from './packet-counters';
 
 const PULL_FRAMES = 128;
 const PLAYER_TICK_MS = 5;
+
+/**
+ * The clients' and the player's clock: CLOCK_MONOTONIC in ms, as hrtime reads
+ * it. The box stamps captureNs on the same clock (network namespaces share
+ * it), so an arrival time is comparable with a capture time as it is.
+ */
+export function monoMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/** The `ws` client with its sockets bound to `localAddress` (a listener's own address in the harness). */
+function boundWebSocket(localAddress: string): WebSocketConstructor {
+  return class extends WebSocket {
+    constructor(url: string) {
+      super(url, { localAddress });
+    }
+  } as unknown as WebSocketConstructor;
+}
 
 /** Every library client's jitter buffer latency, sampled at each pull (steady state: after the reset). */
 const bufferLatency = new LatencyHistogram();
@@ -43,23 +63,25 @@ export class LibraryClient extends PacketCounters {
   /** Connects, says hello, subscribes (or mixes); resolves on the box's answer. */
   async connect(port: number, timeoutMs: number): Promise<void> {
     const c = new StageboxClient({
-      url: `ws://127.0.0.1:${port}/`,
+      url: `ws://${this.spec.host ?? '127.0.0.1'}:${port}/`,
       clientId: this.spec.clientId,
       name: 'bench (library)',
-      WebSocket: NodeWebSocket,
+      WebSocket: this.spec.localAddress ? boundWebSocket(this.spec.localAddress) : NodeWebSocket,
       inflateRaw: nodeInflateRaw,
       jitter: { targetMs: 10 },
       reconnect: false,
+      now: monoMs,
     });
     this.client = c;
     c.on('audio', (a) => {
+      this.onAudio(a);
       // captureNs is CLOCK_MONOTONIC on this machine, as hrtime: e2e includes the library's decode.
       this.e2e.record(Number(process.hrtime.bigint() - a.header.captureNs) / 1e6);
       // payloadBytes stays 0: the library hands over decoded audio, not the packet.
       this.count(a.seq, a.header.discontinuity, 0, a.frames * a.channels * 2);
       if (!this.out) {
         this.out = new Float32Array(PULL_FRAMES * a.channels);
-        this.t0 = performance.now();
+        this.t0 = monoMs();
         live.add(this);
         player ??= setInterval(playAll, PLAYER_TICK_MS);
       }
@@ -98,7 +120,22 @@ export class LibraryClient extends PacketCounters {
       this.pulled += PULL_FRAMES;
     }
     const jb = c.jitter;
-    if (jb && due > 0) bufferLatency.record((jb.stats().bufferedFrames * 1000) / jb.rate);
+    if (jb && due > 0) {
+      const st = jb.stats();
+      bufferLatency.record((st.bufferedFrames * 1000) / jb.rate);
+      this.afterPull(now, st);
+    }
+  }
+
+  /** Every decoded packet, before the counters see it (subclasses observe more). */
+  protected onAudio(_a: AudioEvent): void {}
+
+  /** After the pulls of a player tick, with the jitter buffer's stats then. */
+  protected afterPull(_now: number, _st: JitterBufferStats): void {}
+
+  /** The jitter buffer's stats now; null before the first packet. */
+  protected stats(): JitterBufferStats | null {
+    return this.client?.jitter?.stats() ?? null;
   }
 
   jitterCounters(): { underruns: number; late: number; lost: number; targetMs: number; driftPpm: number } {
@@ -129,7 +166,7 @@ export class LibraryClient extends PacketCounters {
 }
 
 function playAll(): void {
-  const now = performance.now();
+  const now = monoMs();
   if (lastTick === lastTick) playerTick.record(now - lastTick);
   lastTick = now;
   for (const c of live) c.play(now);

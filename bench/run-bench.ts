@@ -10,11 +10,12 @@ import { cleanupAllSync, installCleanupHandlers } from './cleanup';
 import { runScenario, SCENARIO_NAMES, type ScenarioName } from './scenarios';
 import { SOAK_WINDOW_FACTOR } from './soak-scenario';
 import { setMonitoring, type Monitoring } from './service-process';
+import { wifiBudgetMs, WIFI_DEFAULT_SECONDS } from './wifi-scenario';
 
 const USAGE = `Usage: node dist/bench/run-bench.js [--scenarios LIST] [--seconds N] [--monitoring on|off]
 
   --scenarios LIST  comma-separated, run in this order (default: ${SCENARIO_NAMES.join(',')})
-  --seconds N       measurement window per scenario, 1-600 (default 10)
+  --seconds N       measurement window per scenario, 1-600 (default 10; wifi: 60 per network profile)
   --monitoring M    on (default): system sampling and MQTT health every 1 s to the
                     embedded broker on a free loopback port; off: MQTT off and no system sampling
 Env SCENARIOS, SECONDS and MONITORING are used when the flags are absent.
@@ -31,6 +32,7 @@ class UsageError extends Error {}
 interface Args {
   scenarios: ScenarioName[];
   seconds: number;
+  secondsGiven: boolean;
   monitoring: Monitoring;
 }
 
@@ -71,6 +73,7 @@ function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | 'help' {
   return {
     scenarios: scenarios === undefined ? [...SCENARIO_NAMES] : parseScenarios(scenarios),
     seconds: seconds === undefined ? DEFAULT_SECONDS : parseSeconds(seconds),
+    secondsGiven: seconds !== undefined,
     monitoring: monitoring as Monitoring,
   };
 }
@@ -116,9 +119,11 @@ async function main(): Promise<number> {
         ? RAMP_WATCHDOG_MS + 2 * seconds * 1000
         : name === 'soak'
           ? 2 * FIXED_WATCHDOG_EXTRA_MS + 2 * SOAK_WINDOW_FACTOR * seconds * 1000
+        : name === 'wifi'
+          ? wifiBudgetMs(args.secondsGiven ? seconds : WIFI_DEFAULT_SECONDS)
           : FIXED_WATCHDOG_EXTRA_MS + seconds * 1000;
     try {
-      const line = await withWatchdog(runScenario(name, { seconds, log }), watchdogMs, name);
+      const line = await withWatchdog(runScenario(name, { seconds, secondsGiven: args.secondsGiven, log }), watchdogMs, name);
       process.stdout.write(`${JSON.stringify(line)}\n`);
       log(`${name}: done in ${Math.round((Date.now() - t0) / 1000)} s`);
     } catch (err) {

@@ -7,14 +7,18 @@ import { BenchSession, WARMUP_MS, type Measurement } from './bench-session';
 import { runBoot } from './boot-scenario';
 import { runSoak } from './soak-scenario';
 import { distinctSubsets, firstChannels, rotation } from './channel-sets';
+import { personalMix } from './personal-mix';
 import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, type LoadShape, type ReportLine } from './report';
 import { sleep, type StopInfo } from './service-process';
+import { runWifi, WIFI_DEFAULT_SECONDS } from './wifi-scenario';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'library', 'soak'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'library', 'soak', 'wifi'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
   seconds: number;
+  /** SECONDS (--seconds) was given; without it a scenario may use its own default (wifi: 60 s). */
+  secondsGiven?: boolean;
   log(msg: string): void;
 }
 
@@ -42,23 +46,6 @@ function specsFor(scenario: string, lists: number[][], codec: BenchCodec, stalle
   return lists.map((channels, i) => ({ clientId: `${scenario}-${tag}-${String(i).padStart(4, '0')}`, channels, codec, stalled }));
 }
 
-/** Opus frame of the mix-opus scenario, ms (the issue's: 5 ms, at the box default bitrate). */
-const BENCH_OPUS_FRAME_MS = 5;
-
-/** A distinct, plausible monitor mix for musician `i`: every channel up, own levels and pans. */
-function personalMix(i: number, codec: 'pcm16' | 'opus' = 'pcm16'): object {
-  return {
-    codec,
-    ...(codec === 'opus' ? { opus: { frameMs: BENCH_OPUS_FRAME_MS } } : {}),
-    output: 'stereo',
-    channels: Array.from({ length: SOURCE_CHANNELS }, (_, ch) => ({
-      ch,
-      gainDb: -((i * 7 + ch * 3) % 24),
-      pan: (((i + ch) % 9) - 4) / 4,
-    })),
-  };
-}
-
 interface FixedLoad {
   normal: ClientSpec[];
   stalled: ClientSpec[];
@@ -67,7 +54,7 @@ interface FixedLoad {
   poolSize?: number;
 }
 
-function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'soak'>): FixedLoad {
+function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'soak' | 'wifi'>): FixedLoad {
   switch (name) {
     case 'seed':
       return { normal: specsFor(name, subsets(SEED_CLIENTS), 'pcm16'), stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'pcm16' } };
@@ -110,6 +97,7 @@ export async function runScenario(name: ScenarioName, ctx: BenchContext): Promis
   if (name === 'ramp') return runRamp(name, (n) => subsets(n), ctx);
   if (name === 'boot') return runBoot(ctx);
   if (name === 'soak') return runSoak(ctx);
+  if (name === 'wifi') return runWifi({ ...ctx, seconds: ctx.secondsGiven ? ctx.seconds : WIFI_DEFAULT_SECONDS });
   if (name === 'shared') return runRamp(name, (n) => Array.from({ length: n }, () => firstChannels(SUBSET)), ctx);
   return runFixed(name, fixedLoad(name), ctx);
 }

@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { removeDir, trackChild, trackDir } from './cleanup';
-import { getJson } from './http-json';
+import { getJson, type HttpTarget } from './http-json';
 import { captureStateOf, parseStatus, type ServiceStatus } from './service-status';
 
 /** dist/bench/ → repo root. */
@@ -57,6 +57,17 @@ export interface ServiceOptions {
   logLevel?: string;
   /** Keys merged over the bench's config sections (the soak plays a WAV: capture.wavFile; pool.inlineBudgetPct). */
   config?: { capture?: Record<string, unknown>; pool?: Record<string, unknown> };
+  /** Run it in a network namespace of the harness (bench/net/net-harness.ts) instead of here. */
+  netns?: ServiceNetns;
+}
+
+export interface ServiceNetns {
+  /** Command prefix that runs a program in the namespace. */
+  prefix: string[];
+  /** Address the service listens on there. */
+  host: string;
+  /** A Unix socket here that reaches `port` on the namespace's loopback (for status and perf reset). */
+  httpSocket(port: number): Promise<string>;
 }
 
 export class ServiceProcess {
@@ -69,11 +80,15 @@ export class ServiceProcess {
   /** performance.now() when a line with this pino "msg" first arrived on stdout. */
   readonly firstLineAt = new Map<string, number>();
 
+  /** Where the bench's HTTP calls go: `port` on loopback, or a Unix socket into the service's namespace. */
+  http: HttpTarget;
+
   private constructor(
     readonly child: ChildProcess,
     readonly port: number,
     private readonly dir: string,
   ) {
+    this.http = port;
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };
@@ -95,7 +110,7 @@ export class ServiceProcess {
     const config = {
       capture: { device: 'test-signal', channels: 32, rate: 48000, periodFrames: 128, ...opts.config?.capture },
       ...(opts.config?.pool ? { pool: opts.config.pool } : {}),
-      server: { host: '127.0.0.1', port },
+      server: { host: opts.netns?.host ?? '127.0.0.1', port },
       stream: { maxClients: opts.maxClients ?? 2000 },
       log: { level: opts.logLevel ?? 'warn' },
       state: { dir: path.join(dir, 'state') },
@@ -107,7 +122,9 @@ export class ServiceProcess {
     };
     writeFileSync(configPath, JSON.stringify(config));
     const spawnedAt = performance.now();
-    const child = spawn(process.execPath, [...NODE_FLAGS, SERVICE_MAIN, '--config', configPath], {
+    // In a namespace the prefix execs node in the end (nsenter, setpriv): the pid, the signals and /proc are node's.
+    const argv = [...(opts.netns?.prefix ?? []), process.execPath, ...NODE_FLAGS, SERVICE_MAIN, '--config', configPath];
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: REPO_ROOT,
       env: serviceEnv(opts),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -119,6 +136,7 @@ export class ServiceProcess {
       child.once('spawn', () => resolve());
       child.once('error', (err) => reject(new Error(`cannot start the service: ${err.message}`)));
     });
+    if (opts.netns) svc.http = await opts.netns.httpSocket(port);
     return svc;
   }
 
@@ -143,7 +161,7 @@ export class ServiceProcess {
         throw new Error(`service exited (code ${this.exitInfo.code}, signal ${this.exitInfo.signal}) before capture ran; its last output:\n${this.logTail()}`);
       }
       try {
-        const json = await getJson(this.port, '/api/status', 1000);
+        const json = await getJson(this.http, '/api/status', 1000);
         const state = captureStateOf(json);
         if (state === 'running') return parseStatus(json);
         last = `capture.state "${state}"`;

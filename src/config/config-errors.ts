@@ -46,9 +46,9 @@ function allowed(issue: ZodIssue): string {
     case 'invalid_type':
       return `a ${issue.expected}`;
     case 'too_small':
-      return issue.type === 'string' ? `at least ${issue.minimum} characters` : `a number >= ${issue.minimum}`;
+      return issue.type === 'string' ? `at least ${issue.minimum} characters` : `a number ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`;
     case 'too_big':
-      return issue.type === 'string' ? `at most ${issue.maximum} characters` : `a number <= ${issue.maximum}`;
+      return issue.type === 'string' ? `at most ${issue.maximum} characters` : `a number ${issue.inclusive ? '<=' : '<'} ${issue.maximum}`;
     case 'not_multiple_of':
       return `a multiple of ${issue.multipleOf}`;
     default:
@@ -58,13 +58,21 @@ function allowed(issue: ZodIssue): string {
 
 /** One line per problem: `<source>: <key>: got <value>; allowed: <rule>`. */
 export function describeConfigIssues(source: string, raw: unknown, err: ZodError): string {
+  return describeIssues(source, raw, err, () => 'allowed keys are listed in docs/configuration.md');
+}
+
+/**
+ * describeConfigIssues for any strict zod schema: `knownKeys` says, for the
+ * object an unknown key was found in (its path), what is allowed there.
+ */
+export function describeIssues(source: string, raw: unknown, err: ZodError, knownKeys: (path: readonly (string | number)[]) => string): string {
   const lines: string[] = [];
   for (const issue of err.issues) {
     if (issue.code === 'unrecognized_keys') {
       const at = issue.path.join('.');
       for (const k of issue.keys) {
         const key = at ? `${at}.${k}` : k;
-        lines.push(`${source}: unknown key "${key}" (got ${show(valueAt(raw, [...issue.path, k]), key)}); allowed keys are listed in docs/configuration.md`);
+        lines.push(`${source}: unknown key "${key}" (got ${show(valueAt(raw, [...issue.path, k]), key)}); ${knownKeys(issue.path)}`);
       }
       continue;
     }
