@@ -23,6 +23,7 @@ APT_PACKAGES += libnetfilter-queue-dev iptables
 SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=
+REALTIME ?=
 
 .PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap arm64-deps arm64-node-modules check-arm64 net-impair
 
@@ -52,7 +53,7 @@ help:
 	@echo "make deb [DEB_ARCH=arm64]                 build build/stagebox_<version>_<arch>.deb"
 	@echo "make yocto-shrinkwrap                     regenerate the Yocto recipe's npm-shrinkwrap.json"
 	@echo "make check-arm64  cross-build for aarch64 and run the service under qemu (part of make test)"
-	@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring)"
+	@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring; REALTIME=off runs the service at normal priority)"
 
 system-deps:
 	@node -e 'const m=+process.versions.node.split(".")[0]; if (m<20) { console.error("stagebox needs Node.js >= 20; found " + process.version); process.exit(1) }'
@@ -95,7 +96,7 @@ test: build arm64-node-modules
 	$(ARM64_CHECK)
 
 bench: build
-	@node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(MONITORING),--monitoring $(MONITORING))
+	@node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(MONITORING),--monitoring $(MONITORING)) $(if $(REALTIME),--realtime $(REALTIME))
 
 # --- install, deb, Yocto: one file list, packaging/install-files.txt -------
 PREFIX ?= /usr

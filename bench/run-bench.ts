@@ -9,13 +9,15 @@
 import { cleanupAllSync, installCleanupHandlers } from './cleanup';
 import { runScenario, SCENARIO_NAMES, type ScenarioName } from './scenarios';
 import { SOAK_WINDOW_FACTOR } from './soak-scenario';
-import { setMonitoring, type Monitoring } from './service-process';
+import { realtimeInEffect, setMonitoring, setRealtime, type Monitoring } from './service-process';
 import { wifiBudgetMs, WIFI_DEFAULT_SECONDS } from './wifi-scenario';
 
 const USAGE = `Usage: node dist/bench/run-bench.js [--scenarios LIST] [--seconds N] [--monitoring on|off]
 
   --scenarios LIST  comma-separated, run in this order (default: ${SCENARIO_NAMES.join(',')})
   --seconds N       measurement window per scenario, 1-600 (default 10; wifi: 60 per network profile)
+  --realtime R      on (default): the service runs SCHED_FIFO 10 (chrt), as the appliance's unit
+                    runs it, when this machine allows it; off: normal priority
   --monitoring M    on (default): system sampling and MQTT health every 1 s to the
                     embedded broker on a free loopback port; off: MQTT off and no system sampling
 Env SCENARIOS, SECONDS and MONITORING are used when the flags are absent.
@@ -34,6 +36,7 @@ interface Args {
   seconds: number;
   secondsGiven: boolean;
   monitoring: Monitoring;
+  realtime: boolean;
 }
 
 function parseScenarios(text: string): ScenarioName[] {
@@ -55,26 +58,30 @@ function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | 'help' {
   let scenarios: string | undefined = env.SCENARIOS?.trim() || undefined;
   let seconds: string | undefined = env.SECONDS?.trim() || undefined;
   let monitoring = env.MONITORING?.trim() || 'on';
+  let realtime = env.REALTIME?.trim() || 'on';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf('=');
     const [flag, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
     if (flag === '--help' || flag === '-h') return 'help';
-    if (flag !== '--scenarios' && flag !== '--seconds' && flag !== '--monitoring') {
-      throw new UsageError(`unknown option "${arg}"; allowed: --scenarios LIST, --seconds N, --monitoring on|off, --help`);
+    if (flag !== '--scenarios' && flag !== '--seconds' && flag !== '--monitoring' && flag !== '--realtime') {
+      throw new UsageError(`unknown option "${arg}"; allowed: --scenarios LIST, --seconds N, --monitoring on|off, --realtime on|off, --help`);
     }
     const value = inline ?? argv[++i];
     if (value === undefined) throw new UsageError(`${flag}: a value is needed`);
     if (flag === '--scenarios') scenarios = value;
     else if (flag === '--monitoring') monitoring = value;
+    else if (flag === '--realtime') realtime = value;
     else seconds = value;
   }
   if (monitoring !== 'on' && monitoring !== 'off') throw new UsageError(`--monitoring: got "${monitoring}"; allowed: on, off`);
+  if (realtime !== 'on' && realtime !== 'off') throw new UsageError(`--realtime: got "${realtime}"; allowed: on, off`);
   return {
     scenarios: scenarios === undefined ? [...SCENARIO_NAMES] : parseScenarios(scenarios),
     seconds: seconds === undefined ? DEFAULT_SECONDS : parseSeconds(seconds),
     secondsGiven: seconds !== undefined,
     monitoring: monitoring as Monitoring,
+    realtime: realtime === 'on',
   };
 }
 
@@ -111,6 +118,8 @@ async function main(): Promise<number> {
   const { seconds } = args;
   setMonitoring(args.monitoring);
   log(`monitoring ${args.monitoring}`);
+  const noRealtime = setRealtime(args.realtime);
+  log(noRealtime ?? (args.realtime ? 'service at SCHED_FIFO 10, as the appliance runs it' : 'service at normal priority (--realtime off)'));
   let failures = 0;
   for (const name of args.scenarios) {
     const t0 = Date.now();
@@ -124,7 +133,7 @@ async function main(): Promise<number> {
           : FIXED_WATCHDOG_EXTRA_MS + seconds * 1000;
     try {
       const line = await withWatchdog(runScenario(name, { seconds, secondsGiven: args.secondsGiven, log }), watchdogMs, name);
-      process.stdout.write(`${JSON.stringify(line)}\n`);
+      process.stdout.write(`${JSON.stringify({ ...line, serviceRealtime: realtimeInEffect() })}\n`);
       log(`${name}: done in ${Math.round((Date.now() - t0) / 1000)} s`);
     } catch (err) {
       failures++;

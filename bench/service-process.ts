@@ -3,7 +3,7 @@
  * loopback port with a temp config, waits for capture to run, and stops it
  * the way systemd would (SIGTERM, then SIGKILL).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -41,6 +41,31 @@ export interface StopInfo {
  * A test (test/systemd/unit-file.test.ts) keeps the three in step.
  */
 export const NODE_FLAGS = ['--max-semi-space-size=2'] as const;
+
+/**
+ * The appliance runs every thread of the service SCHED_FIFO 10
+ * (systemd/stagebox.service: CPUSchedulingPolicy=fifo, priority 10), so that
+ * nothing else on the box delays a period. The bench does the same through
+ * chrt when the machine allows it, so it measures what ships: on a shared
+ * development machine this is also what keeps other processes' load from
+ * showing up as the box's own xruns.
+ */
+let realtime = false;
+export const REALTIME_PREFIX = ['chrt', '-f', '10'] as const;
+
+/** Asks for realtime scheduling; returns null when in effect, else why not. */
+export function setRealtime(on: boolean): string | null {
+  realtime = false;
+  if (!on) return null;
+  const probe = spawnSync(REALTIME_PREFIX[0], [...REALTIME_PREFIX.slice(1), 'true'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) return `chrt -f 10 is not allowed here (${probe.error?.message ?? probe.stderr.trim()}); the service runs at normal priority`;
+  realtime = true;
+  return null;
+}
+
+export function realtimeInEffect(): boolean {
+  return realtime;
+}
 
 /** Health monitoring in the benched service: "on" samples the system and publishes MQTT health every 1 s. */
 export type Monitoring = 'on' | 'off';
@@ -123,7 +148,7 @@ export class ServiceProcess {
     writeFileSync(configPath, JSON.stringify(config));
     const spawnedAt = performance.now();
     // In a namespace the prefix execs node in the end (nsenter, setpriv): the pid, the signals and /proc are node's.
-    const argv = [...(opts.netns?.prefix ?? []), process.execPath, ...NODE_FLAGS, SERVICE_MAIN, '--config', configPath];
+    const argv = [...(opts.netns?.prefix ?? []), ...(realtime ? REALTIME_PREFIX : []), process.execPath, ...NODE_FLAGS, SERVICE_MAIN, '--config', configPath];
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: REPO_ROOT,
       env: serviceEnv(opts),
