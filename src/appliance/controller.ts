@@ -129,6 +129,7 @@ export class Controller {
       stream: cfg.stream,
       outputs: this.outputs,
       source: () => this.sourceInfo(),
+      admit: (conn, id) => this.server.admit(conn, id),
       claimClientId: (conn, id) => this.server.claimClientId(conn, id),
       findClient: (id) => this.server.findClient(id),
       clients: () => this.server.clients,
@@ -472,7 +473,7 @@ export class Controller {
       capture: { ...this.source.snapshot(), periods: this.ingest.periods, jitter: this.ingest.jitter.summary() },
       pool: this.pool.snapshot(),
       perf: { serverLatency: this.pool.serverLatency.summary(), captureBlock: this.pool.captureBlock.summary() },
-      server: { port: this.port, clients: this.server.clients.size, maxClients: this.config.stream.maxClients },
+      server: { port: this.port, clients: this.server.clients.size, maxClients: this.config.stream.maxClients, handshakes: this.server.pendingInfo() },
       state: this.store
         ? { ...this.stateSaving(), writes: this.store.writes, failure: this.store.writeFailure }
         : { ...this.stateSaving(), writes: 0, failure: null },

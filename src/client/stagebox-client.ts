@@ -192,6 +192,7 @@ const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Close codes after which reconnecting would not help (docs/protocol.md section 4). */
 const NO_RECONNECT: Record<number, string> = {
   1003: 'the box refused a binary frame from this client',
+  1007: 'a message from this client was not valid UTF-8',
   1009: 'a message from this client was too large for the box',
   4002: "the box does not speak this client's protocol version; update the app",
   4010: 'another connection with the same clientId took over',

@@ -8,7 +8,7 @@ import type { ChannelMetadata } from './channel-metadata';
 import type { AdminAuth } from './admin-auth';
 import type { ClientMemory, Recalled } from './client-memory';
 import type { Codec } from '../appliance/config-schema';
-import { TokenBucket } from './token-bucket';
+import { ControlRateLimiter, FLOOD_WINDOW_MS } from './control-rate-limiter';
 import { PROTOCOL_VERSION } from '../engine/packet-format';
 
 /** What clients are told about the capture source (welcome and "source" messages). */
@@ -27,6 +27,8 @@ export interface ControlDeps {
   stream: StreamConfig;
   outputs: OutputRegistry;
   source(): SourceInfo;
+  /** Called on a valid hello, before anything else: false when the box is full and has closed the connection (1013). */
+  admit(conn: ClientConnection, clientId: string): boolean;
   /** Called once a client has said hello with `clientId`; returns the connection it replaced, if any. */
   claimClientId(conn: ClientConnection, clientId: string): ClientConnection | null;
   /** The open connection of `clientId`, if any. */
@@ -47,12 +49,8 @@ export interface ControlDeps {
 /** Fader moves closer together than this are coalesced; the last one always wins. */
 export const MIX_COALESCE_MS = 50;
 
-/** Rejected messages past the bucket's burst before the client is closed for flooding. */
-const FLOOD_REJECTS = 200;
-
 interface ControlState {
-  bucket: TokenBucket;
-  rejected: number;
+  rate: ControlRateLimiter;
   lastRateError: number;
   lastMixAt: number;
   /** The newest coalesced mix waiting for the window to pass, and who sent it (the client or the admin). */
@@ -81,8 +79,7 @@ export class ControlHandler {
     let st = this.state.get(conn);
     if (!st) {
       st = {
-        bucket: new TokenBucket(this.deps.stream.controlRatePerSecond, this.deps.stream.controlBurst),
-        rejected: 0,
+        rate: new ControlRateLimiter(this.deps.stream.controlRatePerSecond, this.deps.stream.controlBurst, performance.now()),
         lastRateError: -Infinity,
         lastMixAt: -Infinity,
         pendingMix: null,
@@ -98,9 +95,10 @@ export class ControlHandler {
   onText(conn: ClientConnection, text: string): void {
     const st = this.stateOf(conn);
     const now = performance.now();
-    if (!st.bucket.take(now)) {
-      if (++st.rejected >= FLOOD_REJECTS) {
-        this.deps.close(conn, CLOSE.FLOOD, 'control message flood');
+    const verdict = st.rate.take(now);
+    if (verdict !== 'pass') {
+      if (verdict === 'flood') {
+        this.deps.close(conn, CLOSE.FLOOD, `control message flood: more than ${st.rate.floodDrops} messages dropped within ${FLOOD_WINDOW_MS} ms`);
         return;
       }
       if (now - st.lastRateError > 1000) {
@@ -115,7 +113,6 @@ export class ControlHandler {
       }
       return;
     }
-    st.rejected = 0;
     try {
       this.apply(conn, parseClientMessage(text), st);
     } catch (err) {
@@ -133,6 +130,7 @@ export class ControlHandler {
     switch (msg.type) {
       case 'hello': {
         if (conn.clientId !== null) throw new ControlError('already-hello', `hello was already received for clientId ${conn.clientId}`, 'hello');
+        if (!this.deps.admit(conn, msg.clientId)) return;
         conn.clientId = msg.clientId;
         conn.name = msg.name;
         const replaced = this.deps.claimClientId(conn, msg.clientId);

@@ -24,6 +24,8 @@ export const PROTOCOL_VERSION = 1;
 export const MAGIC0 = 0x53;
 export const MAGIC1 = 0x42;
 export const FIXED_HEADER_BYTES = 36;
+/** Offset of the flags byte in a packet. */
+export const FLAGS_OFFSET = 33;
 export const FLAG_DISCONTINUITY = 1;
 /** The packet is a personal mix rendered on the box: its channel list is the mix's outputs, [0, 1] (L, R) or [0] (mono). */
 export const FLAG_MIX = 2;
@@ -63,7 +65,7 @@ export function writeHeader(view: DataView, offset: number, f: PacketHeaderField
   view.setBigUint64(offset + 16, f.samplePos, true);
   view.setBigUint64(offset + 24, f.captureNs, true);
   view.setUint8(offset + 32, n);
-  view.setUint8(offset + 33, f.flags);
+  view.setUint8(offset + FLAGS_OFFSET, f.flags);
   view.setUint16(offset + 34, 0, true);
   for (let i = 0; i < n; i++) view.setUint8(offset + FIXED_HEADER_BYTES + i, f.channels[i]!);
   for (let i = FIXED_HEADER_BYTES + n; i < hb; i++) view.setUint8(offset + i, 0);
@@ -106,7 +108,7 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
     rate: v.getUint32(12, true),
     samplePos: v.getBigUint64(16, true),
     captureNs: v.getBigUint64(24, true),
-    flags: v.getUint8(33),
+    flags: v.getUint8(FLAGS_OFFSET),
     channels,
     payload: bytes.subarray(headerBytes),
   };
