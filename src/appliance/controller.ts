@@ -482,7 +482,8 @@ export class Controller {
       clients: this.server.clientInfos(),
       bytesSent: this.server.bytesSent(),
       health: this.healthSnapshot(),
-      system: this.collector ? { skippedCalls: this.collector.latest().skippedCalls, failedCalls: this.collector.latest().failedCalls, intervalS: this.config.health.systemIntervalS } : null,
+      // The collector runs whether or not MQTT is on; the dashboard's System card reads its figures here.
+      system: this.collector ? { ...this.collector.latest(), intervalS: this.config.health.systemIntervalS } : null,
       mqtt: this.reporter ? this.reporter.status() : { enabled: this.config.mqtt.enabled, connected: false, url: null },
       discovery: this.discovery ? this.discovery.status() : discoveryOffStatus(),
       systemd: {
