@@ -124,6 +124,7 @@ export class Controller {
       stream: cfg.stream,
       outputs,
       source: sourceInfo,
+      admit: (conn, id) => this.server.admit(conn, id),
       claimClientId: (conn, id) => this.server.claimClientId(conn, id),
       findClient: (id) => this.server.findClient(id),
       clients: () => this.server.clients,

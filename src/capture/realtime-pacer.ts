@@ -2,8 +2,10 @@
  * Calls `tick` once per period on an absolute schedule, so timer lateness
  * never accumulates into drift. Node timers have 1 ms granularity: a tick may
  * be up to ~1 ms late, never early. If the loop was held up for more than
- * `maxCatchUp` periods, the schedule jumps ahead (reported via onSkip) instead
- * of bursting stale periods.
+ * `maxCatchUp` periods, the schedule jumps ahead instead of bursting stale
+ * periods: the source plays on later. Its samples are its own (a file, a
+ * generated tone), so none is lost and the next period follows the last one
+ * without a discontinuity; only its arrival is late (the capture jitter shows it).
  */
 export class RealtimePacer {
   private timer: NodeJS.Timeout | null = null;
@@ -12,7 +14,6 @@ export class RealtimePacer {
   constructor(
     private readonly periodMs: number,
     private readonly tick: () => void,
-    private readonly onSkip: (periods: number) => void = () => {},
     private readonly maxCatchUp = 4,
   ) {}
 
@@ -32,7 +33,6 @@ export class RealtimePacer {
     const now = performance.now();
     let due = Math.floor((now - this.nextDue) / this.periodMs) + 1;
     if (due > this.maxCatchUp) {
-      this.onSkip(due - 1);
       this.nextDue += (due - 1) * this.periodMs;
       due = 1;
     }

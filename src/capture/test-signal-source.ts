@@ -40,11 +40,7 @@ export class TestSignalSource extends CaptureSource {
     }
     this.table = Buffer.from(t.buffer);
     this.period = Buffer.alloc(periodFrames * channels * 4);
-    this.pacer = new RealtimePacer((periodFrames / rate) * 1000, this.tick, (n) => {
-      this.status.xruns++;
-      this.status.discardedPeriods += n;
-      this.emit('discontinuity');
-    });
+    this.pacer = new RealtimePacer((periodFrames / rate) * 1000, this.tick);
   }
 
   start(): void {

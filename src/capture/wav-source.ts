@@ -43,11 +43,7 @@ export class WavSource extends CaptureSource {
       this.status.format = { ...this.fmt };
       this.emit('format', { ...this.fmt });
       this.setState('running', null);
-      this.pacer = new RealtimePacer((this.periodFrames / info.rate) * 1000, this.tick, (n) => {
-        this.status.xruns++;
-        this.status.discardedPeriods += n;
-        this.emit('discontinuity');
-      });
+      this.pacer = new RealtimePacer((this.periodFrames / info.rate) * 1000, this.tick);
       this.pacer.start();
     } catch (err) {
       this.setState('error', (err as Error).message);

@@ -224,10 +224,13 @@ export class JitterBuffer {
   /**
    * Adds one packet. `samples` is interleaved (frames × channels) and copied.
    * `boxTimeNs` (the packet's captureNs) feeds the drift estimate; without it
-   * the stream position is the box's clock. `discontinuity` (flag bit 0) starts
-   * a new stretch of audio: the packet is placed right after what is buffered
-   * (the audio the box lost is not made up with silence: by the time this
+   * the stream position is the box's clock. `discontinuity` (flag bit 0)
+   * without a seq gap starts a new stretch of audio: the packet is placed
+   * right after what is buffered (audio the box lost without counting it in
+   * seq, an xrun or a reopen, is not made up with silence: by the time this
    * packet arrives that time has passed, and silence would only add latency).
+   * A flagged seq gap (periods the box skipped, or dropped from this client's
+   * queue) is a gap like any other: its periods get their slots.
    */
   push(seq: number, samples: Float32Array, arrivalMs: number, boxTimeNs?: bigint | number, discontinuity = false): void {
     const ch = this.channels;
@@ -238,11 +241,11 @@ export class JitterBuffer {
     seq = seq >>> 0;
     let pos: number;
     let newest = true;
-    if (!this.started || discontinuity || frames !== this.packetFrames) {
+    if (!this.started || frames !== this.packetFrames) {
       pos = this.restart(frames, boxTimeNs !== undefined);
     } else {
       const d = (seq - this.lastSeq) | 0;
-      if (d > MAX_GAP_PACKETS || d < -MAX_GAP_PACKETS) {
+      if ((discontinuity && d <= 1) || d > MAX_GAP_PACKETS || d < -MAX_GAP_PACKETS) {
         pos = this.restart(frames, boxTimeNs !== undefined);
       } else if (d > 0) {
         pos = this.lastSeqPos + d * frames;

@@ -167,15 +167,16 @@ export class PacketDecoder {
     if (!this.createOpus) throw new PacketError('an opus packet arrived but no createOpusDecoder was given to the client');
     const n = header.channels.length;
     const key = `${header.rate}/${n}/${header.frames}`;
-    let missing = 0;
-    if (!this.opus || key !== this.opusKey || header.discontinuity) {
+    let missing = this.opus && key === this.opusKey ? (header.seq - this.opusLastSeq - 1) >>> 0 : 0;
+    // A wrapped-around "gap" of billions means an older packet; and a long gap is a new stretch: no concealment.
+    if (missing > 50) missing = 0;
+    // A flagged seq gap is frames the box encoded but dropped from this client's queue: the decoder's state still
+    // fits the stream, so they are concealed. A flag without a gap is audio lost before encoding: start afresh.
+    if (!this.opus || key !== this.opusKey || (header.discontinuity && missing === 0)) {
+      missing = 0;
       this.reset();
       this.opus = this.createOpus(header.rate, n);
       this.opusKey = key;
-    } else {
-      missing = (header.seq - this.opusLastSeq - 1) >>> 0;
-      // A wrapped-around "gap" of billions means an older packet; and a long gap is a new stretch: no concealment.
-      if (missing > 50) missing = 0;
     }
     this.opusLastSeq = header.seq;
     const dec = this.opus;

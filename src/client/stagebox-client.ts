@@ -26,6 +26,7 @@ export type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionStat
 /** Close codes after which reconnecting would not help (docs/protocol.md section 4). */
 const NO_RECONNECT: Record<number, string> = {
   [CLOSE.UNSUPPORTED_DATA]: 'the box refused a binary frame from this client',
+  [CLOSE.INVALID_PAYLOAD]: 'a message from this client was not valid UTF-8',
   [CLOSE.MESSAGE_TOO_BIG]: 'a message from this client was too large for the box',
   [CLOSE.UNSUPPORTED_PROTOCOL]: "the box does not speak this client's protocol version; update the app",
   [CLOSE.REPLACED]: 'another connection with the same clientId took over',

@@ -55,7 +55,29 @@ const serverSchema = z
 
 const streamSchema = z
   .object({
-    maxClients: z.number().int().min(1).max(4096).default(256).describe('Most streaming clients at once; the next is closed with 1013.'),
+    maxClients: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(256)
+      .describe('Most clients that have said hello at once; the next hello is answered by a close with 1013. Connections still waiting to say hello do not count (see maxPendingHandshakes).'),
+    maxPendingHandshakes: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(128)
+      .describe(
+        'Most connections at once that have not said hello yet (counted apart from maxClients, so silent sockets cannot lock musicians out). A new connection beyond it closes the oldest of them with 4013.',
+      ),
+    maxPendingPerAddress: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(32)
+      .describe('Most connections from one IP address at once that have not said hello yet; a new one beyond it closes the oldest of that address with 4013.'),
     sendQueuePackets: z.number().int().min(1).max(1024).default(8).describe('Per-client send queue, packets. Full: the oldest is dropped and counted.'),
     maxInFlightPackets: z.number().int().min(1).max(64).default(2).describe('Packets handed to a client\'s socket but not yet written to the kernel before new ones wait in the queue.'),
     maxPayloadBytes: z.number().int().min(512).max(1048576).default(16384).describe('Largest control frame accepted from a client; bigger closes with 1009.'),

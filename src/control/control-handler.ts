@@ -8,7 +8,7 @@ import type { ChannelMetadata } from './channel-metadata';
 import type { AdminAuth } from './admin-auth';
 import type { ClientMemory, Recalled } from './client-memory';
 import type { ChannelCodec } from '../protocol/codecs';
-import { TokenBucket } from './token-bucket';
+import { ControlRateLimiter, FLOOD_WINDOW_MS } from './control-rate-limiter';
 import { PROTOCOL_VERSION, type SourceInfo } from '../protocol/messages';
 import type { Logger } from '../logging/logger';
 
@@ -20,6 +20,8 @@ export interface ControlDeps {
   stream: StreamConfig;
   outputs: OutputRegistry;
   source(): SourceInfo;
+  /** Called on a valid hello, before anything else: false when the box is full and has closed the connection (1013). */
+  admit(conn: ClientConnection, clientId: string): boolean;
   /** Called once a client has said hello with `clientId`; returns the connection it replaced, if any. */
   claimClientId(conn: ClientConnection, clientId: string): ClientConnection | null;
   /** The open connection of `clientId`, if any. */
@@ -40,12 +42,8 @@ export interface ControlDeps {
 /** Fader moves closer together than this are coalesced; the last one always wins. */
 export const MIX_COALESCE_MS = 50;
 
-/** Rejected messages past the bucket's burst before the client is closed for flooding. */
-const FLOOD_REJECTS = 200;
-
 interface ControlState {
-  bucket: TokenBucket;
-  rejected: number;
+  rate: ControlRateLimiter;
   lastRateError: number;
   lastMixAt: number;
   /** The newest coalesced mix waiting for the window to pass, and who sent it (the client or the admin). */
@@ -74,8 +72,7 @@ export class ControlHandler {
     let st = this.state.get(conn);
     if (!st) {
       st = {
-        bucket: new TokenBucket(this.deps.stream.controlRatePerSecond, this.deps.stream.controlBurst),
-        rejected: 0,
+        rate: new ControlRateLimiter(this.deps.stream.controlRatePerSecond, this.deps.stream.controlBurst, performance.now()),
         lastRateError: -Infinity,
         lastMixAt: -Infinity,
         pendingMix: null,
@@ -91,9 +88,10 @@ export class ControlHandler {
   onText(conn: ClientConnection, text: string): void {
     const st = this.stateOf(conn);
     const now = performance.now();
-    if (!st.bucket.take(now)) {
-      if (++st.rejected >= FLOOD_REJECTS) {
-        this.deps.close(conn, CLOSE.FLOOD, 'control message flood');
+    const verdict = st.rate.take(now);
+    if (verdict !== 'pass') {
+      if (verdict === 'flood') {
+        this.deps.close(conn, CLOSE.FLOOD, `control message flood: more than ${st.rate.floodDrops} messages dropped within ${FLOOD_WINDOW_MS} ms`);
         return;
       }
       if (now - st.lastRateError > 1000) {
@@ -108,7 +106,6 @@ export class ControlHandler {
       }
       return;
     }
-    st.rejected = 0;
     try {
       this.apply(conn, parseClientMessage(text), st);
     } catch (err) {
@@ -126,6 +123,7 @@ export class ControlHandler {
     switch (msg.type) {
       case 'hello': {
         if (conn.clientId !== null) throw new ControlError('already-hello', `hello was already received for clientId ${conn.clientId}`, 'hello');
+        if (!this.deps.admit(conn, msg.clientId)) return;
         conn.clientId = msg.clientId;
         conn.name = msg.name;
         const replaced = this.deps.claimClientId(conn, msg.clientId);

@@ -4,6 +4,7 @@ import type { PacketCodec } from '../protocol';
 import type { LatencyHistogram } from '../metrics/latency-histogram';
 import type { Output, PacketSink } from '../pool/output-registry';
 import { PacketQueue } from './packet-queue';
+import { withDiscontinuity } from './ws-frame';
 
 export interface ClientLimits {
   sendQueuePackets: number;
@@ -40,6 +41,10 @@ export interface ClientInfo {
  * are unwritten; after that they wait in the queue, which drops the oldest
  * when full. Nothing here ever awaits.
  *
+ * A seq gap is always flagged: after the queue dropped packets, the next
+ * packet sent to this client is a copy of the shared frame with the
+ * discontinuity flag set (the shared frame is never touched).
+ *
  * Audio bypasses ws's sender and is written whole to the raw socket: with
  * permessage-deflate off, ws writes each of its own frames synchronously and
  * whole too, so frames never interleave.
@@ -64,6 +69,8 @@ export class ClientConnection implements PacketSink {
   lastWriteAt = performance.now();
   private inFlight = 0;
   private readonly queue: PacketQueue;
+  /** Packets were dropped from the queue since the last send: the next one sent carries the discontinuity flag. */
+  private gapPending = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -84,6 +91,7 @@ export class ClientConnection implements PacketSink {
       this.send(packet, arrivalMs);
     } else if (this.queue.push(packet, arrivalMs)) {
       this.drops++;
+      this.gapPending = true;
     }
   }
 
@@ -96,8 +104,14 @@ export class ClientConnection implements PacketSink {
     return this.queue.length;
   }
 
-  /** Drops queued audio (on unsubscribe and close). */
+  /** Bytes handed to the socket that it has not written to the kernel yet (audio and control frames). */
+  get unwrittenBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Drops queued audio (when the subscription or mix changes); the next packet is flagged if any was queued. */
   clearQueue(): void {
+    if (this.queue.length > 0) this.gapPending = true;
     this.queue.clear();
   }
 
@@ -127,6 +141,10 @@ export class ClientConnection implements PacketSink {
   }
 
   private send(packet: Buffer, arrivalMs: number): void {
+    if (this.gapPending) {
+      this.gapPending = false;
+      packet = withDiscontinuity(packet);
+    }
     if (this.inFlight === 0) this.lastWriteAt = performance.now();
     this.inFlight++;
     this.sentPackets++;

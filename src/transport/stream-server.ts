@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { StreamConfig } from '../config/config-schema';
 import { CLOSE } from '../protocol/close-codes';
 import type { LatencyHistogram } from '../metrics/latency-histogram';
@@ -59,11 +59,33 @@ const CLOSE_GRACE_MS = 500;
  * hello, heartbeat and stall timeouts. Handlers are module-level functions
  * reaching their connection through a symbol, so nothing is allocated per
  * message beyond what ws itself does.
+ *
+ * Admission: a connection is *pending* until it says hello, and pending
+ * connections have a budget of their own (stream.maxPendingHandshakes, and
+ * stream.maxPendingPerAddress per IP address), apart from
+ * stream.maxClients. When a new connection finds the budget full, the oldest
+ * pending one (of its address, or of all) is closed with 4013 to make room:
+ * sockets that never say hello can delay nobody for longer than it takes a
+ * real client to send its hello, and never count against maxClients, which
+ * is checked at hello.
  */
 export class StreamServer {
   readonly http: http.Server;
   private readonly wss: WebSocketServer;
+  /** Connections that have said hello (and count against stream.maxClients). */
   readonly clients = new Set<ClientConnection>();
+  /** Connections that have not said hello yet, oldest first (a Set iterates in insertion order). */
+  private readonly pending = new Set<ClientConnection>();
+  /** Pending connections per IP address. */
+  private readonly pendingByIp = new Map<string, number>();
+  /** Pending connections closed with 4013 to make room, since start. */
+  private evictedHandshakes = 0;
+  /**
+   * Stalled clients closed with 4008 whose close frame still waits behind
+   * audio in their socket: kept open until it is written (then the usual
+   * grace) or until the deadline (performance.now(), ms).
+   */
+  private readonly draining = new Map<ClientConnection, number>();
   private readonly byId = new Map<string, ClientConnection>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
@@ -139,16 +161,67 @@ export class StreamServer {
       ws.close(CLOSE.GOING_AWAY, 'service stopping');
       return;
     }
-    if (this.clients.size >= this.opts.stream.maxClients) {
-      this.log.warn({ address, maxClients: this.opts.stream.maxClients }, 'client refused: server full');
-      this.events?.add('client-refused', { address, reason: 'server full' });
-      ws.close(CLOSE.TRY_AGAIN_LATER, `server full: ${this.opts.stream.maxClients} clients`);
-      return;
-    }
-    this.clients.add(conn);
+    this.makeRoomForPending(ip);
+    this.pending.add(conn);
+    this.pendingByIp.set(ip, (this.pendingByIp.get(ip) ?? 0) + 1);
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
-    this.log.info({ address, clients: this.clients.size }, 'client connected');
+    this.log.info({ address, clients: this.clients.size, pending: this.pending.size }, 'client connected');
+  }
+
+  /** Closes the oldest pending connection of `ip`, then the oldest of all, while either budget is full. */
+  private makeRoomForPending(ip: string): void {
+    const s = this.opts.stream;
+    if ((this.pendingByIp.get(ip) ?? 0) >= s.maxPendingPerAddress) {
+      for (const c of this.pending) {
+        if (c.ip !== ip) continue;
+        this.evict(c, `too many connections without hello from ${ip} (${s.maxPendingPerAddress}); closed the oldest`);
+        break;
+      }
+    }
+    if (this.pending.size >= s.maxPendingHandshakes) {
+      const oldest = this.pending.values().next().value as ClientConnection;
+      this.evict(oldest, `too many connections without hello (${s.maxPendingHandshakes}); closed the oldest`);
+    }
+  }
+
+  private evict(conn: ClientConnection, reason: string): void {
+    this.evictedHandshakes++;
+    this.close(conn, CLOSE.HANDSHAKE_EVICTED, reason);
+  }
+
+  /**
+   * Called on a valid hello: moves `conn` from the pending connections to
+   * the clients, or closes it with 1013 when stream.maxClients clients have
+   * said hello already. A hello that takes over the clientId of a live
+   * connection is admitted even then: the older one is about to be closed
+   * (4010), and a phone back from a Wi-Fi drop must get its place back.
+   */
+  admit(conn: ClientConnection, clientId: string): boolean {
+    if (!this.pending.has(conn)) return !conn.closed;
+    const max = this.opts.stream.maxClients;
+    if (this.clients.size >= max && this.findClient(clientId) === null) {
+      this.log.warn({ address: conn.address, clientId, maxClients: max }, 'client refused: server full');
+      this.events?.add('client-refused', { address: conn.address, reason: 'server full' });
+      this.close(conn, CLOSE.TRY_AGAIN_LATER, `server full: ${max} clients`);
+      return false;
+    }
+    this.forgetPending(conn);
+    this.clients.add(conn);
+    return true;
+  }
+
+  private forgetPending(conn: ClientConnection): void {
+    if (!this.pending.delete(conn)) return;
+    const n = (this.pendingByIp.get(conn.ip) ?? 1) - 1;
+    if (n > 0) this.pendingByIp.set(conn.ip, n);
+    else this.pendingByIp.delete(conn.ip);
+  }
+
+  /** Connections waiting for their hello now, their budget, and how many were closed to make room since start. */
+  pendingInfo(): { pending: number; maxPending: number; maxPendingPerAddress: number; evicted: number } {
+    const s = this.opts.stream;
+    return { pending: this.pending.size, maxPending: s.maxPendingHandshakes, maxPendingPerAddress: s.maxPendingPerAddress, evicted: this.evictedHandshakes };
   }
 
   /** Registers `clientId` for `conn`; returns the older connection it replaces. */
@@ -164,7 +237,15 @@ export class StreamServer {
     return c && !c.closed ? c : null;
   }
 
-  /** Closes a client with a reason; its socket is destroyed if the close handshake stalls. */
+  /**
+   * Closes a client with a reason; its socket is destroyed if the close
+   * handshake stalls. The audio queued for it is dropped first (detach), so
+   * the close frame goes to the socket at once, behind only the packets the
+   * socket already has (at most stream.maxInFlightPackets). A stalled client
+   * (4008) cannot take even that until it reads again, so its socket is kept
+   * until the close frame is written, for at most stream.stallTimeoutMs more:
+   * a client that resumes reading in that time gets the 4008.
+   */
   close(conn: ClientConnection, code: number, reason: string): void {
     if (conn.closed) return;
     this.detach(conn);
@@ -173,15 +254,17 @@ export class StreamServer {
       conn.ws.close(code, reason);
     } catch {
       conn.ws.terminate();
+      return;
     }
-    const t = setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS);
-    t.unref();
+    if (code === CLOSE.SEND_STALLED && conn.unwrittenBytes > 0) this.draining.set(conn, performance.now() + this.opts.stream.stallTimeoutMs);
+    else terminateLater(conn);
   }
 
   /** Forgets a connection: subscription, id, queue. Idempotent. */
   detach(conn: ClientConnection): void {
     if (conn.closed) return;
     conn.markClosed();
+    this.forgetPending(conn);
     this.clients.delete(conn);
     this.bytesSentGone += conn.bytesSent;
     if (conn.output) this.outputs.unsubscribe(conn, conn.output);
@@ -207,13 +290,27 @@ export class StreamServer {
   private readonly sweep = (): void => {
     const now = performance.now();
     const s = this.opts.stream;
+    // Oldest first: the first one still within its time ends the scan.
+    for (const conn of this.pending) {
+      if (now - conn.connectedAt <= s.helloTimeoutMs) break;
+      this.close(conn, CLOSE.HELLO_TIMEOUT, `no hello within ${s.helloTimeoutMs} ms`);
+    }
     for (const conn of this.clients) {
-      if (conn.clientId === null && now - conn.connectedAt > s.helloTimeoutMs) {
-        this.close(conn, CLOSE.HELLO_TIMEOUT, `no hello within ${s.helloTimeoutMs} ms`);
-      } else if (now - conn.lastHeardAt > s.heartbeatTimeoutMs) {
+      if (now - conn.lastHeardAt > s.heartbeatTimeoutMs) {
         this.close(conn, CLOSE.HEARTBEAT_TIMEOUT, `nothing heard for ${s.heartbeatTimeoutMs} ms`);
       } else if (conn.isStalled(now, s.stallTimeoutMs)) {
         this.close(conn, CLOSE.SEND_STALLED, `socket accepted nothing for ${s.stallTimeoutMs} ms`);
+      }
+    }
+    for (const [conn, deadline] of this.draining) {
+      if (conn.ws.readyState === WebSocket.CLOSED) this.draining.delete(conn);
+      else if (conn.unwrittenBytes === 0) {
+        this.draining.delete(conn);
+        terminateLater(conn);
+      } else if (now > deadline) {
+        this.draining.delete(conn);
+        conn.ws.terminate();
+        this.log.info({ clientId: conn.clientId, address: conn.address }, 'stalled client dropped: it read nothing more, so its 4008 close frame was never sent');
       }
     }
   };
@@ -251,13 +348,21 @@ export class StreamServer {
     this.stopping = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.pingTimer) clearInterval(this.pingTimer);
-    for (const conn of [...this.clients]) this.close(conn, CLOSE.GOING_AWAY, 'service stopping');
+    for (const conn of [...this.clients, ...this.pending]) this.close(conn, CLOSE.GOING_AWAY, 'service stopping');
+    for (const conn of this.draining.keys()) conn.ws.terminate();
+    this.draining.clear();
     await new Promise<void>((resolve) => {
       this.http.close(() => resolve());
       this.http.closeAllConnections();
       setTimeout(resolve, CLOSE_GRACE_MS + 100).unref();
     });
   }
+}
+
+/** Destroys the socket if the closing handshake has not ended it within CLOSE_GRACE_MS. */
+function terminateLater(conn: ClientConnection): void {
+  const t = setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS);
+  t.unref();
 }
 
 /** The path of a request URL, without its query. */

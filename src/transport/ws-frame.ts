@@ -1,3 +1,5 @@
+import { FLAG_DISCONTINUITY, OFFSET } from '../protocol/packet-header';
+
 /**
  * Server-to-client WebSocket binary frame (RFC 6455 §5.2: FIN, opcode 2,
  * unmasked), built once per packet in the headroom the encoder left in front
@@ -20,4 +22,20 @@ export function frameInPlace(ab: ArrayBuffer, offset: number, length: number): B
     new DataView(ab, start + 2, 8).setBigUint64(0, BigInt(length), false);
   }
   return Buffer.from(ab, start, hdr + length);
+}
+
+/**
+ * A copy of a framed packet (as frameInPlace returns it) with the
+ * discontinuity flag set. The original is shared by every subscriber and is
+ * never touched; the copy is for the one client whose queue dropped audio
+ * before it (one copy per drop event, not per packet).
+ */
+export function withDiscontinuity(frame: Buffer): Buffer {
+  const len7 = frame[1]! & 0x7f;
+  const hdr = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
+  const copy = Buffer.allocUnsafe(frame.length);
+  frame.copy(copy);
+  const at = hdr + OFFSET.flags;
+  copy[at] = copy[at]! | FLAG_DISCONTINUITY;
+  return copy;
 }

@@ -30,6 +30,8 @@ interface Scenario {
   jitter?: Partial<JitterBufferOptions>;
   /** Called after each pull with the client time and the stats. */
   onPull?: (nowMs: number, s: JitterBufferStats) => void;
+  /** Set the discontinuity flag on each packet after a lost one, as the box does on the WebSocket (protocol section 7). */
+  flagGaps?: boolean;
 }
 
 interface Run {
@@ -57,13 +59,16 @@ function simulate(sc: Scenario): Run {
   const out = new Float32Array(FRAMES * CH);
   const firstSeq = sc.firstSeq ?? 1000;
   let e = 0;
+  let lastK = -1;
   for (let p = 0; p < pulls; p++) {
     const now = (p + 1) * PERIOD_MS;
     for (; e < events.length && events[e]!.t <= now; e++) {
       const { t, k } = events[e]!;
       const s = new Float32Array(FRAMES * CH);
       for (let f = 0; f < FRAMES; f++) for (let c = 0; c < CH; c++) s[f * CH + c] = sampleOf(k * FRAMES + f, c);
-      jb.push((firstSeq + k) >>> 0, s, t, BigInt(Math.round(k * PERIOD_MS * 1e6)));
+      const flagged = sc.flagGaps === true && lastK >= 0 && k > lastK + 1;
+      jb.push((firstSeq + k) >>> 0, s, t, BigInt(Math.round(k * PERIOD_MS * 1e6)), flagged);
+      lastK = Math.max(lastK, k);
     }
     jb.pull(out, now);
     for (let f = 0; f < FRAMES; f++) {
@@ -170,11 +175,13 @@ describe('jitter buffer: bursts', () => {
 });
 
 describe('jitter buffer: gaps and loss', () => {
-  test('1% of packets lost: each counted once, its slot plays silence, no underrun, the rest in order', () => {
+  for (const flagGaps of [false, true]) {
+  test(`1% of packets lost${flagGaps ? ', each gap flagged as a discontinuity' : ''}: each counted once, its slot plays silence, no underrun, the rest in order`, () => {
     const drop = rng(11);
     const dropped = new Set<number>();
     const r = simulate({
       seconds: 10,
+      flagGaps,
       // Silence, so every played frame still names its stream frame (the waveform concealment is tested below).
       jitter: { stableMs: 60000, conceal: 'silence' },
       arrive: (k, t) => {
@@ -200,6 +207,7 @@ describe('jitter buffer: gaps and loss', () => {
       else assert.ok(dropped.has(Math.floor((i - first) / FRAMES)), `silence at frame ${i - first}, whose packet arrived`);
     }
   });
+  }
 
   test('the stream stops: one underrun (not one per pull), and it resumes after the target is buffered again', () => {
     const r = simulate({ seconds: 6, arrive: (_k, t) => (t > 2000 && t < 4000 ? null : t + 1) });
@@ -207,7 +215,7 @@ describe('jitter buffer: gaps and loss', () => {
     assert.ok(r.played[r.played.length - 1]! > 0, 'plays again');
   });
 
-  test('a discontinuity flag places the packet right after what is buffered, keeping the drift estimate (box times go on)', () => {
+  test('a discontinuity flag without a seq gap places the packet right after what is buffered, keeping the drift estimate (box times go on)', () => {
     const r = simulate({ seconds: 10, jitter: { stableMs: 60000 } });
     const jb = r.jb;
     const before = jb.stats();

@@ -173,6 +173,23 @@ describe('packet decoder: packets of the box encoder', () => {
     assert.equal(made.length, 3, 'a change of channel count makes a new decoder');
   });
 
+  test('opus: a flagged seq gap (frames dropped from this client\'s queue) is concealed with the same decoder; a flag without a gap starts a fresh one', () => {
+    let made = 0;
+    const d = new PacketDecoder({
+      createOpusDecoder: (_rate, ch) => {
+        made++;
+        return { decode: (pkt) => new Float32Array(120 * ch).fill(pkt[0]! / 100), conceal: (frames) => new Float32Array(frames * ch).fill(-0.5) };
+      },
+    });
+    const payload = Uint8Array.of(25);
+    decodeSync(d, opusPacket(10, 120, 2, payload, 2));
+    const gap = decodeSync(d, opusPacket(13, 120, 2, payload, 3));
+    assert.equal(gap.concealedFrames, 240, 'two lost frames concealed');
+    assert.equal(made, 1, 'no new decoder for a flagged gap');
+    decodeSync(d, opusPacket(14, 120, 2, payload, 3));
+    assert.equal(made, 2, 'a flag on the next seq is audio lost before encoding: a fresh decoder');
+  });
+
   test('opus: without a concealment call, a seq gap puts nothing in: the packet is its own frames, for the jitter buffer to conceal by seq', () => {
     const d = new PacketDecoder({ createOpusDecoder: (_rate, ch) => ({ decode: (pkt) => new Float32Array(120 * ch).fill(pkt[0]! / 100) }) });
     const payload = Uint8Array.of(25);

@@ -384,6 +384,46 @@ describe('StageboxClient: reconnect', () => {
     c.close();
   });
 
+  test('a client that stalls: it reads the box\'s 4008 when it reads again and reconnects with backoff; stalled for good, it finds a reset (1006) and reconnects too', async () => {
+    // 64 channels of pcm24 (9 MB/s) fill the socket buffers of a stalled client within a second or two.
+    const own = await startService({ label: 'client-lib-stall', config: { capture: { device: 'test-signal', channels: 64, rate: 48000, periodFrames: 128 }, stream: { stallTimeoutMs: 1000 } } });
+    const sockets: { _socket: { pause(): void; resume(): void } }[] = [];
+    // The real `ws` socket, with a handle on its TCP socket to stop reading, as a phone whose app hangs.
+    class TapWebSocket extends (NodeWebSocket as unknown as new (url: string) => object) {
+      constructor(url: string) {
+        super(url);
+        sockets.push(this as unknown as (typeof sockets)[number]);
+      }
+    }
+    const c = makeClient('lib-stall', { WebSocket: TapWebSocket as unknown as StageboxClientOptions['WebSocket'], reconnect: { initialMs: 100, maxMs: 400 } }, own.port);
+    const r = record(c);
+    try {
+      await c.connect();
+      await c.subscribe({ channels: Array.from({ length: 64 }, (_, i) => i), codec: 'pcm24' });
+      await audioAfter(r, () => true, 5, 'audio before the stall');
+      const stallAndResume = async (n: number, boxLine: string): Promise<StateEvent> => {
+        const seen = r.states.length;
+        sockets[n]!._socket.pause();
+        await own.waitForLog((l) => l.clientId === 'lib-stall' && typeof l.msg === 'string' && l.msg.startsWith(boxLine), 30000, `"${boxLine}" for lib-stall`);
+        sockets[n]!._socket.resume();
+        return waitFor(() => r.states.slice(seen).find((s) => s.state === 'closed'), { timeoutMs: 10000, what: `closed after stall ${n + 1}` });
+      };
+      const first = await stallAndResume(0, 'client closed by box');
+      assert.equal(first.closeCode, 4008);
+      assert.ok(first.retryInMs !== null, 'a reconnect is scheduled');
+      await waitFor(() => r.welcomes >= 2, { timeoutMs: 10000, what: 'a second welcome after the 4008' });
+      // Stalled past the box's patience for the close frame: the box drops the socket, the client reads a reset.
+      const second = await stallAndResume(1, 'stalled client dropped');
+      assert.equal(second.closeCode, 1006);
+      assert.ok(second.retryInMs !== null, 'a reconnect is scheduled');
+      await waitFor(() => r.welcomes >= 3, { timeoutMs: 10000, what: 'a third welcome after the reset' });
+      assert.ok(!r.errors.some((e) => e.code === 'closed' || e.code === 'gave-up'), `errors: ${JSON.stringify(r.errors)}`);
+    } finally {
+      c.close();
+      await own.stop();
+    }
+  });
+
   test('replaced by another connection with the same clientId (4010): an error, closed, no reconnect', async () => {
     const c = makeClient('lib-replaced', { reconnect: { initialMs: 50 } });
     const r = record(c);

@@ -46,16 +46,16 @@ async function collect(c: StreamClient, start: number, codec: string, n: number)
   return c.packets.slice(first, first + n);
 }
 
-/** The service's count of capture xruns (for the test signal: periods its pacer skipped because the loop was held up). */
+/** The service's count of capture xruns (0 for the test signal: its pacer plays on later when held up, losing no sample). */
 async function xruns(port = svc.port): Promise<number> {
   return (await getStatus(port)).capture.xruns;
 }
 
 /**
  * Every packet is an opus mix packet of `frameFrames` frames, stereo, 48 kHz; seq runs without gaps, and so does
- * samplePos, except where the source itself lost audio: a loaded CI machine can hold the test signal's pacer up
- * long enough to skip periods (an xrun). Such a gap must carry FLAG_DISCONTINUITY, and there can be no more of them
- * than `sourceXruns`, the xruns the service reported while the packets were collected. Returns the gaps seen.
+ * samplePos, except where the source itself lost audio (an xrun; the test signal has none since its pacer plays on
+ * later when the loop is held up). Such a gap must carry FLAG_DISCONTINUITY, and there can be no more of them than
+ * `sourceXruns`, the xruns the service reported while the packets were collected. Returns the gaps seen.
  */
 function assertContinuousOpus(packets: ParsedPacket[], frameFrames: number, sourceXruns: number): number {
   let gaps = 0;

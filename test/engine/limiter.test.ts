@@ -94,6 +94,35 @@ test('release recovers toward 1.0 with the configured time constant, then passes
   assert.equal(lim.gainReductionDb, 0);
 });
 
+test('the 50 ms release is a time constant: the gain is back at exactly 1.0 (bit-identical again) after 50 ms × ln(reduction / 1e-6), 0.47 s after 0.1 dB, 0.58 s after 1 dB, 0.66 s after 6 dB, 0.69 s after 20 dB', () => {
+  const frame = new Float32Array(2);
+  for (const [reductionDb, wantMs] of [[0.1, 470], [1, 580], [6, 660], [20, 690]] as const) {
+    const lim = createLimiter(RATE); // −1 dBFS, 50 ms
+    // One frame reductionDb over the ceiling takes the gain to exactly ceiling / peak (instant attack).
+    frame[0] = frame[1] = lim.ceiling * 10 ** (reductionDb / 20);
+    limit(frame, 2, 2, lim);
+    const g0 = lim.gain;
+    assert.ok(Math.abs(-20 * Math.log10(g0) - reductionDb) < 1e-6, `reduction ${-20 * Math.log10(g0)} dB`);
+    // Then a quiet signal, frame by frame, until the gain is exactly 1.
+    let frames = 0;
+    while (lim.gain !== 1) {
+      frame[0] = 0.25;
+      frame[1] = -0.25;
+      limit(frame, 2, 2, lim);
+      frames++;
+      assert.ok(frames < RATE * 2, 'released within 2 s');
+    }
+    const formula = Math.log((1 - g0) / RELEASE_SNAP) * 0.05 * RATE;
+    assert.ok(Math.abs(frames - formula) <= 1, `${reductionDb} dB: gain 1.0 after ${frames} frames; formula ${formula.toFixed(1)}`);
+    assert.equal(Math.round((frames * 1000) / RATE / 10) * 10, wantMs, `${reductionDb} dB: ${((frames * 1000) / RATE).toFixed(1)} ms`);
+    // From then on the quiet signal passes bit-identical.
+    const quiet = sine(0.5, 2);
+    const before = Buffer.from(bytesOf(quiet));
+    limit(quiet, quiet.length, 2, lim);
+    assert.ok(bytesOf(quiet).equals(before));
+  }
+});
+
 test('the ceiling and release are configurable; a box maximum is passed as the lower ceiling', () => {
   const clientCeilingDb = -1;
   const boxMaxDb = -6;
@@ -143,6 +172,30 @@ test('an S16 channel through a unity mix, the limiter and floatToPcm16 matches t
     assert.ok(entryOffset(v, 0) >= PACKET_HEADROOM);
     assert.ok(Buffer.from(pcm.buffer).equals(Buffer.from(pkt.payload)), `slot ${slot}`);
   }
+});
+
+test('a mix is rounded, raw channels are truncated: an S32 sample through a unity mix can be one LSB above the raw pcm16 channel', () => {
+  const frames = 4;
+  const ring = new AudioRing({ channels: 1, periodFrames: frames, rate: RATE, slotCount: 2 });
+  // Top 16 bits 0x1234 with the rest below, at, and above half an LSB of pcm16; and a negative value.
+  const values = [0x12347fff, 0x12348000, 0x1234c000, -0x1234c000];
+  for (let s = 0; s < 2; s++) {
+    ring.samples.set(values, s * frames);
+    ring.writeHeader(s, s, BigInt(s * frames), 0n, 0);
+  }
+  const state = createMixState(1);
+  setMixTargets(state, { channels: [{ gainDb: 0, pan: 0, mute: false, solo: false }], masterDb: 0, output: 'mono' });
+  const out = new Float32Array(frames);
+  renderMix(ring, 0, state, out); // fade-in period
+  renderMix(ring, 1, state, out);
+  const mixed = new Int16Array(frames);
+  floatToPcm16(out, frames, mixed);
+  const packed = encodeSlot(ring, 1, Int32Array.from([7, CODEC_IDS.pcm16, 1, 0]));
+  const v = new DataView(packed);
+  const raw = parsePacket(new Uint8Array(packed, v.getUint32(8, true), v.getUint32(12, true))).payload;
+  const rawSamples = Array.from({ length: frames }, (_, i) => (raw[2 * i]! | (raw[2 * i + 1]! << 8)) << 16 >> 16);
+  assert.deepEqual(rawSamples, [0x1234, 0x1234, 0x1234, -0x1235], 'raw: truncated (toward minus infinity)');
+  assert.deepEqual(Array.from(mixed), [0x1234, 0x1234, 0x1235, -0x1235], 'mix: rounded to nearest, ties to even');
 });
 
 test('10 000 limit calls on a limiting signal allocate nothing measurable (heap grows < 1 MB)', () => {

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
-import { getStatus, httpRequest } from '../helpers/http-client';
+import { getStatus, httpRequest, type Status } from '../helpers/http-client';
 import { waitFor } from '../helpers/wait';
 
 /** GET /api/status and POST /api/perf/reset on the stream port. */
@@ -106,6 +106,27 @@ describe('status API', () => {
     assert.equal(me?.playbackBufferMs, 12.5);
     assert.equal(me?.underruns, 3);
     c.close();
+  });
+
+  test('with MQTT off, system carries the system collector\'s figures: cpu, mem, when they were sampled, and the interval', async () => {
+    const own = await startService({ label: 'status-no-mqtt', config: { capture: { device: 'test-signal', channels: 2 }, mqtt: { enabled: false }, health: { systemIntervalS: 1 } } });
+    let sys: Status['system'] = null;
+    await waitFor(
+      async () => {
+        sys = (await getStatus(own.port)).system;
+        return sys?.sampledAt && sys.cpu && sys.mem ? sys : undefined;
+      },
+      { timeoutMs: 10000, what: 'a system sample in /api/status', describe: () => JSON.stringify(sys) },
+    );
+    const s = sys!;
+    assertKeys(s, ['sampledAt', 'intervalS', 'cpu', 'mem', 'disk', 'net', 'throttle', 'skippedCalls', 'failedCalls'], 'system');
+    assert.equal(s.intervalS, 1);
+    assert.ok(s.cpu!.loadPct >= 0 && s.cpu!.loadPct <= 100, JSON.stringify(s.cpu));
+    assert.ok(s.mem!.usedPct > 0 && s.mem!.usedPct <= 100 && s.mem!.totalBytes > 0, JSON.stringify(s.mem));
+    assert.ok(!Number.isNaN(Date.parse(s.sampledAt!)), s.sampledAt!);
+    const mqtt = ((await getStatus(own.port)) as unknown as { mqtt: { enabled: boolean } }).mqtt;
+    assert.equal(mqtt.enabled, false);
+    await own.stop();
   });
 
   test('the box measures each client\'s round-trip time from its WebSocket pings', async () => {

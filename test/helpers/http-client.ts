@@ -52,7 +52,23 @@ export interface Status {
   };
   pool: Record<string, number>;
   perf: Record<string, unknown>;
+  server: {
+    port: number;
+    clients: number;
+    maxClients: number;
+    /** Connections that have not said hello yet, their budget, and how many were closed (4013) to make room. */
+    handshakes: { pending: number; maxPending: number; maxPendingPerAddress: number; evicted: number };
+  };
   clients: StatusClient[];
+  /** The system collector's latest sample and its counters; null before the collector started. */
+  system: {
+    sampledAt: string | null;
+    intervalS: number;
+    cpu: { loadPct: number; coresPct: number[]; tempC: number | null } | null;
+    mem: { totalBytes: number; usedBytes: number; usedPct: number } | null;
+    skippedCalls: number;
+    failedCalls: number;
+  } | null;
 }
 
 export async function getStatus(port: number): Promise<Status> {

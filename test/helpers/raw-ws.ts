@@ -37,8 +37,9 @@ export class RawWsClient {
     socket.on('error', () => undefined);
   }
 
-  static async connect(port: number, timeoutMs = 5000): Promise<RawWsClient> {
-    const socket = net.connect({ host: '127.0.0.1', port });
+  /** `localAddress`: the source address (any of 127.0.0.0/8 reaches the box over loopback: one "host" each). */
+  static async connect(port: number, timeoutMs = 5000, localAddress?: string): Promise<RawWsClient> {
+    const socket = net.connect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) });
     const c = new RawWsClient(socket);
     await withTimeout(
       new Promise<void>((resolve, reject) => {

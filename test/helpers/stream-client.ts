@@ -17,9 +17,13 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Keep parsed packets (default true). Off for clients that only need counts. */
   keepPackets?: boolean;
+  /** Also keep a copy of each packet's bytes, in `rawPackets` (default false). */
+  keepRaw?: boolean;
   label?: string;
   /** Address of the box (default 127.0.0.1; test/discovery reaches a box in a network namespace). */
   host?: string;
+  /** Source address (default: the system's choice, 127.0.0.1 over loopback). */
+  localAddress?: string;
 }
 
 /**
@@ -29,6 +33,8 @@ export interface ConnectOptions {
 export class StreamClient {
   readonly messages: BoxMessage[] = [];
   readonly packets: ParsedPacket[] = [];
+  /** With keepRaw: each packet's bytes, index for index with `packets`. */
+  readonly rawPackets: Uint8Array[] = [];
   /** Binary frames that did not parse as packets, or whose header breaks the format (should stay empty). */
   readonly badPackets: string[] = [];
   /** For each entry of `messages`: how many packets had arrived before it (the socket's order). */
@@ -39,6 +45,7 @@ export class StreamClient {
   private readonly listeners = new Set<() => void>();
   readonly label: string;
   private readonly keepPackets: boolean;
+  private readonly keepRaw: boolean;
 
   private constructor(
     readonly ws: WebSocket,
@@ -46,6 +53,7 @@ export class StreamClient {
   ) {
     this.label = opts.label ?? 'client';
     this.keepPackets = opts.keepPackets ?? true;
+    this.keepRaw = opts.keepRaw ?? false;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) {
         try {
@@ -55,6 +63,7 @@ export class StreamClient {
           if (problem) this.badPackets.push(`seq ${p.seq}: ${problem}`);
           this.packetCount++;
           if (this.keepPackets) this.packets.push(p);
+          if (this.keepPackets && this.keepRaw) this.rawPackets.push(Uint8Array.from(bytes));
         } catch (err) {
           this.badPackets.push((err as Error).message);
         }
@@ -84,7 +93,7 @@ export class StreamClient {
   static connect(port: number, opts: ConnectOptions = {}): Promise<StreamClient> {
     const timeoutMs = opts.timeoutMs ?? 5000;
     const host = opts.host ?? '127.0.0.1';
-    const ws = new WebSocket(`ws://${host}:${port}/`, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const ws = new WebSocket(`ws://${host}:${port}/`, { perMessageDeflate: false, handshakeTimeout: timeoutMs, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     const client = new StreamClient(ws, opts);
     return withTimeout(
       new Promise<StreamClient>((resolve, reject) => {

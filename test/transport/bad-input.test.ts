@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient, describeSeqGaps, firstSeqGap, type BoxMessage } from '../helpers/stream-client';
 import { getStatus } from '../helpers/http-client';
+import { OPCODE, RawWsClient } from '../helpers/raw-ws';
 
 /**
  * Whatever one client sends, the box answers that client only (an error
@@ -147,6 +148,32 @@ describe('malformed control messages get an error and the connection stays open'
     c.close();
   });
 
+  test('before hello, a message is checked like any other first: bad-json, unknown-type, invalid-message; only a valid one gets hello-required', async () => {
+    const from = watcher.packets.length;
+    const c = await StreamClient.connect(svc.port, { label: 'errors-before-hello' });
+    assertError(await c.expectError('{"type": "subscribe"'), 'bad-json');
+    assertError(await c.expectError([1, 2]), 'not-an-object');
+    assertError(await c.expectError({ type: 'launch' }), 'unknown-type', ['launch']);
+    assertError(await c.expectError({ type: 'subscribe', channels: [64], codec: 'pcm16' }), 'invalid-message', ['channels']);
+    assertError(await c.expectError({ type: 'subscribe', channels: [0], codec: 'pcm16' }), 'hello-required');
+    await c.hello('errors-before-hello');
+    await assertStillOpen(c, 11);
+    await assertOthersUndisturbed(svc, watcher, from);
+    c.close();
+  });
+
+  test('a channel above 63 is invalid-message (outside the protocol\'s range); one the device lacks within 0-63 is bad-channel', async () => {
+    const from = watcher.packets.length;
+    const c = await StreamClient.open(svc.port, 'channel-range');
+    assertError(await c.expectError({ type: 'subscribe', channels: [64], codec: 'pcm16' }), 'invalid-message', ['channels']);
+    assertError(await c.expectError({ type: 'mix', channels: [{ ch: 99 }] }), 'invalid-message', ['ch']);
+    assertError(await c.expectError({ type: 'subscribe', channels: [63], codec: 'pcm16' }), 'bad-channel', [/\b63\b/]);
+    assertError(await c.expectError({ type: 'mix', channels: [{ ch: DEVICE_CHANNELS }] }), 'bad-channel', [new RegExp(`\\b${DEVICE_CHANNELS}\\b`)]);
+    await assertStillOpen(c, 12);
+    await assertOthersUndisturbed(svc, watcher, from);
+    c.close();
+  });
+
   test('a second hello on the same connection gets error already-hello', async () => {
     const from = watcher.packets.length;
     const c = await StreamClient.open(svc.port, 'twice-hello');
@@ -244,6 +271,19 @@ describe('protocol violations close only the offending connection, with the docu
     c.close();
   });
 
+  test('a text frame that is not valid UTF-8 is closed with 1007 (by the WebSocket library)', async () => {
+    const from = watcher.packets.length;
+    const c = await RawWsClient.connect(svc.port);
+    c.sendText({ type: 'hello', protocol: 1, clientId: 'utf8' });
+    await c.until(() => c.texts().find((m) => m.type === 'welcome'), 5000, 'welcome');
+    // 0xC3 starts a two-byte sequence that 0x28 does not continue.
+    c.sendFrame(OPCODE.text, Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]));
+    const close = await c.waitForCloseFrame(5000);
+    assert.equal(close.code, 1007, `close: ${JSON.stringify(close)}`);
+    c.destroy();
+    await assertOthersUndisturbed(svc, watcher, from);
+  });
+
   test('a binary frame from a client is closed with 1003', async () => {
     const from = watcher.packets.length;
     const c = await StreamClient.open(svc.port, 'binary');
@@ -270,20 +310,46 @@ describe('protocol violations close only the offending connection, with the docu
     await assertOthersUndisturbed(svc, watcher, from);
   });
 
+  test('a paced flood (5000 pings/s, 50 every 10 ms, for at most 3 s) is closed with 4029, while others stream on', async () => {
+    const from = watcher.packets.length;
+    const c = await StreamClient.open(svc.port, 'paced-flood');
+    const sent = await pace(c, 5000, 3000);
+    const close = await c.waitForClose(5000);
+    assert.deepEqual(close, { code: 4029, reason: 'control message flood: more than 100 messages dropped within 1000 ms' });
+    assert.ok(sent < 15000, `the box let ${sent} paced messages in before closing`);
+    assert.ok(c.messages.some((m) => m.type === 'error' && m.code === 'rate-limited'), `rate-limited before the close: ${c.summary()}`);
+    await assertOthersUndisturbed(svc, watcher, from);
+  });
+
+  test('a client just under the rate (45 pings/s for 3 s) is answered every time and never limited or closed', async () => {
+    const from = watcher.packets.length;
+    const c = await StreamClient.open(svc.port, 'polite-rate');
+    const sent = await pace(c, 45, 3000);
+    await c.waitForMessage('pong', { pred: (m) => m.id === sent - 1, timeoutMs: 5000 });
+    assert.equal(c.messages.filter((m) => m.type === 'pong').length, sent);
+    assert.ok(!c.messages.some((m) => m.type === 'error'), `errors: ${c.summary()}`);
+    assert.equal(c.closeInfo, null);
+    await assertOthersUndisturbed(svc, watcher, from);
+    c.close();
+  });
+
+  test('a client at twice the rate (100 pings/s for 3 s) is rate-limited but not closed: it is not far over the rate', async () => {
+    const from = watcher.packets.length;
+    const c = await StreamClient.open(svc.port, 'double-rate');
+    await pace(c, 100, 3000);
+    await c.waitForMessage('error', { pred: (m) => m.code === 'rate-limited', timeoutMs: 5000 });
+    await pingUntilAnswered(c);
+    await assertOthersUndisturbed(svc, watcher, from);
+    c.close();
+  });
+
   test('a burst just over the allowance gets rate-limited errors but the connection stays open', async () => {
     const from = watcher.packets.length;
     const c = await StreamClient.open(svc.port, 'burst');
     // Default controlBurst 100: 150 at once is over it but far from a flood.
     for (let i = 0; i < 150; i++) c.send({ type: 'ping', id: i });
     await c.waitForMessage('error', { pred: (m) => m.code === 'rate-limited', timeoutMs: 5000 });
-    // Once the bucket refills (50/s) the client is served again: ping until answered (bounded).
-    let pong: BoxMessage | null = null;
-    for (let id = 100000; id < 100040 && pong === null; id++) {
-      pong = await c.ping(id, 250).catch(() => null);
-    }
-    assert.ok(pong, `no pong within 40 pings after the burst: ${c.summary()}`);
-    assert.ok(pong.type === 'pong');
-    assert.equal(c.closeInfo, null, `closed: ${JSON.stringify(c.closeInfo)}`);
+    await pingUntilAnswered(c);
     await assertOthersUndisturbed(svc, watcher, from);
     c.close();
   });
@@ -332,15 +398,18 @@ describe('connection limits', () => {
     await c.waitForClose(5000);
   });
 
-  test('with stream.maxClients 2 reached, the next client is closed with 1013 and the others stay', async () => {
+  test('with stream.maxClients 2 reached, the next hello is answered by close 1013 and the others stay', async () => {
     const from = watcher.packets.length;
     // The watcher is client 1.
     await waitClients(svc, 1);
     const second = await StreamClient.open(svc.port, 'second');
     await second.subscribe([3], 'pcm16');
+    // Connecting is not refused (a connection without hello does not count); the hello is.
     const third = await StreamClient.connect(svc.port, { label: 'third' });
+    third.send({ type: 'hello', protocol: 1, clientId: 'third' });
     const close = await third.waitForClose(5000);
-    assert.equal(close.code, 1013, `third client close: ${JSON.stringify(close)}`);
+    assert.deepEqual(close, { code: 1013, reason: 'server full: 2 clients' });
+    assert.ok(!third.messages.some((m) => m.type === 'welcome'), `no welcome for a refused hello: ${third.summary()}`);
     await second.waitForPackets(20, 5000);
     assert.equal(second.closeInfo, null);
     await assertOthersUndisturbed(svc, watcher, from);
@@ -352,7 +421,54 @@ describe('connection limits', () => {
     await assertStillOpen(fourth, 4);
     fourth.close();
   });
+
+  test('with stream.maxClients reached, a hello with the clientId of a connected client is admitted and replaces it (4010)', async () => {
+    const from = watcher.packets.length;
+    await waitClients(svc, 1);
+    const phone = await StreamClient.open(svc.port, 'phone');
+    await phone.subscribe([2], 'pcm16');
+    // The box is full (watcher + phone); the phone comes back on a new connection before the old one is noticed dead.
+    const back = await StreamClient.open(svc.port, 'phone');
+    assert.equal((await phone.waitForClose(5000)).code, 4010);
+    const restored = await back.waitForMessage('subscribed', { pred: (m) => m.restored === true });
+    assert.deepEqual(restored.channels, [2]);
+    await back.waitForPackets(20, 5000);
+    await assertOthersUndisturbed(svc, watcher, from);
+    back.close();
+    await back.waitForClose(5000);
+  });
 });
+
+/** Once the bucket refills (50/s) the client is served again: pings until one is answered (bounded), and it is still open. */
+async function pingUntilAnswered(c: StreamClient): Promise<void> {
+  let pong: BoxMessage | null = null;
+  for (let id = 100000; id < 100040 && pong === null; id++) {
+    pong = await c.ping(id, 250).catch(() => null);
+  }
+  assert.ok(pong, `no pong within 40 pings after the burst: ${c.summary()}`);
+  assert.ok(pong.type === 'pong');
+  assert.equal(c.closeInfo, null, `closed: ${JSON.stringify(c.closeInfo)}`);
+}
+
+/**
+ * Sends pings (ids 0, 1, ...) at `perSecond`, in batches every 10 ms (timers are not finer), for `ms` or until the
+ * connection closes; resolves with how many were sent. A late timer sends the batches it missed, so the pace holds.
+ */
+function pace(c: StreamClient, perSecond: number, ms: number): Promise<number> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    let sent = 0;
+    const timer = setInterval(() => {
+      const elapsed = Math.min(ms, performance.now() - t0);
+      const due = Math.floor((elapsed * perSecond) / 1000);
+      while (sent < due && c.ws.readyState === c.ws.OPEN) c.send({ type: 'ping', id: sent++ });
+      if (elapsed >= ms || c.ws.readyState !== c.ws.OPEN) {
+        clearInterval(timer);
+        resolve(sent);
+      }
+    }, 10);
+  });
+}
 
 async function waitClients(svc: ServiceProcess, n: number): Promise<void> {
   const deadline = Date.now() + 5000;

@@ -7,6 +7,7 @@ import { keepOnTheBox, launchChromium, newPageLog, watchPage } from '../helpers/
 import { REPO_ROOT, startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
 import { waitFor } from '../helpers/wait';
+import { getStatus } from '../helpers/http-client';
 
 /**
  * The dashboard in a real headless Chromium (Debian's, driven by
@@ -27,8 +28,14 @@ const { requested, foreign, pageErrors } = log;
 before(async () => {
   svc = await startService({
     label: 'dashboard-browser',
-    // Pings every 200 ms, so a client's round trip is known almost at once.
-    config: { capture: { device: 'test-signal', channels: 8 }, stream: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 5000 }, admin: { token: ADMIN_TOKEN } },
+    // Pings every 200 ms, so a client's round trip is known almost at once. MQTT off: the System card must not need it.
+    config: {
+      capture: { device: 'test-signal', channels: 8 },
+      stream: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 5000 },
+      admin: { token: ADMIN_TOKEN },
+      mqtt: { enabled: false },
+      health: { systemIntervalS: 1 },
+    },
   });
   browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 412, height: 915 }, deviceScaleFactor: 1 });
@@ -170,6 +177,22 @@ describe('dashboard in Chromium', () => {
       timeoutMs: 5000,
       what: 'an empty client list',
     });
+  });
+
+  test('the System card shows the system collector\'s CPU load and memory with MQTT off, and the temperature when the host has one', async () => {
+    const shown = await waitFor(
+      async () => {
+        const cpu = (await page.textContent('#sys-cpu')) ?? '';
+        const mem = (await page.textContent('#sys-mem')) ?? '';
+        return /^\d+ %$/.test(cpu) && /^\d+ % used$/.test(mem) ? { cpu, mem } : undefined;
+      },
+      { timeoutMs: 10000, what: 'numbers for CPU and memory on the System card' },
+    );
+    const sys = (await getStatus(svc.port)).system!;
+    assert.ok(sys.mem && shown.mem === `${Math.round(sys.mem.usedPct)} % used`, `card ${shown.mem}; status ${JSON.stringify(sys.mem)}`);
+    const temp = await page.textContent('#sys-temp');
+    if (sys.cpu?.tempC === null) assert.equal(temp, '—', 'this host reports no CPU temperature');
+    else assert.match(temp ?? '', /^-?\d+(\.\d)? °C$/);
   });
 
   test('everything the page loaded came from the box, and it raised no error', () => {
