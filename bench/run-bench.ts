@@ -133,7 +133,7 @@ async function main(): Promise<number> {
           : FIXED_WATCHDOG_EXTRA_MS + seconds * 1000;
     try {
       const line = await withWatchdog(runScenario(name, { seconds, secondsGiven: args.secondsGiven, log }), watchdogMs, name);
-      process.stdout.write(`${JSON.stringify({ ...line, serviceRealtime: realtimeInEffect() })}\n`);
+      process.stdout.write(`${JSON.stringify({ serviceRealtime: realtimeInEffect(), ...line })}\n`);
       log(`${name}: done in ${Math.round((Date.now() - t0) / 1000)} s`);
     } catch (err) {
       failures++;

@@ -80,6 +80,8 @@ export interface ServiceOptions {
   maxClients?: number;
   /** log.level of the service (default "warn"); the boot scenario reads the info lines' arrival times. */
   logLevel?: string;
+  /** false: normal priority even when the bench runs services realtime (the soak wants the box short of CPU). */
+  realtime?: boolean;
   /** Keys merged over the bench's config sections (the soak plays a WAV: capture.wavFile; pool.inlineBudgetPct). */
   config?: { capture?: Record<string, unknown>; pool?: Record<string, unknown> };
   /** Run it in a network namespace of the harness (bench/net/net-harness.ts) instead of here. */
@@ -148,7 +150,7 @@ export class ServiceProcess {
     writeFileSync(configPath, JSON.stringify(config));
     const spawnedAt = performance.now();
     // In a namespace the prefix execs node in the end (nsenter, setpriv): the pid, the signals and /proc are node's.
-    const argv = [...(opts.netns?.prefix ?? []), ...(realtime ? REALTIME_PREFIX : []), process.execPath, ...NODE_FLAGS, SERVICE_MAIN, '--config', configPath];
+    const argv = [...(opts.netns?.prefix ?? []), ...(realtime && opts.realtime !== false ? REALTIME_PREFIX : []), process.execPath, ...NODE_FLAGS, SERVICE_MAIN, '--config', configPath];
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: REPO_ROOT,
       env: serviceEnv(opts),
