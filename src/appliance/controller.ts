@@ -24,6 +24,7 @@ import { PROTOCOL_VERSION } from '../protocol';
 import { SavedState } from '../state/saved-state';
 import { FanOut } from '../transport/fan-out';
 import { StreamServer } from '../transport/stream-server';
+import { UdpFlows } from '../transport/udp-flows';
 import { DashboardFiles } from '../web/dashboard-routes';
 import { LevelMeter } from '../web/level-meter';
 import { createListenQrRoute } from '../web/listen-qr';
@@ -118,6 +119,16 @@ export class Controller {
         format: s.format?.format ?? null,
       };
     };
+    const udp = cfg.udp.enabled
+      ? new UdpFlows({
+          host: cfg.server.host,
+          port: cfg.udp.port ?? (cfg.server.port === 0 ? 0 : cfg.server.port + 1),
+          flowTimeoutMs: cfg.udp.flowTimeoutMs,
+          sourceRatePerSecond: cfg.udp.sourceRatePerSecond,
+          sourceBurst: cfg.udp.sourceBurst,
+          log,
+        })
+      : null;
     // The control plane reaches the server through these closures; they run only once clients connect, after both exist.
     const control = new ControlHandler({
       version: VERSION,
@@ -135,6 +146,7 @@ export class Controller {
       rate: () => ingest.currentFormat?.rate ?? cfg.capture.rate,
       periodFrames: cfg.capture.periodFrames,
       memory: state.store ? new ClientMemory(state.store) : null,
+      udpPort: () => udp?.port ?? null,
     });
 
     const dashboard = loadOrNull(log, 'dashboard files unreadable: no dashboard at /', () => new DashboardFiles());
@@ -142,7 +154,7 @@ export class Controller {
     const listenQr = createListenQrRoute();
     let api: http.RequestListener = () => undefined;
     const routes: http.RequestListener = (req, res) => (dashboard?.handle(req, res) ?? false) || (listen?.handle(req, res) ?? false) || listenQr(req, res) || api(req, res);
-    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, { outputs, serverLatency: pool.serverLatency, http: routes, text: control, events, log });
+    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, { outputs, serverLatency: pool.serverLatency, http: routes, text: control, events, log, udp, maxDatagramBytes: cfg.udp.maxDatagramBytes });
     const server = this.server;
 
     const figures = (): ServiceFigures => ({
@@ -207,6 +219,7 @@ export class Controller {
       discovery: () => (discovery ? discovery.status() : discoveryOffStatus()),
       dashboard: () => ({ ...live.snapshot(), latencyAmberMs: cfg.dashboard.latencyAmberMs, latencyRedMs: cfg.dashboard.latencyRedMs }),
       systemd: () => this.readiness.status(),
+      udp: () => (udp ? udp.stats() : { enabled: false }),
       ready: () => this.readiness.ready,
       stopping: () => this.stopping,
       watchdog: () => this.readiness.verdict(),
@@ -238,6 +251,20 @@ export class Controller {
           events.add('service-started', { version: VERSION, port: this.port });
         },
         stop: () => server.stop(),
+      },
+      {
+        name: 'udp',
+        start: async () => {
+          if (!udp) return log.info({}, 'audio over UDP off (udp.enabled false)');
+          try {
+            const port = await udp.start();
+            log.info({ host: cfg.server.host, port }, 'audio over UDP on');
+          } catch (err) {
+            // Like a taken MQTT port: the WebSocket carries every client's audio, and welcome offers no UDP.
+            log.error({ host: cfg.server.host, err: (err as Error).message }, 'audio over UDP unavailable: cannot bind its port; clients get their audio over the WebSocket');
+          }
+        },
+        stop: () => udp?.stop(),
       },
       { name: 'live feed', start: () => undefined, stop: () => live.stop() },
       usage,

@@ -5,7 +5,8 @@
  */
 import type { JitterBufferOptions, JitterBufferStats } from './jitter-buffer.js';
 import type { CreateOpusDecoder, InflateRaw } from './packet-decoder.js';
-import type { BoxMessage, SourceInfo, Welcome } from '../protocol/messages.js';
+import type { AudioTransport, BoxMessage, SourceInfo, Welcome } from '../protocol/messages.js';
+import type { CreateDatagramSocket, DatagramLinkStats } from './datagram-link.js';
 import type { PacketHeader } from '../protocol/packet-header.js';
 
 /** The part of the browser WebSocket API the client uses; `ws` offers it too. */
@@ -42,7 +43,7 @@ export interface ClientError {
   /**
    * The box's `error` codes (docs/protocol.md 3.2), or: `connect-failed` (the socket failed), `closed` (the box
    * closed the connection with a code after which the client does not reconnect), `gave-up` (reconnect attempts
-   * used up), `bad-packet` (a packet that does not decode), `bad-message` (a text frame that is not a JSON object).
+   * used up), `bad-packet` (a packet that does not decode), `bad-message` (a text frame that is not a JSON object), `udp-failed` (no UDP socket could be opened; the audio stays on the WebSocket).
    */
   code: string;
   message: string;
@@ -76,6 +77,15 @@ export interface ClientStats {
   badPackets: number;
   /** The internal jitter buffer (option `jitter`), if any. */
   jitter: JitterBufferStats | null;
+  /** How the audio travels now, and what the datagram link did (null before a UDP flow was tried). */
+  transport: { now: AudioTransport; datagram: DatagramLinkStats | null };
+}
+
+/** Audio over UDP (docs/protocol.md §12): the socket factory (Node: dgram) and the redundancy to ask for. */
+export interface UdpTransportOptions {
+  createSocket: CreateDatagramSocket;
+  /** Copies of the previous 0-3 packets in each datagram; default 1. */
+  redundancy?: number;
 }
 
 export interface ReconnectOptions {
@@ -104,6 +114,8 @@ export interface StageboxClientOptions {
   inflateRaw?: InflateRaw;
   /** Needed for opus mixes. */
   createOpusDecoder?: CreateOpusDecoder;
+  /** Audio over UDP where the box offers it (welcome.udp); without it, the audio comes over the WebSocket. */
+  udp?: UdpTransportOptions;
   /** Keep an internal jitter buffer fed with the audio (read it with pull()); off by default. */
   jitter?: Omit<JitterBufferOptions, 'rate' | 'channels'> | false;
   /** Reconnect with backoff (default on); false: never. */
@@ -126,6 +138,8 @@ export interface ClientEvents {
   error: ClientError;
   state: StateEvent;
   stats: ClientStats;
+  /** The audio moved to another transport (UDP bound, or fallen back to the WebSocket). */
+  transport: { audio: AudioTransport; reason?: string };
   /** Every JSON message from the box, including the ones above. */
   message: BoxMessage;
 }

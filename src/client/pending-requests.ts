@@ -74,8 +74,9 @@ export class PendingRequests {
   }
 }
 
+/** A mix request without what the box's answer does not echo in `mix`: its type and the transport choice. */
 function omitType(msg: object): object {
-  const { type: _type, ...rest } = msg as Record<string, unknown>;
+  const { type: _type, transport: _transport, redundancy: _redundancy, ...rest } = msg as Record<string, unknown>;
   return rest;
 }
 

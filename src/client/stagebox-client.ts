@@ -8,20 +8,22 @@
  * Portable: the WebSocket constructor, the raw inflater (deflate) and the Opus
  * decoder are injected; everything else is plain ES2022.
  */
-import type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, WebSocketConstructor, WebSocketLike } from './client-types.js';
+import type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, UdpTransportOptions, WebSocketConstructor, WebSocketLike } from './client-types.js';
 import { ClockSync } from './clock-sync.js';
+import { DatagramLink } from './datagram-link.js';
+import { tokenFromHex } from '../protocol/datagram.js';
 import { JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
 import { PacketDecoder, type DecodedPacket } from './packet-decoder.js';
 import { PendingRequests } from './pending-requests.js';
 import { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec } from '../protocol/codecs.js';
 import { CLOSE } from '../protocol/close-codes.js';
 import { CLIENT_ID_MAX_LENGTH, clientIdProblem } from '../protocol/client-id.js';
-import { PROTOCOL_VERSION, type BoxMessage, type MixRequest, type SourceInfo, type SubscribeRequest, type Welcome } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, type AudioTransport, type BoxMessage, type MixRequest, type SourceInfo, type SubscribeRequest, type Welcome } from '../protocol/messages.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 export { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec, type MixCodec } from '../protocol/codecs.js';
 export { PROTOCOL_VERSION, type BoxMessage, type MixRequest, type SourceInfo, type SubscribeRequest, type Welcome } from '../protocol/messages.js';
-export type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, WebSocketConstructor, WebSocketLike };
+export type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, UdpTransportOptions, WebSocketConstructor, WebSocketLike };
 
 /** Close codes after which reconnecting would not help (docs/protocol.md section 4). */
 const NO_RECONNECT: Record<number, string> = {
@@ -69,6 +71,10 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private badPackets = 0;
   private decodeChain: Promise<void> | null = null;
 
+  private readonly udpOpts: StageboxClientOptions['udp'] | null;
+  private link: DatagramLink | null = null;
+  private audioNow: AudioTransport = 'ws';
+
   private jb: JitterBuffer | null = null;
   private playback: { bufferMs: number; underruns: number } | null = null;
   private underrunBase = 0;
@@ -91,6 +97,10 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.WS = WS;
     this.decoder = new PacketDecoder({ inflateRaw: opts.inflateRaw, createOpusDecoder: opts.createOpusDecoder });
     this.jitterOpts = opts.jitter ? opts.jitter : null;
+    this.udpOpts = opts.udp ?? null;
+    if (this.udpOpts && typeof this.udpOpts.createSocket !== 'function') throw new TypeError('StageboxClient udp.createSocket must be a function that opens a datagram socket');
+    const red = this.udpOpts?.redundancy ?? 1;
+    if (!Number.isInteger(red) || red < 0 || red > 3) throw new RangeError(`StageboxClient udp.redundancy is ${red}; allowed: 0-3`);
     const r = opts.reconnect;
     this.reconnectOpts =
       r === false
@@ -216,6 +226,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       packets: this.packets,
       badPackets: this.badPackets,
       jitter: this.jb ? this.jb.stats() : null,
+      transport: { now: this.audioNow, datagram: this.link ? { ...this.link.stats } : null },
     };
   }
 
@@ -287,6 +298,9 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (this.reportTimer) clearInterval(this.reportTimer);
     this.pingTimer = this.reportTimer = null;
     this.decoder.reset();
+    this.link?.close();
+    this.link = null;
+    this.audioNow = 'ws';
   }
 
   private onClosed(code: number, reason: string): void {
@@ -455,6 +469,13 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       case 'error':
         this.onBoxError(msg);
         break;
+      case 'transport':
+        if (msg.audio === 'ws' || msg.audio === 'udp' || msg.audio === 'webrtc') {
+          const changed = msg.audio !== this.audioNow;
+          this.audioNow = msg.audio;
+          if (changed) this.emit('transport', { audio: msg.audio, ...(typeof msg.reason === 'string' ? { reason: msg.reason } : {}) });
+        }
+        break;
     }
     this.emit('message', msg);
   }
@@ -470,9 +491,56 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.emit('welcome', w);
     // A subscribe or mix made in a 'welcome' listener has been sent already; sending the choice too would repeat it.
     if (this.choice === choice) this.restoreChoice(w);
+    this.startUdp(w);
     this.ping();
     this.pingTimer = setInterval(() => this.ping(), this.pingIntervalMs);
     this.reportTimer = setInterval(() => this.report(), this.reportIntervalMs);
+  }
+
+  /**
+   * Audio over UDP when this client was given a socket factory and the box
+   * offers it: binds a flow with this connection's token, then asks the box
+   * to move the audio there. Until the flow is up (and whenever it falls
+   * back) the audio keeps coming over the WebSocket.
+   */
+  private startUdp(w: Welcome): void {
+    const o = this.udpOpts;
+    if (!o || !this.ws) return;
+    if (!w.udp) {
+      this.emit('transport', { audio: 'ws', reason: 'the box offers no UDP (welcome has no udp)' });
+      return;
+    }
+    let socket;
+    try {
+      socket = o.createSocket(new URL(this.url).hostname.replace(/^\[|\]$/g, ''), w.udp.port);
+    } catch (err) {
+      this.emit('error', { code: 'udp-failed', message: `cannot open a UDP socket to the box: ${(err as Error).message}; audio stays on the WebSocket` });
+      return;
+    }
+    this.link = new DatagramLink({
+      socket,
+      token: tokenFromHex(w.udp.token),
+      now: this.now,
+      onPacket: (bytes) => this.onDatagramPacket(bytes),
+      onState: () => undefined,
+    });
+    this.link.start();
+    this.ws.send(JSON.stringify({ type: 'transport', transport: 'udp', redundancy: o.redundancy ?? 1 }));
+  }
+
+  private onDatagramPacket(bytes: Uint8Array): void {
+    const arrivalMs = this.now();
+    if (this.decodeChain) {
+      this.decodeChain = this.decodeChain.then(() => this.decodeOne(bytes, arrivalMs));
+      return;
+    }
+    const r = this.decodeOne(bytes, arrivalMs);
+    if (r) {
+      const chain: Promise<void> = r.finally(() => {
+        if (this.decodeChain === chain) this.decodeChain = null;
+      });
+      this.decodeChain = chain;
+    }
   }
 
   /**

@@ -98,6 +98,37 @@ const streamSchema = z
   .strict()
   .default({});
 
+const udpSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Offer audio over UDP to clients that ask for it (docs/protocol.md §12). false: WebSocket only.'),
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .nullable()
+      .default(null)
+      .describe('UDP port for audio datagrams. null: the one after server.port (5101 by default; any free port when server.port is 0).'),
+    flowTimeoutMs: z
+      .number()
+      .int()
+      .min(500)
+      .max(60000)
+      .default(3000)
+      .describe('A UDP flow with no datagram from its client this long falls back to the WebSocket, ms (clients send a keepalive every 0.5 s).'),
+    maxDatagramBytes: z
+      .number()
+      .int()
+      .min(576)
+      .max(65507)
+      .default(1472)
+      .describe('Largest datagram the box sends when it adds redundant copies (1472: one Ethernet/Wi-Fi frame without IP fragments); a single packet larger than this is still sent.'),
+    sourceRatePerSecond: z.number().int().min(1).max(10000).default(20).describe('Datagrams one source address:port may send a second before the rest are dropped and counted.'),
+    sourceBurst: z.number().int().min(1).max(10000).default(40).describe('Burst allowance of that per-source limit.'),
+  })
+  .strict()
+  .default({});
+
 const poolSchema = z
   .object({
     size: autoOr(z.number().int().min(0).max(64))
@@ -322,6 +353,7 @@ export const configSchema = z
     capture: captureSchema,
     server: serverSchema,
     stream: streamSchema,
+    udp: udpSchema,
     pool: poolSchema,
     state: stateSchema,
     admin: adminSchema,
@@ -336,6 +368,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type CaptureConfig = Config['capture'];
 export type StreamConfig = Config['stream'];
+export type UdpConfig = Config['udp'];
 export type AdminConfig = Config['admin'];
 export type HealthConfig = Config['health'];
 export type MqttConfig = Config['mqtt'];

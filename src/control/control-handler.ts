@@ -9,7 +9,7 @@ import type { AdminAuth } from './admin-auth';
 import type { ClientMemory, Recalled } from './client-memory';
 import type { ChannelCodec } from '../protocol/codecs';
 import { ControlRateLimiter, FLOOD_WINDOW_MS } from './control-rate-limiter';
-import { PROTOCOL_VERSION, type SourceInfo } from '../protocol/messages';
+import { PROTOCOL_VERSION, type AudioTransport, type SourceInfo } from '../protocol/messages';
 import type { Logger } from '../logging/logger';
 
 /** What clients are told about the capture source (welcome and "source" messages). */
@@ -35,6 +35,8 @@ export interface ControlDeps {
   /** Capture rate (Hz) and period (frames), for mix render state. */
   rate(): number;
   periodFrames: number;
+  /** The box's UDP port for audio datagrams, or null when it offers no UDP. */
+  udpPort(): number | null;
   /** Saved client state; null when the state dir is unusable (nothing is remembered). */
   memory: ClientMemory | null;
 }
@@ -145,6 +147,8 @@ export class ControlHandler {
           role: 'musician',
           boxNs: process.hrtime.bigint().toString(),
           restored: recalled ? (recalled.mode === 'mix' ? { mode: 'mix', codec: recalled.mix.codec } : { mode: 'channels', codec: recalled.codec }) : null,
+          transports: this.transports(),
+          ...(conn.flow && this.deps.udpPort() !== null ? { udp: { port: this.deps.udpPort(), token: conn.flow.tokenHex } } : {}),
         });
         this.send(conn, this.deps.metadata.message());
         if (recalled) this.restore(conn, recalled, st);
@@ -201,7 +205,13 @@ export class ControlHandler {
         this.preset(conn, msg, st);
         return;
       }
+      case 'transport': {
+        this.chooseTransport(conn, msg.transport, msg.redundancy, 'transport');
+        this.send(conn, { type: 'transport', asked: msg.transport, ...this.transportNow(conn) });
+        return;
+      }
       case 'subscribe': {
+        if (msg.transport !== undefined) this.chooseTransport(conn, msg.transport, msg.redundancy, 'subscribe');
         this.subscribe(conn, msg.channels, msg.codec);
         this.dropMix(st);
         return;
@@ -217,6 +227,12 @@ export class ControlHandler {
       case 'mix': {
         const target = msg.client ?? conn.clientId!;
         if (target !== conn.clientId) this.requireAdmin(st, msg.type, `only the admin may change another client's mix (${JSON.stringify(target)})`);
+        if (msg.transport !== undefined || msg.redundancy !== undefined) {
+          if (target !== conn.clientId) {
+            throw new ControlError('bad-transport', `transport and redundancy choose how this connection's own audio travels; they cannot be set for another client (${JSON.stringify(target)})`, 'mix');
+          }
+          this.chooseTransport(conn, msg.transport ?? conn.transport.asked, msg.redundancy, 'mix');
+        }
         settleMixCodec(msg, this.deps.rate(), this.deps.stream.opusBitrateKbps);
         this.checkChannels(msg.channels.map((c) => c.ch), 'mix');
         checkMixAgainstMetadata(msg, this.deps.metadata);
@@ -251,6 +267,29 @@ export class ControlHandler {
     }
   }
 
+  /** The audio transports this box offers. */
+  private transports(): AudioTransport[] {
+    return this.deps.udpPort() !== null ? ['ws', 'udp'] : ['ws'];
+  }
+
+  /** Checks and sets how `conn`'s audio travels; it takes effect once a datagram route is up. */
+  private chooseTransport(conn: ClientConnection, transport: AudioTransport, redundancy: number | undefined, ref: string): void {
+    const offered = this.transports();
+    if (!offered.includes(transport)) {
+      throw new ControlError('bad-transport', `transport ${JSON.stringify(transport)} is not offered by this box; allowed: ${offered.map((t) => JSON.stringify(t)).join(', ')}`, ref);
+    }
+    if (transport === 'ws' && redundancy !== undefined && redundancy > 0) {
+      throw new ControlError('bad-transport', `redundancy ${redundancy} applies to datagrams; over "ws" (TCP) nothing is lost, so allowed: 0`, ref);
+    }
+    conn.setTransport(transport, redundancy ?? (transport === 'ws' ? 0 : 1));
+  }
+
+  /** The answer's transport fields: what was asked and what carries the audio now. */
+  private transportNow(conn: ClientConnection): object {
+    const t = conn.transport;
+    return { audio: t.now, redundancy: t.redundancy };
+  }
+
   /** `restored`: the box does it on its own after `hello`, and the answer says so (it answers no request). */
   private subscribe(conn: ClientConnection, channels: number[], codec: ChannelCodec, restored = false): void {
     this.checkChannels(channels, 'subscribe');
@@ -261,7 +300,9 @@ export class ControlHandler {
       conn.output = this.deps.outputs.subscribe(conn, codec, channels);
     }
     this.deps.memory?.rememberChannels(conn.clientId!, conn.name, channels, codec);
-    this.send(conn, restored ? { type: 'subscribed', channels, codec, restored: true } : { type: 'subscribed', channels, codec });
+    const t = conn.transport;
+    const transport = { transport: t.asked, audio: t.now, redundancy: t.redundancy };
+    this.send(conn, restored ? { type: 'subscribed', channels, codec, ...transport, restored: true } : { type: 'subscribed', channels, codec, ...transport });
   }
 
   /** Puts a returning client back where it was; a saved choice the device can no longer serve is reported, not fatal. */
@@ -330,7 +371,8 @@ export class ControlHandler {
     this.render(conn, msg);
     st.mix = msg;
     this.deps.memory?.rememberMix(conn.clientId!, conn.name, msg);
-    const reply: Record<string, unknown> = { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length, mix: mixView(msg) };
+    const t = conn.transport;
+    const reply: Record<string, unknown> = { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length, mix: mixView(msg), transport: t.asked, audio: t.now, redundancy: t.redundancy };
     if (restored) reply.restored = true;
     if (by !== conn) {
       reply.by = 'admin';

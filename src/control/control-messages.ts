@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { CLIENT_ID_MAX_LENGTH, CLIENT_ID_PATTERN, CLIENT_ID_RULE } from '../protocol/client-id';
 import { CHANNEL_CODECS, MIX_CODECS, OPUS_BITRATE_KBPS, OPUS_FRAME_MS } from '../protocol/codecs';
-import { PROTOCOL_VERSION, type ClientMessageType, type ErrorCode } from '../protocol/messages';
+import { MAX_REDUNDANCY } from '../protocol/datagram';
+import { AUDIO_TRANSPORTS, PROTOCOL_VERSION, type ClientMessageType, type ErrorCode } from '../protocol/messages';
 
 /**
  * Client → box control messages (JSON text frames), parsed once here at the
@@ -21,9 +22,25 @@ export const helloSchema = z
   })
   .strict();
 
+/** How this connection's audio travels, and the datagrams' redundancy; optional in subscribe and mix. */
+const transportFields = {
+  transport: z.enum(AUDIO_TRANSPORTS).optional(),
+  redundancy: z.number().int().min(0).max(MAX_REDUNDANCY).optional(),
+};
+
+/** Chooses the audio transport without touching the subscription or the mix (a restored mix stays as it is). */
+export const transportSchema = z
+  .object({
+    type: z.literal('transport'),
+    transport: z.enum(AUDIO_TRANSPORTS),
+    redundancy: z.number().int().min(0).max(MAX_REDUNDANCY).optional(),
+  })
+  .strict();
+
 export const subscribeSchema = z
   .object({
     type: z.literal('subscribe'),
+    ...transportFields,
     channels: z.array(z.number().int().min(0).max(63)).min(1).max(64),
     codec: z.enum(CHANNEL_CODECS).default('pcm16'),
   })
@@ -77,6 +94,7 @@ const displayName = z
 export const mixSchema = z
   .object({
     type: z.literal('mix'),
+    ...transportFields,
     client: clientId.optional(),
     codec: z.enum(MIX_CODECS).default('pcm16'),
     output: z.enum(['stereo', 'mono']).default('stereo'),
@@ -221,6 +239,7 @@ export const MESSAGE_SCHEMAS = {
   'load-preset': loadPresetSchema,
   'delete-preset': deletePresetSchema,
   'list-presets': listPresetsSchema,
+  transport: transportSchema,
 } as const satisfies Record<ClientMessageType, z.ZodTypeAny>;
 
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;

@@ -38,6 +38,8 @@ export interface StatusSources {
   dashboard(): object;
   /** systemd readiness and watchdog (appliance/). */
   systemd(): object;
+  /** Audio over UDP: the socket's counters (transport/udp-flows.ts). */
+  udp(): object;
   ready(): boolean;
   stopping(): boolean;
   watchdog(): WatchdogView | null;
@@ -65,6 +67,7 @@ export function statusDocument(s: StatusSources): object {
     mqtt: s.health.reporter ? s.health.reporter.status() : { enabled: s.config.mqtt.enabled, connected: false, url: null },
     discovery: s.discovery(),
     systemd: s.systemd(),
+    udp: s.udp(),
     process: s.usage.snapshot(),
     dashboard: s.dashboard(),
     events: s.events.recent(),

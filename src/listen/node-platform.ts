@@ -3,8 +3,11 @@
  * injections, for Node: the `ws` WebSocket, zlib's raw inflater and libopus
  * through @discordjs/opus.
  */
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
 import { inflateRawSync } from 'node:zlib';
 import WebSocket from 'ws';
+import type { CreateDatagramSocket, DatagramSocketLike } from '../client/datagram-link.js';
 import type { OpusDecoder } from '../client/packet-decoder.js';
 import type { WebSocketConstructor } from '../client/stagebox-client.js';
 
@@ -38,3 +41,41 @@ export function createNodeOpusDecoder(rate: number, channels: number): OpusDecod
 
 /** The `ws` client: it offers the browser's onopen/onmessage/binaryType API the library uses. */
 export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
+
+/**
+ * A UDP socket connected to the box's UDP port, for audio over datagrams
+ * (docs/protocol.md §12). `localAddress` binds it to one interface (the
+ * bench's listeners each use their own link). Send errors (the box away,
+ * ICMP unreachable) are counted by the box's silence, not thrown: the
+ * library's keepalive and the box's fallback to the WebSocket handle them.
+ */
+export function nodeDatagramSocket(localAddress?: string): CreateDatagramSocket {
+  return (host: string, port: number): DatagramSocketLike => {
+    const socket = dgram.createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+    socket.on('error', () => undefined);
+    if (localAddress) socket.bind({ address: localAddress, port: 0 });
+    socket.connect(port, host);
+    let connected = false;
+    const backlog: Uint8Array[] = [];
+    socket.once('connect', () => {
+      connected = true;
+      for (const b of backlog.splice(0)) socket.send(b);
+    });
+    const link: DatagramSocketLike = {
+      onmessage: null,
+      send(bytes: Uint8Array): void {
+        if (connected) socket.send(bytes);
+        else if (backlog.length < 8) backlog.push(bytes);
+      },
+      close(): void {
+        try {
+          socket.close();
+        } catch {
+          // already closed
+        }
+      },
+    };
+    socket.on('message', (msg: Buffer) => link.onmessage?.(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)));
+    return link;
+  };
+}

@@ -123,10 +123,10 @@ export function encodeTimes(kind: typeof KIND.BOUND | typeof KIND.PONG, clientMs
   return b;
 }
 
-/** Bytes an AUDIO datagram of these packet lengths takes. */
-export function audioDatagramBytes(lengths: ArrayLike<number>, count = lengths.length): number {
+/** Bytes an AUDIO datagram of the first `count` of these packets takes. */
+export function audioDatagramBytes(packets: ArrayLike<{ length: number }>, count = packets.length): number {
   let n = AUDIO_HEADER_BYTES;
-  for (let i = 0; i < count; i++) n += AUDIO_ENTRY_HEADER_BYTES + ((lengths[i]! + 3) & ~3);
+  for (let i = 0; i < count; i++) n += AUDIO_ENTRY_HEADER_BYTES + ((packets[i]!.length + 3) & ~3);
   return n;
 }
 

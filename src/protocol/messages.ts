@@ -27,6 +27,7 @@ export const CLIENT_MESSAGE_TYPES = [
   'load-preset',
   'delete-preset',
   'list-presets',
+  'transport',
 ] as const;
 export type ClientMessageType = (typeof CLIENT_MESSAGE_TYPES)[number];
 
@@ -55,8 +56,17 @@ export const ERROR_CODES = [
   'unknown-preset',
   'too-many-presets',
   'not-saved',
+  'bad-transport',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * How a connection's audio travels: over the WebSocket itself (always there,
+ * the fallback), as UDP datagrams (§12), or over a WebRTC data channel
+ * (§13). Control messages always use the WebSocket.
+ */
+export const AUDIO_TRANSPORTS = ['ws', 'udp', 'webrtc'] as const;
+export type AudioTransport = (typeof AUDIO_TRANSPORTS)[number];
 
 /** The capture source as the box describes it (welcome.source, `source`). */
 export interface SourceInfo {
@@ -80,6 +90,10 @@ export interface Welcome {
   role: string;
   boxNs: string;
   restored: { mode: 'channels' | 'mix'; codec: string } | null;
+  /** The transports this box offers for audio (always "ws"). */
+  transports?: AudioTransport[];
+  /** Present when the box offers UDP: where to send BIND, and this connection's token (32 hex digits). */
+  udp?: { port: number; token: string };
 }
 
 /** Any JSON message from the box; fields a reader does not know are kept. */
@@ -94,6 +108,10 @@ export interface SubscribeRequest {
   channels: number[];
   /** Default "pcm16". */
   codec?: ChannelCodec;
+  /** How the audio travels; default "ws". */
+  transport?: AudioTransport;
+  /** Datagram transports: copies of the previous 0-3 packets in each datagram. */
+  redundancy?: number;
 }
 
 /** The `mix` message without `type` (docs/protocol.md §3.1 "mix"). */
@@ -105,4 +123,6 @@ export interface MixRequest {
   groups?: { name: string; gainDb?: number | null; mute?: boolean }[];
   limiter?: { enabled?: boolean; ceilingDb?: number };
   opus?: { frameMs?: number; bitrateKbps?: number };
+  transport?: AudioTransport;
+  redundancy?: number;
 }

@@ -3,8 +3,12 @@ import { WebSocket } from 'ws';
 import type { PacketCodec } from '../protocol';
 import type { LatencyHistogram } from '../metrics/latency-histogram';
 import type { Output, PacketSink } from '../pool/output-registry';
+import { audioDatagramBytes, MAX_REDUNDANCY, writeAudioDatagram } from '../protocol/datagram';
+import type { AudioTransport } from '../protocol/messages';
 import { PacketQueue } from './packet-queue';
+import type { FlowOwner, UdpFlow } from './udp-flows';
 import { withDiscontinuity } from './ws-frame';
+import type { DatagramRoute } from './datagram-route';
 
 export interface ClientLimits {
   sendQueuePackets: number;
@@ -32,6 +36,8 @@ export interface ClientInfo {
   playbackBufferMs: number | null;
   underruns: number | null;
   connectedS: number;
+  /** What the client asked for, and what its audio uses now (a datagram transport falls back to "ws" while its route is down). */
+  transport: { asked: AudioTransport; now: AudioTransport; redundancy: number; where: string | null; datagrams: number };
 }
 
 /**
@@ -49,7 +55,7 @@ export interface ClientInfo {
  * permessage-deflate off, ws writes each of its own frames synchronously and
  * whole too, so frames never interleave.
  */
-export class ClientConnection implements PacketSink {
+export class ClientConnection implements PacketSink, FlowOwner {
   clientId: string | null = null;
   name = '';
   output: Output | null = null;
@@ -71,7 +77,18 @@ export class ClientConnection implements PacketSink {
   private readonly queue: PacketQueue;
   /** Packets were dropped from the queue since the last send: the next one sent carries the discontinuity flag. */
   private gapPending = false;
-
+  /** The transport the client asked for, its redundancy, and its datagram routes. */
+  private asked: AudioTransport = 'ws';
+  private redundancy = 0;
+  /** This connection's UDP flow (opened at hello when the box offers UDP). */
+  flow: UdpFlow | null = null;
+  /** Its WebRTC data channel, once a peer connection is up. */
+  webrtc: DatagramRoute | null = null;
+  /** The last packets sent as datagrams, newest first: the copies a datagram carries (views of the shared frames). */
+  private readonly history: Uint8Array[] = [];
+  private datagrams = 0;
+  /** Largest datagram built with redundant copies (udp.maxDatagramBytes). */
+  maxDatagramBytes = 1472;
   constructor(
     readonly ws: WebSocket,
     private readonly socket: Duplex,
@@ -87,6 +104,11 @@ export class ClientConnection implements PacketSink {
 
   pushPacket(packet: Buffer, arrivalMs: number): void {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    const route = this.route();
+    if (route !== null) {
+      this.sendDatagram(route, packet, arrivalMs);
+      return;
+    }
     if (this.inFlight < this.limits.maxInFlightPackets && this.queue.length === 0) {
       this.send(packet, arrivalMs);
     } else if (this.queue.push(packet, arrivalMs)) {
@@ -113,6 +135,70 @@ export class ClientConnection implements PacketSink {
   clearQueue(): void {
     if (this.queue.length > 0) this.gapPending = true;
     this.queue.clear();
+    // Copies of the old stream must not ride in the new one's datagrams.
+    this.history.length = 0;
+  }
+
+  /** Where the client wants its audio; `redundancy` copies of earlier packets per datagram (datagram transports). */
+  setTransport(asked: AudioTransport, redundancy: number): void {
+    if (asked !== this.asked) {
+      this.asked = asked;
+      this.queue.clear();
+      this.history.length = 0;
+    }
+    this.redundancy = Math.max(0, Math.min(MAX_REDUNDANCY, redundancy));
+  }
+
+  /** The transport the client asked for, and the one its audio uses now. */
+  get transport(): { asked: AudioTransport; now: AudioTransport; redundancy: number } {
+    return { asked: this.asked, now: this.route() === this.webrtc && this.webrtc !== null ? 'webrtc' : this.route() ? 'udp' : 'ws', redundancy: this.redundancy };
+  }
+
+  /** The UDP flow's address proved itself: audio goes there now, if the client asked for UDP. */
+  onFlowUp(flow: UdpFlow): void {
+    if (this.asked === 'udp') this.notify({ type: 'transport', audio: 'udp', redundancy: this.redundancy, address: flow.info.address });
+  }
+
+  /** The UDP flow went silent: audio falls back to the WebSocket; the mix or subscription stays. */
+  onFlowDown(_flow: UdpFlow, reason: string): void {
+    this.history.length = 0;
+    if (this.asked === 'udp') this.notify({ type: 'transport', audio: 'ws', redundancy: 0, reason });
+  }
+
+  /** A message about this connection's own transport, from the transport layer itself. */
+  notify(msg: object): void {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  private route(): DatagramRoute | null {
+    if (this.asked === 'udp') return this.flow?.up ? this.flow : null;
+    if (this.asked === 'webrtc') return this.webrtc?.up ? this.webrtc : null;
+    return null;
+  }
+
+  /**
+   * One datagram per packet: the packet and copies of the previous
+   * `redundancy` ones, as many as fit udp.maxDatagramBytes. A datagram that
+   * cannot go out is lost like one the network lost: the client's
+   * redundancy and concealment handle it, nothing waits.
+   */
+  private sendDatagram(route: DatagramRoute, frame: Buffer, arrivalMs: number): void {
+    const len = frame[1]! & 0x7f;
+    const packet = frame.subarray(len < 126 ? 2 : len === 126 ? 4 : 10);
+    const h = this.history;
+    h.unshift(packet);
+    if (h.length > this.redundancy + 1) h.length = this.redundancy + 1;
+    let count = 1;
+    while (count < h.length && audioDatagramBytes(h, count + 1) <= this.maxDatagramBytes) count++;
+    const out = Buffer.allocUnsafe(audioDatagramBytes(h, count));
+    writeAudioDatagram(out, h, count);
+    route.send(out);
+    this.datagrams++;
+    this.sentPackets++;
+    this.bytesSent += out.length;
+    this.lastWriteAt = performance.now();
+    this.serverLatency.record(performance.now() - arrivalMs);
   }
 
   markClosed(): void {
@@ -137,6 +223,7 @@ export class ClientConnection implements PacketSink {
       playbackBufferMs: this.playbackBufferMs,
       underruns: this.underruns,
       connectedS: Math.round((now - this.connectedAt) / 1000),
+      transport: { ...this.transport, where: this.route()?.where ?? null, datagrams: this.datagrams },
     };
   }
 

@@ -7,6 +7,7 @@ import { CLOSE } from '../protocol/close-codes';
 import type { LatencyHistogram } from '../metrics/latency-histogram';
 import type { Logger } from '../logging/logger';
 import type { OutputRegistry } from '../pool/output-registry';
+import type { UdpFlows } from './udp-flows';
 import { ClientConnection, type ClientInfo } from './client-connection';
 
 export interface StreamServerOptions {
@@ -35,6 +36,10 @@ export interface StreamServerDeps {
   text: TextFrameHandler;
   /** Clients refused, for the event log; null: not reported. */
   events: EventSink | null;
+  /** Audio over UDP (docs/protocol.md §12); null when the box offers none. */
+  udp: UdpFlows | null;
+  /** Largest datagram built with redundant copies (udp.maxDatagramBytes). */
+  maxDatagramBytes: number;
   log: Logger;
 }
 
@@ -98,6 +103,8 @@ export class StreamServer {
   private readonly text: TextFrameHandler;
   private readonly events: EventSink | null;
   private readonly log: Logger;
+  private readonly udp: UdpFlows | null;
+  private readonly maxDatagramBytes: number;
 
   constructor(
     private readonly opts: StreamServerOptions,
@@ -108,6 +115,8 @@ export class StreamServer {
     this.text = deps.text;
     this.events = deps.events;
     this.log = deps.log;
+    this.udp = deps.udp;
+    this.maxDatagramBytes = deps.maxDatagramBytes;
     this.http = http.createServer(deps.http);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -208,6 +217,8 @@ export class StreamServer {
     }
     this.forgetPending(conn);
     this.clients.add(conn);
+    if (this.udp) conn.flow = this.udp.open(conn);
+    conn.maxDatagramBytes = this.maxDatagramBytes;
     return true;
   }
 
@@ -264,6 +275,7 @@ export class StreamServer {
   detach(conn: ClientConnection): void {
     if (conn.closed) return;
     conn.markClosed();
+    if (conn.flow) this.udp?.close(conn.flow);
     this.forgetPending(conn);
     this.clients.delete(conn);
     this.bytesSentGone += conn.bytesSent;

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import dgram from 'node:dgram';
 import type { Logger } from '../logging/logger';
+import type { DatagramRoute } from './datagram-route';
 import {
   DatagramError,
   encodeChallenge,
@@ -28,7 +29,7 @@ export interface FlowOwner {
 }
 
 /** One connection's UDP flow: its token, and the one address that proved it can receive there. */
-export class UdpFlow {
+export class UdpFlow implements DatagramRoute {
   /** performance.now() of the last datagram from the confirmed address. */
   lastHeardAt = 0;
   address: string | null = null;
@@ -41,8 +42,17 @@ export class UdpFlow {
   constructor(
     readonly token: Uint8Array,
     readonly owner: FlowOwner,
+    private readonly sender: (flow: UdpFlow, bytes: Uint8Array) => void,
     private readonly onSendError: () => void,
   ) {}
+
+  send(bytes: Uint8Array): void {
+    this.sender(this, bytes);
+  }
+
+  get where(): string | null {
+    return this.info.address;
+  }
 
   /** The send callback, bound once per flow: nothing is allocated per datagram for it. */
   readonly sent = (err: Error | null): void => {
@@ -137,9 +147,14 @@ export class UdpFlows {
     this.socket = socket;
     socket.on('message', this.onMessage);
     return new Promise((resolve, reject) => {
-      socket.once('error', reject);
+      const failed = (err: Error): void => {
+        this.socket = null;
+        socket.close();
+        reject(new Error(`udp ${this.opts.host}:${this.opts.port}: ${err.message}`));
+      };
+      socket.once('error', failed);
       socket.bind(this.opts.port, this.opts.host, () => {
-        socket.off('error', reject);
+        socket.off('error', failed);
         socket.on('error', (err) => this.opts.log.warn({ err: err.message }, 'udp socket error'));
         this.boundPort = socket.address().port;
         this.sweepTimer = setInterval(this.sweep, Math.max(100, Math.min(1000, this.opts.flowTimeoutMs / 4)));
@@ -168,7 +183,7 @@ export class UdpFlows {
     let token: Uint8Array;
     do token = randomBytes(16);
     while (this.byToken.has(tokenToHex(token)));
-    const flow = new UdpFlow(token, owner, this.countSendError);
+    const flow = new UdpFlow(token, owner, this.sendTo, this.countSendError);
     this.byToken.set(flow.tokenHex, flow);
     return flow;
   }
@@ -180,14 +195,14 @@ export class UdpFlows {
   }
 
   /** Sends one datagram to the flow's confirmed address; never throws, never awaits. */
-  send(flow: UdpFlow, bytes: Uint8Array): void {
+  private readonly sendTo = (flow: UdpFlow, bytes: Uint8Array): void => {
     const s = this.socket;
     if (!s || flow.address === null) return;
     flow.info.datagrams++;
     flow.info.bytes += bytes.length;
     this.st.sent++;
     s.send(bytes, flow.port, flow.address, flow.sent);
-  }
+  };
 
   private readonly countSendError = (): void => {
     this.st.sendErrors++;

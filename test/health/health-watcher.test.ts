@@ -59,6 +59,7 @@ function client(id: string | null, name = ''): ClientInfo {
     playbackBufferMs: 20,
     underruns: 0,
     connectedS: 0,
+    transport: { asked: 'ws', now: 'ws', redundancy: 0, where: null, datagrams: 0 },
   };
 }
 
