@@ -281,6 +281,7 @@ export class Controller {
             protocol: PROTOCOL_VERSION,
             version: VERSION,
             dashboardPath: dashboard ? '/' : null,
+            transports: udp?.port != null ? ['ws', 'udp'] : ['ws'],
             log,
           });
           const info = sourceInfo();

@@ -76,8 +76,9 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private audioNow: AudioTransport = 'ws';
 
   private jb: JitterBuffer | null = null;
-  private playback: { bufferMs: number; underruns: number } | null = null;
+  private playback: { bufferMs: number; underruns: number; concealed?: number } | null = null;
   private underrunBase = 0;
+  private concealedBase = 0;
 
   constructor(opts: StageboxClientOptions) {
     super();
@@ -206,8 +207,8 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
    * its jitter buffer elsewhere (an AudioWorklet). `underruns` counts since
    * the app started; the client reports them per connection.
    */
-  setPlaybackStats(stats: { bufferMs: number; underruns: number }): void {
-    this.playback = { bufferMs: stats.bufferMs, underruns: stats.underruns };
+  setPlaybackStats(stats: { bufferMs: number; underruns: number; concealed?: number }): void {
+    this.playback = { bufferMs: stats.bufferMs, underruns: stats.underruns, ...(stats.concealed !== undefined ? { concealed: stats.concealed } : {}) };
   }
 
   /** Fills `out` from the internal jitter buffer (silence without one). Call from the playback clock. */
@@ -408,10 +409,11 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.netLatency = boxMs === null ? null : arrivalMs - boxMs;
     if (this.jitterOpts) {
       if (!this.jb || this.jb.rate !== h.rate || this.jb.channels !== p.channels) {
-        const old = this.jb?.stats().underruns ?? 0;
+        const old = this.jb?.stats();
         this.jb = new JitterBuffer({ ...this.jitterOpts, rate: h.rate, channels: p.channels });
-        // Underruns are reported per connection and monotonic: carry the count across buffers.
-        this.underrunBase -= old;
+        // Underruns and concealed losses are reported per connection and monotonic: carry the counts across buffers.
+        this.underrunBase -= old?.underruns ?? 0;
+        this.concealedBase -= old?.lost ?? 0;
       }
       this.jb.push(h.seq, p.samples, arrivalMs, h.captureNs, h.discontinuity);
     }
@@ -486,6 +488,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.welcomedAt = this.now();
     this.clock.reset();
     this.underrunBase = this.playback ? this.playback.underruns : this.jb ? this.jb.stats().underruns : 0;
+    this.concealedBase = this.playback ? (this.playback.concealed ?? 0) : this.jb ? this.jb.stats().lost : 0;
     const choice = this.choice;
     this.setState({ state: 'open', attempt: this.attempt });
     this.emit('welcome', w);
@@ -599,7 +602,11 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     }
     if (bufferMs !== null) {
       const b = Math.min(10000, Math.max(0, Math.round(bufferMs * 1000) / 1000));
-      this.ws.send(JSON.stringify({ type: 'report', bufferMs: b, underruns: Math.max(0, Math.round(underruns)) }));
+      const report: Record<string, unknown> = { type: 'report', bufferMs: b, underruns: Math.max(0, Math.round(underruns)) };
+      if (this.link) report.recovered = this.link.stats.recovered;
+      const concealed = this.playback?.concealed ?? (this.jb ? this.jb.stats().lost : undefined);
+      if (concealed !== undefined) report.concealed = Math.max(0, Math.round(concealed - this.concealedBase));
+      this.ws.send(JSON.stringify(report));
     }
     this.emit('stats', this.stats());
   }

@@ -256,6 +256,8 @@ export class ControlHandler {
       case 'report': {
         conn.playbackBufferMs = msg.bufferMs;
         conn.underruns = msg.underruns;
+        if (msg.recovered !== undefined) conn.recovered = msg.recovered;
+        if (msg.concealed !== undefined) conn.concealed = msg.concealed;
         return;
       }
       case 'ping': {

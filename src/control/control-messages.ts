@@ -220,6 +220,10 @@ export const reportSchema = z
     bufferMs: z.number().finite().min(0).max(10000),
     /** Underruns since the client connected (monotonic). */
     underruns: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    /** Packets lost on the way that a redundant copy brought back, since the client connected (datagram transports). */
+    recovered: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** Packets lost on the way that the client had to conceal, since it connected. */
+    concealed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   })
   .strict();
 

@@ -26,6 +26,8 @@ export interface StreamTxtFields {
   dashboardPath: string | null;
   /** Software version. */
   version: string;
+  /** Audio transports offered ("ws", "udp", "webrtc"); a phone picks one before it connects. Default ["ws"]. */
+  transports?: readonly string[];
 }
 
 /** The n-th name to try (0: the name itself), cut so it stays within 63 bytes. */
@@ -68,5 +70,6 @@ export function streamTxt(fields: StreamTxtFields, capture: AdvertisedCapture): 
   txt.deviceid = fields.deviceId;
   if (fields.dashboardPath !== null) txt.dashboard = fields.dashboardPath;
   txt.version = fields.version;
+  txt.transports = (fields.transports ?? ['ws']).join(',');
   return txt;
 }

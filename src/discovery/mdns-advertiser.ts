@@ -30,6 +30,8 @@ export interface MdnsAdvertiserOptions {
   version: string;
   /** Path of the dashboard page; null: no dashboard, so no _http._tcp service. */
   dashboardPath: string | null;
+  /** Audio transports offered, for the TXT record's `transports`. */
+  transports?: readonly string[];
   log: Logger;
 }
 

@@ -47,6 +47,11 @@ export interface ClientSummary {
   drops: number;
   bytesSent: number;
   connectedS: number;
+  /** How the audio travels now: "ws", "udp" or "webrtc". */
+  transport: string;
+  /** The client's reports: lost packets recovered from redundancy, lost packets concealed (null until reported). */
+  recovered: number | null;
+  concealed: number | null;
 }
 
 /**
@@ -111,6 +116,9 @@ export function summarizeClient(c: ClientInfo): ClientSummary {
     drops: c.drops,
     bytesSent: c.bytesSent,
     connectedS: c.connectedS,
+    transport: c.transport.now,
+    recovered: c.recovered,
+    concealed: c.concealed,
   };
 }
 

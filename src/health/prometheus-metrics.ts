@@ -121,6 +121,18 @@ export class PrometheusMetrics {
     perClient('stagebox_client_rtt_seconds', 'WebSocket ping round trip the box measured, per client, seconds.', (c) => (c.rttMs === null ? null : c.rttMs / 1000));
     perClient('stagebox_client_playback_buffer_seconds', 'Playback buffer the client reported, seconds.', (c) => (c.playbackBufferMs === null ? null : c.playbackBufferMs / 1000));
     perClient('stagebox_client_dropped_packets', 'Packets dropped for the client because its socket fell behind, since it connected.', (c) => c.drops);
+    perClient('stagebox_client_recovered_packets', 'Packets lost on the way that a redundant copy brought back, as the client reported, since it connected.', (c) => c.recovered);
+    perClient('stagebox_client_concealed_packets', 'Packets lost on the way that the client concealed, as it reported, since it connected.', (c) => c.concealed);
+    new Gauge({
+      name: 'stagebox_client_transport',
+      help: 'How each client\'s audio travels now: 1 for its transport (ws, udp or webrtc).',
+      labelNames: ['client', 'transport'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const c of source.clients()) if (c.id !== null) this.set({ client: c.id, transport: c.transport }, 1);
+      },
+    });
     monotonic('stagebox_sent_bytes_total', 'Audio bytes written to client sockets since the service started.', () => s().clients.bytesSent, reg);
     gauge('stagebox_cpu_load_ratio', 'Whole-machine CPU load, 0-1.', () => {
       const v = s().cpu.loadPct;

@@ -35,6 +35,9 @@ export interface ClientInfo {
   rttMs: number | null;
   playbackBufferMs: number | null;
   underruns: number | null;
+  /** Reported by the client: lost packets a redundant copy brought back, and lost packets it concealed. */
+  recovered: number | null;
+  concealed: number | null;
   connectedS: number;
   /** What the client asked for, and what its audio uses now (a datagram transport falls back to "ws" while its route is down). */
   transport: { asked: AudioTransport; now: AudioTransport; redundancy: number; where: string | null; datagrams: number };
@@ -65,6 +68,9 @@ export class ClientConnection implements PacketSink, FlowOwner {
   /** The client's last report of its playback buffer, ms, and underruns. */
   playbackBufferMs: number | null = null;
   underruns: number | null = null;
+  /** The client's reports of packets recovered from redundancy and packets it concealed (null until it reports them). */
+  recovered: number | null = null;
+  concealed: number | null = null;
   sentPackets = 0;
   bytesSent = 0;
   drops = 0;
@@ -222,6 +228,8 @@ export class ClientConnection implements PacketSink, FlowOwner {
       rttMs: this.rttMs,
       playbackBufferMs: this.playbackBufferMs,
       underruns: this.underruns,
+      recovered: this.recovered,
+      concealed: this.concealed,
       connectedS: Math.round((now - this.connectedAt) / 1000),
       transport: { ...this.transport, where: this.route()?.where ?? null, datagrams: this.datagrams },
     };

@@ -42,10 +42,12 @@ describe('service names and the stream TXT record', () => {
       ['deviceid', 'foh-left'],
       ['dashboard', '/'],
       ['version', '0.1.0'],
+      ['transports', 'ws'],
     ]);
+    assert.equal(streamTxt({ ...fields, transports: ['ws', 'udp'] }, { channels: 32, rate: 48000 }).transports, 'ws,udp');
   });
 
   test('channels and rate absent while capture has no format; dashboard absent without one', () => {
-    assert.deepEqual(streamTxt({ ...fields, dashboardPath: null }, { channels: null, rate: null }), { protocol: '1', deviceid: 'foh-left', version: '0.1.0' });
+    assert.deepEqual(streamTxt({ ...fields, dashboardPath: null }, { channels: null, rate: null }), { protocol: '1', deviceid: 'foh-left', version: '0.1.0', transports: 'ws' });
   });
 });

@@ -107,7 +107,7 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
     assert.ok(stream);
     assert.equal(stream.port, svc.port, 'SRV port is the stream server port');
     assert.equal(stream.host, 'stagebox.local', 'SRV target');
-    assert.deepEqual(stream.txt, { protocol: '1', channels: '8', rate: '48000', deviceid: 'foh-left', dashboard: '/', version: '0.1.0' }, JSON.stringify(describeService(stream)));
+    assert.deepEqual(stream.txt, { protocol: '1', channels: '8', rate: '48000', deviceid: 'foh-left', dashboard: '/', version: '0.1.0', transports: 'ws,udp' }, JSON.stringify(describeService(stream)));
     assert.ok(stream.addresses?.includes(ns.boxAddr), `A record has the box's address ${ns.boxAddr}: ${JSON.stringify(stream.addresses)}`);
 
     const [web] = await browser.waitForServices('http', (f) => f.some((s) => s.name === 'stagebox'), 10000, 'the dashboard service "stagebox"');
@@ -307,7 +307,7 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
           .find((r) => r.type === 'TXT' && r.name === fqdn && r.flush === true && txtObject(r.data).channels === undefined),
       { timeoutMs: 10000, what: 'an unsolicited TXT announcement without channels' },
     );
-    assert.deepEqual(Object.keys(txtObject(pushed.data)).sort(), ['dashboard', 'deviceid', 'protocol', 'version']);
+    assert.deepEqual(Object.keys(txtObject(pushed.data)).sort(), ['dashboard', 'deviceid', 'protocol', 'transports', 'version']);
     // And asked, it answers with the new record only.
     const answers = await browser.query(fqdn, 'TXT', 5000);
     assert.equal(answers.length, 1, JSON.stringify(answers.map((r) => txtObject(r.data))));

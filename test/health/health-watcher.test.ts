@@ -59,6 +59,8 @@ function client(id: string | null, name = ''): ClientInfo {
     playbackBufferMs: 20,
     underruns: 0,
     connectedS: 0,
+    recovered: null,
+    concealed: null,
     transport: { asked: 'ws', now: 'ws', redundancy: 0, where: null, datagrams: 0 },
   };
 }

@@ -6,7 +6,7 @@ import { NodeWebSocket, nodeDatagramSocket } from '../../src/listen/node-platfor
 import { BIND_BYTES, CHALLENGE_BYTES, KIND, encodeConfirm, encodeTokenTime, parseBoxDatagram, tokenFromHex } from '../../src/protocol/datagram';
 import { FLAG_DISCONTINUITY, parsePacket } from '../../src/protocol';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
-import { getStatus } from '../helpers/http-client';
+import { getStatus, httpRequest } from '../helpers/http-client';
 import { StreamClient } from '../helpers/stream-client';
 import { waitFor } from '../helpers/wait';
 
@@ -72,8 +72,9 @@ function lossySockets(lose: (n: number, bytes: Uint8Array) => boolean): { create
   };
 }
 
-function udpClient(clientId: string, create: ReturnType<typeof nodeDatagramSocket>, redundancy = 1): { c: StageboxClient; audio: AudioEvent[]; transports: string[] } {
-  const c = new StageboxClient({ url: `ws://127.0.0.1:${svc.port}/`, clientId, WebSocket: NodeWebSocket, udp: { createSocket: create, redundancy }, reconnect: false });
+function udpClient(clientId: string, create: ReturnType<typeof nodeDatagramSocket>, redundancy = 1, jitter = false): { c: StageboxClient; audio: AudioEvent[]; transports: string[] } {
+  // With a jitter buffer the library reports its playback (and recovered and concealed counts) to the box.
+  const c = new StageboxClient({ url: `ws://127.0.0.1:${svc.port}/`, clientId, WebSocket: NodeWebSocket, udp: { createSocket: create, redundancy }, reconnect: false, reportIntervalMs: 200, ...(jitter ? { jitter: {} } : {}) });
   clients.push(c);
   const audio: AudioEvent[] = [];
   const transports: string[] = [];
@@ -113,7 +114,7 @@ describe('audio over UDP', () => {
 
   test('with redundancy 1, every datagram lost on the way is recovered from the next one: no seq is missing, and the recovered count says how many', async () => {
     const loss = lossySockets((n) => n % 7 === 3);
-    const { c, audio, transports } = udpClient('udp-redundant', loss.create, 1);
+    const { c, audio, transports } = udpClient('udp-redundant', loss.create, 1, true);
     await c.connect();
     await c.mix({ channels: [{ ch: 0 }, { ch: 1, pan: 1 }] });
     await waitFor(() => transports.includes('udp'), { timeoutMs: 5000, what: 'UDP' });
@@ -122,6 +123,15 @@ describe('audio over UDP', () => {
     const stats = c.stats().transport.datagram!;
     assert.equal(seqProblem(audio, from), null, 'a lost datagram leaves no gap: its packet rides in the next one');
     assert.ok(stats.recovered >= loss.lost() - 1, `recovered ${stats.recovered} of ${loss.lost()} lost`);
+    // The library reports it: the box shows it in status, the MQTT client list and /metrics.
+    const me = await waitFor(
+      async () => ((await getStatus(svc.port)).clients as unknown as { clientId: string; recovered: number | null; transport: { now: string } }[]).find((x) => x.clientId === 'udp-redundant' && (x.recovered ?? 0) > 0),
+      { timeoutMs: 5000, what: 'the recovered count in status' },
+    );
+    assert.equal(me.transport.now, 'udp');
+    const metrics = (await httpRequest(svc.port, 'GET', '/metrics')).body;
+    assert.match(metrics, /stagebox_client_transport\{client="udp-redundant",transport="udp"\} 1/);
+    assert.match(metrics, /stagebox_client_recovered_packets\{client="udp-redundant"\} [1-9]/);
     c.close();
   });
 

@@ -224,8 +224,11 @@
       if (c.mode === 'mix') parts.push('mix' + (c.codec ? ' ' + c.codec : ''));
       else if (c.mode === 'channels') parts.push(c.codec + ' · ch ' + c.channels.map(function (x) { return x + 1; }).join(','));
       else parts.push('not subscribed');
+      if (c.transport) parts.push(c.transport.now === c.transport.asked ? c.transport.now : c.transport.now + ' (asked ' + c.transport.asked + ')');
       if (typeof c.playbackBufferMs === 'number') parts.push('buffer ' + ms(c.playbackBufferMs));
       if (typeof c.underruns === 'number') parts.push(c.underruns + ' underruns');
+      if (typeof c.recovered === 'number') parts.push(c.recovered + ' recovered');
+      if (typeof c.concealed === 'number') parts.push(c.concealed + ' concealed');
       parts.push(c.drops + ' drops');
       if (c.queued) parts.push(c.queued + ' queued');
       parts.push(duration(c.connectedS));
