@@ -26,6 +26,10 @@ export interface ClientSpec {
   localAddress?: string;
   /** A library client that also keeps what the wifi scenario reports (bench/wifi-listener.ts), under this label. */
   wifiLabel?: string;
+  /** A library client's audio transport: "udp" asks for datagrams with `redundancy` copies (default "ws"). */
+  transport?: 'ws' | 'udp';
+  redundancy?: number;
+  spacing?: number;
 }
 
 /** What the verifying clients found (soak scenario), every client together, churned ones included. */
@@ -78,6 +82,10 @@ export interface WifiListenerStats {
   /** The arrival trace written (seq,capture_ms,arrival_ms,flags), and its rows. */
   trace: string | null;
   traceRows: number;
+  /** Where the audio came from at the end ("ws" or "udp"), and the datagram link's totals since connect. */
+  transportNow: string | null;
+  recovered: number;
+  datagrams: number;
 }
 
 /** The library clients' jitter buffers over the window (`library` scenario). */

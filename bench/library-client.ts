@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { StageboxClient, type AudioEvent, type JitterBufferStats } from '../src/client/index.js';
 import type { WebSocketConstructor } from '../src/client/stagebox-client.js';
 import { LatencyHistogram } from '../src/metrics/latency-histogram';
-import { NodeWebSocket, nodeInflateRaw } from '../src/listen/node-platform';
+import { NodeWebSocket, nodeDatagramSocket, nodeInflateRaw } from '../src/listen/node-platform';
 import type { ClientSpec, JitterFleetStats } from './bench-ipc';
 import { PacketCounters } from './packet-counters';
 
@@ -47,6 +47,11 @@ export class LibraryClient extends PacketCounters {
   open = false;
   closeCode: number | null = null;
   private client: StageboxClient | null = null;
+
+  /** How the audio travels now and what the datagram link did (null before connect). */
+  protected transportStats(): ReturnType<StageboxClient['stats']>['transport'] | null {
+    return this.client ? this.client.stats().transport : null;
+  }
   private out: Float32Array | null = null;
   private t0 = 0;
   private pulled = 0;
@@ -67,6 +72,7 @@ export class LibraryClient extends PacketCounters {
       clientId: this.spec.clientId,
       name: 'bench (library)',
       WebSocket: this.spec.localAddress ? boundWebSocket(this.spec.localAddress) : NodeWebSocket,
+      ...(this.spec.transport === 'udp' ? { udp: { createSocket: nodeDatagramSocket(this.spec.localAddress), redundancy: this.spec.redundancy ?? 1, spacing: this.spec.spacing ?? 1 } } : {}),
       inflateRaw: nodeInflateRaw,
       jitter: { targetMs: 10 },
       reconnect: false,

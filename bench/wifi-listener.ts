@@ -95,6 +95,9 @@ export class WifiListener extends LibraryClient {
       targetSteps: w.targetSteps,
       trace: file,
       traceRows: this.trace.length / TRACE_COLS,
+      transportNow: this.transportStats()?.now ?? null,
+      recovered: this.transportStats()?.datagram?.recovered ?? 0,
+      datagrams: this.transportStats()?.datagram?.datagrams ?? 0,
     };
   }
 

@@ -31,17 +31,34 @@ export const TRACE_DIR = path.join(REPO_ROOT, 'build', 'bench-traces');
 /** Setup, warm-up and teardown per profile, on top of the window. */
 const PROFILE_OVERHEAD_MS = 60_000;
 
+/**
+ * Transports each profile runs with, side by side (WIFI_TRANSPORTS=ws,udp to choose): the WebSocket,
+ * and UDP datagrams with one redundant copy (issue #13's k = 1).
+ */
+export const WIFI_TRANSPORTS: readonly ('ws' | 'udp')[] = (process.env.WIFI_TRANSPORTS ?? 'ws,udp')
+  .split(',')
+  .map((t) => t.trim())
+  .filter((t): t is 'ws' | 'udp' => t === 'ws' || t === 'udp');
+const UDP_REDUNDANCY = Number(process.env.WIFI_UDP_REDUNDANCY ?? 1);
+const UDP_SPACING = Number(process.env.WIFI_UDP_SPACING ?? 1);
+
 /** Issue #12's profiles, mildest first; any other file of bench/net-profiles/ runs after them. */
 const ORDER = ['lan', 'office-wifi', 'busy-venue', 'phone-powersave'];
 
+/** Every profile, or those WIFI_PROFILES names (comma-separated), in this order. */
 export function wifiProfiles(): string[] {
   const names = profileNames();
-  return [...ORDER.filter((n) => names.includes(n)), ...names.filter((n) => !ORDER.includes(n))];
+  const all = [...ORDER.filter((n) => names.includes(n)), ...names.filter((n) => !ORDER.includes(n))];
+  const only = process.env.WIFI_PROFILES?.split(',').map((n) => n.trim()).filter((n) => n.length > 0);
+  if (!only) return all;
+  const unknown = only.filter((n) => !all.includes(n));
+  if (unknown.length > 0) throw new Error(`WIFI_PROFILES: no profile ${unknown.map((n) => JSON.stringify(n)).join(', ')}; allowed: ${all.join(', ')}`);
+  return only;
 }
 
 /** The most the whole scenario may take (run-bench's watchdog). */
 export function wifiBudgetMs(seconds: number): number {
-  return wifiProfiles().length * (seconds * 1000 + PROFILE_OVERHEAD_MS);
+  return wifiProfiles().length * WIFI_TRANSPORTS.length * (seconds * 1000 + PROFILE_OVERHEAD_MS);
 }
 
 export async function runWifi(ctx: BenchContext): Promise<ReportLine> {
@@ -51,25 +68,25 @@ export async function runWifi(ctx: BenchContext): Promise<ReportLine> {
     return { scenario: 'wifi', skipped: why };
   }
   const profiles: ReportLine[] = [];
-  for (const name of wifiProfiles()) profiles.push(await runProfile(name, ctx));
+  for (const name of wifiProfiles()) for (const transport of WIFI_TRANSPORTS) profiles.push(await runProfile(name, transport, ctx));
   ctx.log(`wifi: per listener-minute (${LISTENERS} listeners x ${ctx.seconds} s each):`);
-  ctx.log('wifi:   profile          audible  underruns  conc.loss  conc.ms  buffer p50/p99 ms  target end/max ms  stall recovery med/max s  box xruns/skipped');
+  ctx.log('wifi:   profile/transport    audible  underruns  conc.loss  conc.ms  buffer p50/p99 ms  target end/max ms  stall recovery med/max s  box xruns/skipped');
   for (const p of profiles) {
     const cell = (v: unknown, w: number): string => String(v ?? '-').padStart(w);
     ctx.log(
-      `wifi:   ${String(p.profile).padEnd(16)} ${cell(p.audibleEventsPerMin, 7)}  ${cell(p.underrunsPerMin, 9)}  ${cell(p.concealedLossEventsPerMin, 9)}  ${cell(p.concealedMsPerMin, 7)}  ${cell(`${p.bufferP50Ms}/${p.bufferP99Ms}`, 17)}  ${cell(`${p.targetSettledMs}/${p.targetMaxMs}`, 17)}  ${cell(`${p.stallRecoveryMedianS}/${p.stallRecoveryMaxS}`, 24)}  ${cell(`${p.boxXruns}/${p.boxSkippedPeriods}`, 17)}`,
+      `wifi:   ${`${String(p.profile)}/${String(p.transport)}`.padEnd(20)} ${cell(p.audibleEventsPerMin, 7)}  ${cell(p.underrunsPerMin, 9)}  ${cell(p.concealedLossEventsPerMin, 9)}  ${cell(p.concealedMsPerMin, 7)}  ${cell(`${p.bufferP50Ms}/${p.bufferP99Ms}`, 17)}  ${cell(`${p.targetSettledMs}/${p.targetMaxMs}`, 17)}  ${cell(`${p.stallRecoveryMedianS}/${p.stallRecoveryMaxS}`, 24)}  ${cell(`${p.boxXruns}/${p.boxSkippedPeriods}`, 17)}`,
     );
   }
-  return { scenario: 'wifi', seconds: ctx.seconds, listeners: LISTENERS, seed: SEED, mix: 'stereo pcm16 of 32 channels', traces: path.relative(REPO_ROOT, TRACE_DIR), profiles };
+  return { scenario: 'wifi', seconds: ctx.seconds, listeners: LISTENERS, seed: SEED, mix: 'stereo pcm16 of 32 channels', transports: WIFI_TRANSPORTS, udpRedundancy: UDP_REDUNDANCY, udpSpacing: UDP_SPACING, traces: path.relative(REPO_ROOT, TRACE_DIR), profiles };
 }
 
-async function runProfile(name: string, ctx: BenchContext): Promise<ReportLine> {
+async function runProfile(name: string, transport: 'ws' | 'udp', ctx: BenchContext): Promise<ReportLine> {
   const profile = loadProfile(name);
-  ctx.log(`wifi: ${name}: starting the harness and the service`);
+  ctx.log(`wifi: ${name} over ${transport}: starting the harness and the service`);
   const harness = await NetHarness.start({ profile, listeners: LISTENERS, seed: SEED, maxSeconds: (WARMUP_MS + ctx.seconds * 1000 + PROFILE_OVERHEAD_MS) / 1000 });
   let session: BenchSession | null = null;
   let stop: StopInfo | null = null;
-  let line: ReportLine = { profile: name };
+  let line: ReportLine = { profile: name, transport };
   try {
     // 0.0.0.0 as on a box: the listeners come in on BOX_ADDR, the bench's own HTTP calls on loopback.
     session = await BenchSession.open({ netns: { prefix: harness.prefix('box'), host: '0.0.0.0', httpSocket: (port) => harness.boxSocket(port) } }, harness.prefix('listener'));
@@ -84,6 +101,9 @@ async function runProfile(name: string, ctx: BenchContext): Promise<ReportLine> 
       host: BOX_ADDR,
       localAddress: addr,
       wifiLabel: `l${i}`,
+      transport,
+      redundancy: UDP_REDUNDANCY,
+      spacing: UDP_SPACING,
     }));
     await session.addClients(specs);
     ctx.log(`wifi: ${name}: ${LISTENERS} listeners, warming up ${WARMUP_MS / 1000} s, measuring ${ctx.seconds} s...`);
@@ -91,8 +111,8 @@ async function runProfile(name: string, ctx: BenchContext): Promise<ReportLine> 
     await harness.snapshot(); // the warm-up's impairments are not the window's
     const m = await session.measure(ctx.seconds);
     const net = await harness.snapshot();
-    const wifi = await session.fleet.wifi(TRACE_DIR, name);
-    line = summarize(name, m, net, wifi.listeners, wifi.pooledBufferMs);
+    const wifi = await session.fleet.wifi(TRACE_DIR, `${name}-${transport}`);
+    line = { transport, ...summarize(name, m, net, wifi.listeners, wifi.pooledBufferMs) };
   } finally {
     if (session) stop = await session.close();
     await harness.stop();
@@ -155,6 +175,8 @@ function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiList
     lostPackets: sum(ls.map((l) => l.lost)),
     concealedLossPackets: sum(ls.map((l) => l.concealedLossPackets)),
     seqGaps: sum(ls.map((l) => l.seqGaps)),
+    recoveredPackets: sum(ls.map((l) => l.recovered)),
+    listenersOnUdpAtEnd: ls.filter((l) => l.transportNow === 'udp').length,
     e2eLatencyP50Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p50Ms, fleet.e2e.maxMs) : null),
     e2eLatencyP99Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p99Ms, fleet.e2e.maxMs) : null),
     playerTickP99Ms: round(fleet.jitter ? Math.min(fleet.jitter.playerTick.p99Ms, fleet.jitter.playerTick.maxMs) : null),

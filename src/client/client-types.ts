@@ -84,8 +84,10 @@ export interface ClientStats {
 /** Audio over UDP (docs/protocol.md §12): the socket factory (Node: dgram) and the redundancy to ask for. */
 export interface UdpTransportOptions {
   createSocket: CreateDatagramSocket;
-  /** Copies of the previous 0-3 packets in each datagram; default 1. */
+  /** Copies of 0-3 earlier packets in each datagram; default 1. */
   redundancy?: number;
+  /** How far back the copies reach, in packets (1-8: a copy d packets back repairs a loss burst of up to d); default 1. */
+  spacing?: number;
 }
 
 export interface ReconnectOptions {

@@ -76,7 +76,7 @@ export class PendingRequests {
 
 /** A mix request without what the box's answer does not echo in `mix`: its type and the transport choice. */
 function omitType(msg: object): object {
-  const { type: _type, transport: _transport, redundancy: _redundancy, ...rest } = msg as Record<string, unknown>;
+  const { type: _type, transport: _transport, redundancy: _redundancy, spacing: _spacing, ...rest } = msg as Record<string, unknown>;
   return rest;
 }
 

@@ -102,6 +102,8 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (this.udpOpts && typeof this.udpOpts.createSocket !== 'function') throw new TypeError('StageboxClient udp.createSocket must be a function that opens a datagram socket');
     const red = this.udpOpts?.redundancy ?? 1;
     if (!Number.isInteger(red) || red < 0 || red > 3) throw new RangeError(`StageboxClient udp.redundancy is ${red}; allowed: 0-3`);
+    const spacing = this.udpOpts?.spacing ?? 1;
+    if (!Number.isInteger(spacing) || spacing < 1 || spacing > 8) throw new RangeError(`StageboxClient udp.spacing is ${spacing}; allowed: 1-8`);
     const r = opts.reconnect;
     this.reconnectOpts =
       r === false
@@ -528,7 +530,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       onState: () => undefined,
     });
     this.link.start();
-    this.ws.send(JSON.stringify({ type: 'transport', transport: 'udp', redundancy: o.redundancy ?? 1 }));
+    this.ws.send(JSON.stringify({ type: 'transport', transport: 'udp', redundancy: o.redundancy ?? 1, spacing: o.spacing ?? 1 }));
   }
 
   private onDatagramPacket(bytes: Uint8Array): void {

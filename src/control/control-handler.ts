@@ -206,12 +206,12 @@ export class ControlHandler {
         return;
       }
       case 'transport': {
-        this.chooseTransport(conn, msg.transport, msg.redundancy, 'transport');
+        this.chooseTransport(conn, msg.transport, msg.redundancy, msg.spacing, 'transport');
         this.send(conn, { type: 'transport', asked: msg.transport, ...this.transportNow(conn) });
         return;
       }
       case 'subscribe': {
-        if (msg.transport !== undefined) this.chooseTransport(conn, msg.transport, msg.redundancy, 'subscribe');
+        if (msg.transport !== undefined) this.chooseTransport(conn, msg.transport, msg.redundancy, msg.spacing, 'subscribe');
         this.subscribe(conn, msg.channels, msg.codec);
         this.dropMix(st);
         return;
@@ -227,11 +227,11 @@ export class ControlHandler {
       case 'mix': {
         const target = msg.client ?? conn.clientId!;
         if (target !== conn.clientId) this.requireAdmin(st, msg.type, `only the admin may change another client's mix (${JSON.stringify(target)})`);
-        if (msg.transport !== undefined || msg.redundancy !== undefined) {
+        if (msg.transport !== undefined || msg.redundancy !== undefined || msg.spacing !== undefined) {
           if (target !== conn.clientId) {
             throw new ControlError('bad-transport', `transport and redundancy choose how this connection's own audio travels; they cannot be set for another client (${JSON.stringify(target)})`, 'mix');
           }
-          this.chooseTransport(conn, msg.transport ?? conn.transport.asked, msg.redundancy, 'mix');
+          this.chooseTransport(conn, msg.transport ?? conn.transport.asked, msg.redundancy, msg.spacing, 'mix');
         }
         settleMixCodec(msg, this.deps.rate(), this.deps.stream.opusBitrateKbps);
         this.checkChannels(msg.channels.map((c) => c.ch), 'mix');
@@ -275,7 +275,7 @@ export class ControlHandler {
   }
 
   /** Checks and sets how `conn`'s audio travels; it takes effect once a datagram route is up. */
-  private chooseTransport(conn: ClientConnection, transport: AudioTransport, redundancy: number | undefined, ref: string): void {
+  private chooseTransport(conn: ClientConnection, transport: AudioTransport, redundancy: number | undefined, spacing: number | undefined, ref: string): void {
     const offered = this.transports();
     if (!offered.includes(transport)) {
       throw new ControlError('bad-transport', `transport ${JSON.stringify(transport)} is not offered by this box; allowed: ${offered.map((t) => JSON.stringify(t)).join(', ')}`, ref);
@@ -283,13 +283,13 @@ export class ControlHandler {
     if (transport === 'ws' && redundancy !== undefined && redundancy > 0) {
       throw new ControlError('bad-transport', `redundancy ${redundancy} applies to datagrams; over "ws" (TCP) nothing is lost, so allowed: 0`, ref);
     }
-    conn.setTransport(transport, redundancy ?? (transport === 'ws' ? 0 : 1));
+    conn.setTransport(transport, redundancy ?? (transport === 'ws' ? 0 : 1), spacing ?? 1);
   }
 
   /** The answer's transport fields: what was asked and what carries the audio now. */
   private transportNow(conn: ClientConnection): object {
     const t = conn.transport;
-    return { audio: t.now, redundancy: t.redundancy };
+    return { audio: t.now, redundancy: t.redundancy, spacing: t.spacing };
   }
 
   /** `restored`: the box does it on its own after `hello`, and the answer says so (it answers no request). */
@@ -303,7 +303,7 @@ export class ControlHandler {
     }
     this.deps.memory?.rememberChannels(conn.clientId!, conn.name, channels, codec);
     const t = conn.transport;
-    const transport = { transport: t.asked, audio: t.now, redundancy: t.redundancy };
+    const transport = { transport: t.asked, audio: t.now, redundancy: t.redundancy, spacing: t.spacing };
     this.send(conn, restored ? { type: 'subscribed', channels, codec, ...transport, restored: true } : { type: 'subscribed', channels, codec, ...transport });
   }
 
@@ -374,7 +374,7 @@ export class ControlHandler {
     st.mix = msg;
     this.deps.memory?.rememberMix(conn.clientId!, conn.name, msg);
     const t = conn.transport;
-    const reply: Record<string, unknown> = { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length, mix: mixView(msg), transport: t.asked, audio: t.now, redundancy: t.redundancy };
+    const reply: Record<string, unknown> = { type: 'mixing', codec: msg.codec, output: msg.output, channels: msg.channels.length, mix: mixView(msg), transport: t.asked, audio: t.now, redundancy: t.redundancy, spacing: t.spacing };
     if (restored) reply.restored = true;
     if (by !== conn) {
       reply.by = 'admin';

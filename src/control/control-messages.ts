@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CLIENT_ID_MAX_LENGTH, CLIENT_ID_PATTERN, CLIENT_ID_RULE } from '../protocol/client-id';
 import { CHANNEL_CODECS, MIX_CODECS, OPUS_BITRATE_KBPS, OPUS_FRAME_MS } from '../protocol/codecs';
-import { MAX_REDUNDANCY } from '../protocol/datagram';
+import { MAX_REDUNDANCY, MAX_SPACING } from '../protocol/datagram';
 import { AUDIO_TRANSPORTS, PROTOCOL_VERSION, type ClientMessageType, type ErrorCode } from '../protocol/messages';
 
 /**
@@ -26,6 +26,7 @@ export const helloSchema = z
 const transportFields = {
   transport: z.enum(AUDIO_TRANSPORTS).optional(),
   redundancy: z.number().int().min(0).max(MAX_REDUNDANCY).optional(),
+  spacing: z.number().int().min(1).max(MAX_SPACING).optional(),
 };
 
 /** Chooses the audio transport without touching the subscription or the mix (a restored mix stays as it is). */
@@ -34,6 +35,7 @@ export const transportSchema = z
     type: z.literal('transport'),
     transport: z.enum(AUDIO_TRANSPORTS),
     redundancy: z.number().int().min(0).max(MAX_REDUNDANCY).optional(),
+    spacing: z.number().int().min(1).max(MAX_SPACING).optional(),
   })
   .strict();
 

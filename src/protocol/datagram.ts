@@ -30,8 +30,14 @@ export const DATAGRAM_MAGIC1 = 0x55;
 export const DATAGRAM_VERSION = 1;
 export const TOKEN_BYTES = 16;
 export const NONCE_BYTES = 16;
-/** Redundancy a client may ask for: copies of the previous k packets in each datagram. */
+/** Redundancy a client may ask for: copies of k earlier packets in each datagram. */
 export const MAX_REDUNDANCY = 3;
+/**
+ * How far back the copies reach: packet n's datagram carries n − d, n − 2d, … (d = 1: the packets just
+ * before). Wi-Fi loses datagrams in bursts; a copy d packets back repairs a burst of up to d with one copy,
+ * at the cost of arriving d periods after its original (the jitter buffer must hold that much).
+ */
+export const MAX_SPACING = 8;
 
 export const KIND = {
   BIND: 1,

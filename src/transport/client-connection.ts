@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import type { PacketCodec } from '../protocol';
 import type { LatencyHistogram } from '../metrics/latency-histogram';
 import type { Output, PacketSink } from '../pool/output-registry';
-import { audioDatagramBytes, MAX_REDUNDANCY, writeAudioDatagram } from '../protocol/datagram';
+import { audioDatagramBytes, MAX_REDUNDANCY, MAX_SPACING, writeAudioDatagram } from '../protocol/datagram';
 import type { AudioTransport } from '../protocol/messages';
 import { PacketQueue } from './packet-queue';
 import type { FlowOwner, UdpFlow } from './udp-flows';
@@ -40,7 +40,7 @@ export interface ClientInfo {
   concealed: number | null;
   connectedS: number;
   /** What the client asked for, and what its audio uses now (a datagram transport falls back to "ws" while its route is down). */
-  transport: { asked: AudioTransport; now: AudioTransport; redundancy: number; where: string | null; datagrams: number };
+  transport: { asked: AudioTransport; now: AudioTransport; redundancy: number; spacing: number; where: string | null; datagrams: number };
 }
 
 /**
@@ -86,6 +86,9 @@ export class ClientConnection implements PacketSink, FlowOwner {
   /** The transport the client asked for, its redundancy, and its datagram routes. */
   private asked: AudioTransport = 'ws';
   private redundancy = 0;
+  private spacing = 1;
+  /** The packets chosen for one datagram (reused). */
+  private readonly picked: Uint8Array[] = [];
   /** This connection's UDP flow (opened at hello when the box offers UDP). */
   flow: UdpFlow | null = null;
   /** Its WebRTC data channel, once a peer connection is up. */
@@ -145,24 +148,25 @@ export class ClientConnection implements PacketSink, FlowOwner {
     this.history.length = 0;
   }
 
-  /** Where the client wants its audio; `redundancy` copies of earlier packets per datagram (datagram transports). */
-  setTransport(asked: AudioTransport, redundancy: number): void {
+  /** Where the client wants its audio; `redundancy` copies per datagram, `spacing` packets apart (datagram transports). */
+  setTransport(asked: AudioTransport, redundancy: number, spacing = 1): void {
     if (asked !== this.asked) {
       this.asked = asked;
       this.queue.clear();
       this.history.length = 0;
     }
     this.redundancy = Math.max(0, Math.min(MAX_REDUNDANCY, redundancy));
+    this.spacing = Math.max(1, Math.min(MAX_SPACING, spacing));
   }
 
   /** The transport the client asked for, and the one its audio uses now. */
-  get transport(): { asked: AudioTransport; now: AudioTransport; redundancy: number } {
-    return { asked: this.asked, now: this.route() === this.webrtc && this.webrtc !== null ? 'webrtc' : this.route() ? 'udp' : 'ws', redundancy: this.redundancy };
+  get transport(): { asked: AudioTransport; now: AudioTransport; redundancy: number; spacing: number } {
+    return { asked: this.asked, now: this.route() === this.webrtc && this.webrtc !== null ? 'webrtc' : this.route() ? 'udp' : 'ws', redundancy: this.redundancy, spacing: this.spacing };
   }
 
   /** The UDP flow's address proved itself: audio goes there now, if the client asked for UDP. */
   onFlowUp(flow: UdpFlow): void {
-    if (this.asked === 'udp') this.notify({ type: 'transport', audio: 'udp', redundancy: this.redundancy, address: flow.info.address });
+    if (this.asked === 'udp') this.notify({ type: 'transport', audio: 'udp', redundancy: this.redundancy, spacing: this.spacing, address: flow.info.address });
   }
 
   /** The UDP flow went silent: audio falls back to the WebSocket; the mix or subscription stays. */
@@ -184,21 +188,29 @@ export class ClientConnection implements PacketSink, FlowOwner {
   }
 
   /**
-   * One datagram per packet: the packet and copies of the previous
-   * `redundancy` ones, as many as fit udp.maxDatagramBytes. A datagram that
-   * cannot go out is lost like one the network lost: the client's
-   * redundancy and concealment handle it, nothing waits.
+   * One datagram per packet: the packet and copies of `redundancy` earlier
+   * ones, `spacing` packets apart, as many as fit udp.maxDatagramBytes. A
+   * datagram that cannot go out is lost like one the network lost: the
+   * client's redundancy and concealment handle it, nothing waits.
    */
   private sendDatagram(route: DatagramRoute, frame: Buffer, arrivalMs: number): void {
     const len = frame[1]! & 0x7f;
     const packet = frame.subarray(len < 126 ? 2 : len === 126 ? 4 : 10);
     const h = this.history;
     h.unshift(packet);
-    if (h.length > this.redundancy + 1) h.length = this.redundancy + 1;
-    let count = 1;
-    while (count < h.length && audioDatagramBytes(h, count + 1) <= this.maxDatagramBytes) count++;
-    const out = Buffer.allocUnsafe(audioDatagramBytes(h, count));
-    writeAudioDatagram(out, h, count);
+    if (h.length > this.redundancy * this.spacing + 1) h.length = this.redundancy * this.spacing + 1;
+    const picked = this.picked;
+    picked.length = 0;
+    picked.push(packet);
+    for (let i = this.spacing; i < h.length && picked.length <= this.redundancy; i += this.spacing) {
+      picked.push(h[i]!);
+      if (audioDatagramBytes(picked) > this.maxDatagramBytes) {
+        picked.pop();
+        break;
+      }
+    }
+    const out = Buffer.allocUnsafe(audioDatagramBytes(picked));
+    writeAudioDatagram(out, picked);
     route.send(out);
     this.datagrams++;
     this.sentPackets++;

@@ -61,7 +61,7 @@ function client(id: string | null, name = ''): ClientInfo {
     connectedS: 0,
     recovered: null,
     concealed: null,
-    transport: { asked: 'ws', now: 'ws', redundancy: 0, where: null, datagrams: 0 },
+    transport: { asked: 'ws', now: 'ws', redundancy: 0, spacing: 1, where: null, datagrams: 0 },
   };
 }
 
