@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/service-process';
 import { readInstallList } from './install-list';
+import { bbVars, LAYER, RECIPE_DIR, recipeFile } from './recipe';
 
 /**
  * yocto/: what can be checked without network or BitBake. Every path the
@@ -16,27 +17,7 @@ import { readInstallList } from './install-list';
  */
 
 const YOCTO = path.join(REPO_ROOT, 'yocto');
-const LAYER = path.join(YOCTO, 'meta-stagebox');
-const RECIPE_DIR = path.join(LAYER, 'recipes-stagebox', 'stagebox');
 const read = (p: string): string => readFileSync(p, 'utf8');
-
-/** name -> value of `NAME = "..."` / `+=` assignments (joined), with line continuations folded. */
-function bbVars(file: string): Map<string, string> {
-  const text = read(file).replace(/\\\n/g, ' ');
-  const vars = new Map<string, string>();
-  for (const m of text.matchAll(/^([A-Za-z0-9_:${}\-.]+)\s*(\?\?=|\?=|:=|\+=|=\+|\.=|=)\s*"([^"]*)"/gm)) {
-    const [, name, op, value] = m;
-    const prev = vars.get(name!);
-    vars.set(name!, op === '+=' || op === '.=' || op === '=+' ? `${prev ?? ''} ${value}`.trim() : value!.trim());
-  }
-  return vars;
-}
-
-function recipeFile(): string {
-  const bbs = readdirSync(RECIPE_DIR).filter((n) => n.endsWith('.bb'));
-  assert.equal(bbs.length, 1, `recipes in ${RECIPE_DIR}: ${bbs}`);
-  return path.join(RECIPE_DIR, bbs[0]!);
-}
 
 /** The unit's state directory as systemd really keeps it: DynamicUser=yes puts it under /var/lib/private. */
 function unitStateDir(): string {
@@ -88,13 +69,24 @@ describe('meta-stagebox layer', () => {
       if (e.source.startsWith('@')) continue;
       assert.ok(fetched.some((f) => e.source === f || e.source.startsWith(`${f}/`)), `${e.source} (installed at ${e.target}) is not in the recipe's SRC_URI`);
     }
-    for (const f of ['packaging/install-files.txt', 'packaging/install-tree.sh', 'tsconfig.build.json', 'tsconfig.web-client.json', 'package.json', 'native/sd-notify']) {
+    for (const f of ['packaging/install-files.txt', 'packaging/install-tree.sh', 'tsconfig.build.json', 'tsconfig.web-client.json', 'package.json', 'package-lock.json', 'native/sd-notify']) {
       assert.ok(fetched.includes(f), `${f} is not in the recipe's SRC_URI`);
     }
+    // What install-tree.sh runs beside itself ("$HERE/x"), and what those scripts require.
+    const helpers = [...read(path.join(REPO_ROOT, 'packaging', 'install-tree.sh')).matchAll(/"\$HERE\/([\w.-]+)"/g)].map((m) => `packaging/${m[1]}`);
+    assert.ok(helpers.includes('packaging/prune-node-modules.js'), `install-tree.sh runs: ${helpers}`);
+    for (let i = 0; i < helpers.length; i++) {
+      for (const m of read(path.join(REPO_ROOT, helpers[i]!)).matchAll(/require\('\.\/([\w.-]+)'\)/g)) {
+        if (!helpers.includes(`packaging/${m[1]}`)) helpers.push(`packaging/${m[1]}`);
+      }
+    }
+    for (const f of helpers) assert.ok(fetched.includes(f), `${f} (install-tree.sh needs it) is not in the recipe's SRC_URI`);
     const install = /^do_install\(\) \{\n([\s\S]*?)^\}/m.exec(text)?.[1];
     assert.ok(install, 'the recipe has no do_install()');
     assert.match(install, /sh \$\{S\}\/packaging\/install-tree\.sh --list \$\{S\}\/packaging\/install-files\.txt/);
     assert.match(install, /--node-modules \$\{NPM_BUILD\}\/lib\/node_modules\/\$\{BPN\}\/node_modules/);
+    // npm installs every platform package of the shrinkwrap: the target's arch decides which stay.
+    assert.match(install, /--npm-arch \$\{NPM_ARCH\} --libc \$\{TCLIBC\}/);
     assert.match(text, /^inherit npm systemd useradd$/m);
     assert.match(text, /^SYSTEMD_SERVICE:\$\{PN\} = "stagebox\.service"$/m);
     assert.ok(readInstallList().some((e) => e.target.endsWith('/stagebox.service')), 'the list installs no stagebox.service');

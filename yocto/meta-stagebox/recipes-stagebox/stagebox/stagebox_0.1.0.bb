@@ -26,6 +26,8 @@ SRC_URI = " \
     file://rootfs-overlay;subdir=stagebox \
     file://packaging/install-files.txt;subdir=stagebox \
     file://packaging/install-tree.sh;subdir=stagebox \
+    file://packaging/prune-node-modules.js;subdir=stagebox \
+    file://packaging/runtime-packages.js;subdir=stagebox \
     npmsw://${THISDIR}/${BPN}/npm-shrinkwrap.json;destsuffix=stagebox;dev=1 \
 "
 S = "${WORKDIR}/stagebox"
@@ -38,8 +40,9 @@ inherit npm systemd useradd
 DEPENDS += "alsa-lib"
 RDEPENDS:${PN} += "nodejs libasound alsa-conf"
 
-# npm picks optional platform packages (@napi-rs/nice-*) by the CPU it runs
-# on; ask for the target's instead of the build machine's.
+# npm picks optional platform packages (@napi-rs/nice-*) by the CPU it is
+# told; the class's registry does not say which package is for which CPU,
+# though, so npm installs them all and do_install keeps the target's.
 EXTRA_OENPM = "--cpu=${NPM_ARCH} --os=linux"
 
 # The service's own code: tsc from the shrinkwrap's TypeScript, src/ only.
@@ -52,11 +55,16 @@ do_compile_ts() {
 addtask compile_ts after do_configure before do_compile
 
 # The same list and installer as `make install` and `make deb`; node_modules
-# is the production tree npm.bbclass's do_compile built in NPM_BUILD.
+# is the production tree npm.bbclass's do_compile built in NPM_BUILD. The
+# installer drops what the service never runs: node-gyp and what only it
+# needs, scripts for other interpreters, and the platform packages for other
+# targets, which npm installs all of here (the class's local registry does not
+# tell npm their os/cpu) and whose addons would fail QA (arch).
 do_install() {
     sh ${S}/packaging/install-tree.sh --list ${S}/packaging/install-files.txt --src ${S} \
         --dist ${WORKDIR}/tsc-dist --node-modules ${NPM_BUILD}/lib/node_modules/${BPN}/node_modules \
-        --destdir ${D} --prefix ${prefix} --unitdir ${systemd_system_unitdir}
+        --destdir ${D} --prefix ${prefix} --unitdir ${systemd_system_unitdir} \
+        --npm-arch ${NPM_ARCH} --libc ${TCLIBC}
 }
 
 SYSTEMD_SERVICE:${PN} = "stagebox.service"
