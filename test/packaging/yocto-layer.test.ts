@@ -1,11 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/service-process';
 import { readInstallList } from './install-list';
-import { bbVars, LAYER, RECIPE_DIR, recipeFile } from './recipe';
+import { bbVars, LAYER, RECIPE_DIR, recipeFile, recipePatches } from './recipe';
 
 /**
  * yocto/: what can be checked without network or BitBake. Every path the
@@ -13,7 +14,8 @@ import { bbVars, LAYER, RECIPE_DIR, recipeFile } from './recipe';
  * installs and installs it with the same script and list, the kas files
  * parse (PyYAML, as kas itself reads them) into the structure kas wants, and
  * the recipe's shrinkwrap is package-lock.json's. Nothing here runs BitBake:
- * building needs the layers from the network (yocto/README.md).
+ * building needs the layers from the network (yocto/README.md);
+ * yocto-compile.test.ts runs the recipe's npm build the way npm.bbclass does.
  */
 
 const YOCTO = path.join(REPO_ROOT, 'yocto');
@@ -90,6 +92,59 @@ describe('meta-stagebox layer', () => {
     assert.match(text, /^inherit npm systemd useradd$/m);
     assert.match(text, /^SYSTEMD_SERVICE:\$\{PN\} = "stagebox\.service"$/m);
     assert.ok(readInstallList().some((e) => e.target.endsWith('/stagebox.service')), 'the list installs no stagebox.service');
+  });
+
+  test('DEPENDS has what the native builds need: alsa-lib for alsa-capture, and a distutils only if a node-gyp before 10 would run', () => {
+    const depends = (bbVars(recipeFile()).get('DEPENDS') ?? '').split(/\s+/);
+    assert.match(read(path.join(REPO_ROOT, 'node_modules', 'alsa-capture', 'binding.gyp')), /-lasound/);
+    assert.ok(depends.includes('alsa-lib'), `alsa-capture links libasound; DEPENDS = ${depends}`);
+    // gyp before node-gyp 10 imports distutils, which scarthgap's Python 3.12 lacks
+    // (python3-setuptools-native would bring a stand-in). @discordjs/opus builds
+    // with npm's own node-gyp (Node 20's npm 10: node-gyp 10).
+    const sw = JSON.parse(read(path.join(RECIPE_DIR, 'stagebox', 'npm-shrinkwrap.json'))) as { packages: Record<string, { version?: string; dev?: boolean }> };
+    const gyps = Object.entries(sw.packages).filter(([k, e]) => k.endsWith('node_modules/node-gyp') && !e.dev).map(([, e]) => e.version!);
+    assert.ok(gyps.length > 0, 'the shrinkwrap has no node-gyp');
+    const old = gyps.filter((v) => Number(v.split('.')[0]) < 10);
+    assert.ok(old.length === 0 || depends.includes('python3-setuptools-native'), `node-gyp ${old} in the shrinkwrap needs distutils: add python3-setuptools-native to DEPENDS`);
+  });
+
+  test("every npm override of package.json is mirrored by a recipe patch that npm.bbclass's registry can resolve", () => {
+    // npm.bbclass installs the package globally from a tarball: npm reads neither its
+    // overrides nor its shrinkwrap's tree, and resolves each dependency's own range
+    // against a registry holding only the shrinkwrap's versions.
+    const overrides = (JSON.parse(read(path.join(REPO_ROOT, 'package.json'))) as { overrides?: Record<string, string> }).overrides ?? {};
+    assert.deepEqual(Object.keys(overrides), ['node-gyp'], 'overrides checked here');
+    const lock = JSON.parse(read(path.join(REPO_ROOT, 'package-lock.json'))) as { packages: Record<string, { version?: string; dev?: boolean; dependencies?: Record<string, string> }> };
+    const patches = recipePatches();
+    const scratch = mkdtempSync(path.join(os.tmpdir(), 'stagebox-patch-'));
+    try {
+      for (const [name, range] of Object.entries(overrides)) {
+        const versions = Object.entries(lock.packages).filter(([k]) => k.endsWith(`node_modules/${name}`)).map(([, e]) => e.version!);
+        for (const [key, entry] of Object.entries(lock.packages)) {
+          if (entry.dev || !entry.dependencies?.[name]) continue;
+          const files = patches.get(key) ?? [];
+          assert.ok(files.length > 0, `${key} depends on ${name} ${entry.dependencies[name]}, which package.json overrides to ${range}: the recipe needs a patch (patchdir=${key})`);
+          const dir = path.join(scratch, key);
+          mkdirSync(dir, { recursive: true });
+          cpSync(path.join(REPO_ROOT, key, 'package.json'), path.join(dir, 'package.json'));
+          for (const f of files) {
+            assert.match(read(f), /^Upstream-Status: \w+/m, `${path.basename(f)} has no Upstream-Status`);
+            execFileSync('patch', ['-p1', '-s', '-d', dir, '-i', f]);
+          }
+          const patched = (JSON.parse(read(path.join(dir, 'package.json'))) as { dependencies: Record<string, string> }).dependencies[name];
+          assert.equal(patched, range, `${key}: the patched range of ${name}`);
+          // Caret ranges only: the lockfile's version must satisfy it or npm stops with ETARGET.
+          const [maj, min, pat] = range.replace(/^\^/, '').split('.').map(Number);
+          assert.match(range, /^\^\d+\.\d+\.\d+$/, `${range}: only caret ranges are checked here`);
+          assert.ok(versions.some((v) => {
+            const [a, b, c] = v.split('.').map(Number);
+            return a === maj && (b! > min! || (b === min && c! >= pat!));
+          }), `no ${name} in the lockfile (${versions}) satisfies ${range}`);
+        }
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   test('the image is read-only, its wks files exist and mount a state partition where the unit keeps its state', () => {

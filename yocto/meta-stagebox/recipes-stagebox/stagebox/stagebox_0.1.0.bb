@@ -29,6 +29,7 @@ SRC_URI = " \
     file://packaging/prune-node-modules.js;subdir=stagebox \
     file://packaging/runtime-packages.js;subdir=stagebox \
     npmsw://${THISDIR}/${BPN}/npm-shrinkwrap.json;destsuffix=stagebox;dev=1 \
+    file://0001-alsa-capture-build-with-node-gyp-10.patch;patchdir=node_modules/alsa-capture \
 "
 S = "${WORKDIR}/stagebox"
 
@@ -36,7 +37,14 @@ inherit npm systemd useradd
 
 # alsa-capture links libasound; node-gyp cross-compiles the three native
 # addons (alsa-capture, @discordjs/opus, stagebox-sd-notify) with the
-# target toolchain against nodejs-native's headers (npm.bbclass).
+# target toolchain against nodejs-native's headers, with python3-native
+# running gyp (npm.bbclass). scarthgap's Python 3.12 has no distutils, which
+# the gyp of node-gyp 9 imports: package.json overrides node-gyp to 10.x, and
+# the patch above gives alsa-capture that range too (npm.bbclass installs the
+# package globally, where npm ignores overrides and resolves every range in
+# the shrinkwrap's registry). So no distutils stand-in
+# (python3-setuptools-native) is needed: test/packaging/yocto-compile.test.ts
+# builds the addons the class's way with a Python that has no distutils.
 DEPENDS += "alsa-lib"
 RDEPENDS:${PN} += "nodejs libasound alsa-conf"
 
