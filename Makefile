@@ -34,7 +34,7 @@ SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=
 
-.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap yocto-fixtures arm64-deps arm64-node-modules check-arm64
+.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap yocto-licenses yocto-fixtures arm64-deps arm64-node-modules check-arm64
 
 # arm64, proven on x86 (make check-arm64, part of make test): a cross
 # toolchain for the native addons, alsa-lib and the C/C++ runtime for arm64
@@ -61,6 +61,7 @@ help:
 	@echo "make install DESTDIR=dir [PREFIX=/usr]   stage the installed tree (packaging/README.md)"
 	@echo "make deb [DEB_ARCH=arm64]                 build build/stagebox_<version>_<arch>.deb"
 	@echo "make yocto-shrinkwrap                     regenerate the Yocto recipe's npm-shrinkwrap.json"
+	@echo "make yocto-licenses                       regenerate the Yocto recipe's licence list (stagebox-licenses.inc)"
 	@echo "make check-arm64  cross-build for aarch64 and run the service under qemu (part of make test)"
 	@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring)"
 
@@ -105,6 +106,7 @@ HOST_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 DEB_ARCH ?= $(HOST_ARCH)
 SD_NOTIFY_SRC := $(filter-out native/sd-notify/build,$(wildcard native/sd-notify/*))
 YOCTO_SHRINKWRAP := yocto/meta-stagebox/recipes-stagebox/stagebox/stagebox/npm-shrinkwrap.json
+YOCTO_LICENSES := yocto/meta-stagebox/recipes-stagebox/stagebox/stagebox-licenses.inc
 
 # The service's own code only (src/), without tests, benchmarks or source maps,
 # and the client library's browser build for the listener page (dist/web/client).
@@ -143,6 +145,11 @@ deb: build/dist/.stamp
 yocto-shrinkwrap:
 	@node packaging/yocto-shrinkwrap.js package-lock.json > $(YOCTO_SHRINKWRAP).tmp && mv $(YOCTO_SHRINKWRAP).tmp $(YOCTO_SHRINKWRAP)
 	@echo "wrote $(YOCTO_SHRINKWRAP)"
+
+# From the lockfile and the licence files npm ci put in node_modules.
+yocto-licenses: deps
+	@node packaging/yocto-licenses.js package-lock.json node_modules > $(YOCTO_LICENSES).tmp && mv $(YOCTO_LICENSES).tmp $(YOCTO_LICENSES)
+	@echo "wrote $(YOCTO_LICENSES)"
 
 # The test fixtures of test/packaging/yocto-compile.test.ts, unpacked, not
 # installed: node-gyp 9.4.1, what alsa-capture asks for (the control: its gyp

@@ -1,8 +1,9 @@
 SUMMARY = "stagebox: ALSA capture streamed to in-ear monitor phones over WebSocket"
 DESCRIPTION = "The stage box's one service: captures the inputs of a USB audio \
 interface and streams per-musician Opus mixes to phones, with health over MQTT."
-LICENSE = "MIT"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+# LICENSE and LIC_FILES_CHKSUM: the service (MIT) and every npm module it
+# ships, generated from package-lock.json by `make yocto-licenses`.
+require stagebox-licenses.inc
 
 # The sources are the repository this layer sits in (STAGEBOX_TOPDIR, set in
 # conf/layer.conf): the files packaging/install-files.txt installs plus what
