@@ -89,9 +89,16 @@ describe('meta-stagebox layer', () => {
     assert.match(install, /--node-modules \$\{NPM_BUILD\}\/lib\/node_modules\/\$\{BPN\}\/node_modules/);
     // npm installs every platform package of the shrinkwrap: the target's arch decides which stay.
     assert.match(install, /--npm-arch \$\{NPM_ARCH\} --libc \$\{TCLIBC\}/);
-    assert.match(text, /^inherit npm systemd useradd$/m);
+    assert.match(text, /^inherit npm systemd useradd features_check$/m);
     assert.match(text, /^SYSTEMD_SERVICE:\$\{PN\} = "stagebox\.service"$/m);
     assert.ok(readInstallList().some((e) => e.target.endsWith('/stagebox.service')), 'the list installs no stagebox.service');
+  });
+
+  test('the recipe needs the systemd distro feature and leaves nodejs to the npm class', () => {
+    const v = bbVars(recipeFile());
+    assert.equal(v.get('REQUIRED_DISTRO_FEATURES'), 'systemd');
+    // npm.bbclass: RDEPENDS:${PN}:append:class-target = " nodejs".
+    assert.ok(!(v.get('RDEPENDS:${PN}') ?? '').split(/\s+/).includes('nodejs'), `RDEPENDS:\${PN} = ${v.get('RDEPENDS:${PN}')}`);
   });
 
   test('DEPENDS has what the native builds need: alsa-lib for alsa-capture, and a distutils only if a node-gyp before 10 would run', () => {
@@ -172,6 +179,42 @@ describe('meta-stagebox layer', () => {
   });
 });
 
+// --- the layer's own README ---------------------------------------------------
+
+describe('meta-stagebox README', () => {
+  const readmes = readdirSync(LAYER).filter((n) => /^readme/i.test(n)).sort();
+
+  test("passes yocto-check-layer's test_readme (poky scarthgap checklayer/cases/common.py)", () => {
+    assert.ok(readmes.length > 0, "Layer doesn't contain a README file.");
+    const data = read(path.join(LAYER, readmes[0]!));
+    assert.ok(data, 'Layer contains a README file but it is empty.');
+    // A README that names another README skips the checks below: this one must not.
+    assert.doesNotMatch(data, /README/i);
+    assert.ok(data.toLowerCase().includes('maintainer'));
+    assert.ok(data.toLowerCase().includes('patch'));
+    assert.match(data, /^[^@]+@[^@]+/, 'an email address');
+  });
+
+  test('says what the layer is, its dependencies with their branches, how to build and who maintains it', () => {
+    const data = read(path.join(LAYER, 'README.md'));
+    const sections = [...data.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+    for (const want of ['Dependencies', 'Building', 'Contributing', 'Maintainers']) assert.ok(sections.includes(want), `no "## ${want}" in ${sections}`);
+    assert.match(data.split('\n## ')[0]!, /stage box/, 'the introduction says what the layer is for');
+    // Every layer the kas files take, with the same URL and branch.
+    const kas = loadKas(path.join(YOCTO, 'kas', 'raspberrypi4-64.yml'));
+    const deps = data.slice(data.indexOf('## Dependencies'), data.indexOf('## Building'));
+    for (const [name, repo] of Object.entries(kas.repos ?? {})) {
+      if (name === 'stagebox') continue;
+      assert.ok(deps.includes(`URI: ${repo!.url}`), `the dependency ${name} (${repo!.url}) is not listed`);
+      for (const layer of Object.keys(repo!.layers ?? {})) assert.ok(deps.includes(layer), `layer ${layer} of ${name} is not named`);
+    }
+    assert.equal([...deps.matchAll(/branch: (\S+)/g)].map((m) => m[1]).filter((b) => b !== 'scarthgap').length, 0, 'every branch is scarthgap');
+    assert.match(data, /INIT_MANAGER = "systemd"/, "the systemd distro feature");
+    assert.match(data.slice(data.indexOf('## Maintainers')), /\S+@\S+/);
+    assert.equal(data.match(/<([^>]+@[^>]+)>/)?.[1], /^Maintainer: .*<(.+)>$/m.exec(read(path.join(REPO_ROOT, 'packaging', 'deb', 'control.in')))?.[1], 'the same maintainer address as the .deb');
+  });
+});
+
 // --- kas -------------------------------------------------------------------
 
 interface KasRepo {
@@ -235,6 +278,24 @@ describe('kas files', () => {
       assert.ok(Object.keys(kas.repos!['meta-openembedded']?.layers ?? {}).includes('meta-oe'), 'meta-oe is not a layer');
     });
   }
+
+  test('yocto/README.md gives the exact commands to get a pinned kas that reads these files (Debian 12 has kas 3.1)', () => {
+    const readme = read(path.join(YOCTO, 'README.md'));
+    // kas reads format 14 from 3.3 on (kas/__version__.py __file_version__).
+    const minimum: Record<number, [number, number]> = { 14: [3, 3] };
+    const formats = new Set(Object.keys(machines).map((n) => loadYaml(path.join(YOCTO, 'kas', n)).header.version));
+    assert.deepEqual([...formats], [14]);
+    const pins = [...readme.matchAll(/pip install kas==(\d+)\.(\d+)\.(\d+)/g)];
+    assert.equal(pins.length, 1, 'one pinned pip install of kas');
+    const [, maj, min, patch] = pins[0]!.map(Number);
+    const [needMaj, needMin] = minimum[14]!;
+    assert.ok(maj! > needMaj || (maj === needMaj && min! >= needMin), `kas ${maj}.${min} cannot read format 14`);
+    const version = `${maj}.${min}.${patch}`;
+    assert.match(readme, /python3 -m venv \S+/, 'in a virtual environment');
+    assert.ok(readme.includes(`https://raw.githubusercontent.com/siemens/kas/${version}/kas-container`), `the container script pinned to ${version}`);
+    assert.ok(readme.includes(`ghcr.io/siemens/kas/kas:${version}`), 'the container image named with its version');
+    for (const n of Object.keys(machines)) assert.ok(readme.includes(n), `${n} is not in the build commands`);
+  });
 
   test('every kas file in yocto/kas is one of the machines checked above or their common include', () => {
     assert.deepEqual(readdirSync(path.join(YOCTO, 'kas')).sort(), ['common.yml', ...Object.keys(machines)].sort());

@@ -34,7 +34,11 @@ SRC_URI = " \
 "
 S = "${WORKDIR}/stagebox"
 
-inherit npm systemd useradd
+inherit npm systemd useradd features_check
+
+# The unit is the service's only way to run (Type=notify, DynamicUser=yes,
+# StateDirectory=).
+REQUIRED_DISTRO_FEATURES = "systemd"
 
 # alsa-capture links libasound; node-gyp cross-compiles the three native
 # addons (alsa-capture, @discordjs/opus, stagebox-sd-notify) with the
@@ -46,8 +50,9 @@ inherit npm systemd useradd
 # the shrinkwrap's registry). So no distutils stand-in
 # (python3-setuptools-native) is needed: test/packaging/yocto-compile.test.ts
 # builds the addons the class's way with a Python that has no distutils.
+# The npm class adds nodejs to RDEPENDS.
 DEPENDS += "alsa-lib"
-RDEPENDS:${PN} += "nodejs libasound alsa-conf"
+RDEPENDS:${PN} += "libasound alsa-conf"
 
 # npm picks optional platform packages (@napi-rs/nice-*) by the CPU it is
 # told; the class's registry does not say which package is for which CPU,
