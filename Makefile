@@ -34,7 +34,7 @@ SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=
 
-.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap yocto-licenses yocto-fixtures arm64-deps arm64-node-modules check-arm64
+.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap yocto-licenses yocto-fixtures arm64-deps arm64-node-modules check-arm64 check-yocto-build
 
 # arm64, proven on x86 (make check-arm64, part of make test): a cross
 # toolchain for the native addons, alsa-lib and the C/C++ runtime for arm64
@@ -47,6 +47,9 @@ ARM64_APT_PACKAGES := g++-aarch64-linux-gnu libasound2-dev:arm64 libstdc++6:arm6
 ARM64_NODE_VERSION := 20.20.2
 ARM64_NODE_INTEGRITY := sha512-LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg==
 ARM64_CHECK := node --test --test-concurrency=1 --test-timeout=600000 dist/test/arm64/*.test.js
+# The Yocto recipe's npm build outside BitBake (test/yocto-build): 1-4 min, libopus
+# compiled as do_compile compiles it, so it runs with its own time limit.
+YOCTO_BUILD_CHECK := node --test --test-concurrency=1 --test-timeout=900000 dist/test/yocto-build/*.test.js
 ARM64_NODE_STAMP := build/arm64-node/.stamp
 # Cross-compiling node-gyp addons: the arm64 compilers, target arch for
 # node-gyp and node-pre-gyp, headers from the arm64 Node, and
@@ -63,6 +66,7 @@ help:
 	@echo "make yocto-shrinkwrap                     regenerate the Yocto recipe's npm-shrinkwrap.json"
 	@echo "make yocto-licenses                       regenerate the Yocto recipe's licence list (stagebox-licenses.inc)"
 	@echo "make check-arm64  cross-build for aarch64 and run the service under qemu (part of make test)"
+	@echo "make check-yocto-build  build the addons as the Yocto recipe does, with a Python without distutils (part of make test)"
 	@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring)"
 
 system-deps:
@@ -92,9 +96,11 @@ build: deps
 run: build
 	node --max-semi-space-size=2 bin/stagebox.js
 
-test: build arm64-node-modules yocto-fixtures
-	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -path dist/test/arm64 -prune -o -name '*.test.js' -print | sort)
+# The packaging tests install build/prod and build/dist: built here, not inside a test's time limit.
+test: build arm64-node-modules yocto-fixtures build/prod/node_modules/.stamp build/dist/.stamp
+	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -path dist/test/arm64 -prune -o -path dist/test/yocto-build -prune -o -name '*.test.js' -print | sort)
 	$(ARM64_CHECK)
+	$(YOCTO_BUILD_CHECK)
 
 bench: build
 	@node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(MONITORING),--monitoring $(MONITORING))
@@ -151,7 +157,7 @@ yocto-licenses: deps
 	@node packaging/yocto-licenses.js package-lock.json node_modules > $(YOCTO_LICENSES).tmp && mv $(YOCTO_LICENSES).tmp $(YOCTO_LICENSES)
 	@echo "wrote $(YOCTO_LICENSES)"
 
-# The test fixtures of test/packaging/yocto-compile.test.ts, unpacked, not
+# The test fixtures of test/yocto-build/yocto-compile.test.ts, unpacked, not
 # installed: node-gyp 9.4.1, what alsa-capture asks for (the control: its gyp
 # fails on a Python without distutils, as scarthgap's 3.12), and npm 10.8.2,
 # the npm of Node 20 (scarthgap's nodejs), which the test runs as npm.bbclass does.
@@ -204,3 +210,6 @@ arm64-node-modules: build/arm64/.stamp
 
 check-arm64: build arm64-node-modules
 	$(ARM64_CHECK)
+
+check-yocto-build: build yocto-fixtures
+	$(YOCTO_BUILD_CHECK)

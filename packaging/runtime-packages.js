@@ -2,7 +2,7 @@
 // stagebox: which installed packages the service loads at run time.
 // `npm ci --omit=dev` also installs what only the build needs: alsa-capture
 // lists node-gyp as a dependency (it compiles the addon at install time), and
-// node-gyp brings ~80 packages and its Python gyp with it. The installed tree
+// node-gyp brings 74 more (lockfile entries) and its Python gyp. The installed tree
 // (packaging/prune-node-modules.js) and the Yocto recipe's licence list
 // (packaging/yocto-licenses.js) both take what is reachable from the service's
 // dependencies without passing through a build tool.

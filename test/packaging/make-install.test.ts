@@ -32,7 +32,7 @@ const mode = (p: string): number => statSync(p).mode & 0o7777;
 describe('make install', () => {
   before(() => {
     destdir = mkdtempSync(path.join(os.tmpdir(), 'stagebox-destdir-'));
-    // The first run builds the production node_modules (~1-2 min); later runs reuse build/prod.
+    // make test builds build/prod first; run alone, the first run builds it (~1-2 min, over the 120 s file limit at load).
     const r = spawnSync('make', ['--no-print-directory', 'install', `DESTDIR=${destdir}`], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 600_000 });
     assert.equal(r.status, 0, `make install failed:\n${r.stdout}\n${r.stderr}`);
   });

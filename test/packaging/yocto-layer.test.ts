@@ -15,7 +15,7 @@ import { bbVars, LAYER, RECIPE_DIR, recipeFile, recipePatches } from './recipe';
  * parse (PyYAML, as kas itself reads them) into the structure kas wants, and
  * the recipe's shrinkwrap is package-lock.json's. Nothing here runs BitBake:
  * building needs the layers from the network (yocto/README.md);
- * yocto-compile.test.ts runs the recipe's npm build the way npm.bbclass does.
+ * test/yocto-build/yocto-compile.test.ts runs the recipe's npm build the way npm.bbclass does.
  */
 
 const YOCTO = path.join(REPO_ROOT, 'yocto');

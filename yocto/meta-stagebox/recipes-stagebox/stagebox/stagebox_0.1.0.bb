@@ -48,7 +48,7 @@ REQUIRED_DISTRO_FEATURES = "systemd"
 # the patch above gives alsa-capture that range too (npm.bbclass installs the
 # package globally, where npm ignores overrides and resolves every range in
 # the shrinkwrap's registry). So no distutils stand-in
-# (python3-setuptools-native) is needed: test/packaging/yocto-compile.test.ts
+# (python3-setuptools-native) is needed: test/yocto-build/yocto-compile.test.ts
 # builds the addons the class's way with a Python that has no distutils.
 # The npm class adds nodejs to RDEPENDS.
 DEPENDS += "alsa-lib"

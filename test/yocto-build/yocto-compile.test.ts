@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/service-process';
 import { configureMainPackage, npmPack, startLocalRegistry, unpackAndPatch, type LocalRegistry } from './npm-bbclass';
-import { INTERPRETERS, recipePatches, recipeRdepends } from './recipe';
+import { INTERPRETERS, RECIPE_DIR, recipePatches, recipeRdepends } from '../packaging/recipe';
 import { makePythonWithoutDistutils, REMOVED_IN_312 } from './python-without-distutils';
 
 /**
@@ -29,9 +29,9 @@ import { makePythonWithoutDistutils, REMOVED_IN_312 } from './python-without-dis
  * Differences, and why: the fetched tarballs come from npm's cache (filled by
  * npm ci), other CPUs' prebuilts are missing from it, and the registry is
  * served on loopback (BitBake's fetch and oe-npm-cache cannot run here); the
- * build is for this machine, not cross (the question is
- * Python, not the compiler; `make check-arm64` cross-builds); do_install's
- * tsc output is an empty stand-in (node_modules is what is checked).
+ * build is for this machine, not cross (the question is Python, not the
+ * compiler; `make check-arm64` cross-builds); do_install's tsc output is an
+ * empty stand-in (node_modules is what is checked).
  * The Python is Debian's 3.11 with distutils, setuptools and _distutils_hack
  * out of its reach; the control shows that this is enough to break gyp 9.
  */
@@ -39,7 +39,7 @@ import { makePythonWithoutDistutils, REMOVED_IN_312 } from './python-without-dis
 const GYP9 = path.join(REPO_ROOT, 'build', 'fixtures', 'node-gyp-9.4.1');
 /** npm 10.8.2, the npm Node 20 (scarthgap's nodejs-native) bundles, unpacked by `make yocto-fixtures`. */
 const NPM10 = path.join(REPO_ROOT, 'build', 'fixtures', 'npm-10.8.2', 'bin', 'npm-cli.js');
-const SHRINKWRAP = path.join(REPO_ROOT, 'yocto', 'meta-stagebox', 'recipes-stagebox', 'stagebox', 'stagebox', 'npm-shrinkwrap.json');
+const SHRINKWRAP = path.join(RECIPE_DIR, 'stagebox', 'npm-shrinkwrap.json');
 const NPM_ARCH = process.arch;
 /** e_machine of this machine's ELF files (the target here). */
 const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183 };
@@ -53,17 +53,38 @@ interface Run {
   out: string;
 }
 
+/** Process groups still running (npm, node-gyp, make, the compilers): ended, and the scratch removed, if this file is stopped. */
+const running = new Set<number>();
+function cleanUp(): void {
+  for (const pgid of running) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  if (work !== '') rmSync(work, { recursive: true, force: true });
+}
+process.once('exit', cleanUp);
+process.once('SIGTERM', () => {
+  cleanUp();
+  process.exit(143);
+});
+
 /** Runs a command to its end (async, so test timeouts still work), stdout and stderr together. */
 function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own, so a timeout ends what it started too.
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (child.pid !== undefined) running.add(child.pid);
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), opts.timeoutMs);
     child.on('error', reject);
     child.on('close', (status) => {
       clearTimeout(timer);
+      if (child.pid !== undefined) running.delete(child.pid);
       resolve({ status, out });
     });
   });
@@ -133,6 +154,9 @@ describe("the recipe's addon builds with a Python that has no distutils (scarthg
       mkdirSync(scratch);
       const npmCache = execFileSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8' }).trim();
       const unavailable = unpackAndPatch(s, npmCache, recipePatches());
+      const sw = JSON.parse(readFileSync(SHRINKWRAP, 'utf8')) as { packages: Record<string, { optional?: boolean }> };
+      const missing = unavailable.filter((k) => !sw.packages[k]?.optional);
+      assert.deepEqual(missing, [], `not in npm's cache (${npmCache}): run npm ci (make test does)`);
       registry = await startLocalRegistry(s, scratch, unavailable);
       const npmPackage = path.join(work, 'npm-package');
       configureMainPackage(s, npmPackage, scratch);
