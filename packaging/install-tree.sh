@@ -5,11 +5,15 @@
 #
 # usage: install-tree.sh --list FILE --src DIR --dist DIR --node-modules DIR
 #                        --destdir DIR [--prefix /usr] [--unitdir DIR]
+#                        [--npm-arch ARCH] [--libc glibc|musl]
+#   --npm-arch, --libc: the target of node_modules (Node.js arch, default this
+#   machine's; C library, default glibc): platform packages for others are removed
 set -eu
 
 die() { echo "install-tree.sh: $*" >&2; exit 1; }
+HERE=$(cd "$(dirname "$0")" && pwd)
 
-LIST= SRC= DIST= NODE_MODULES= DESTDIR= PREFIX=/usr UNITDIR=/lib/systemd/system
+LIST= SRC= DIST= NODE_MODULES= DESTDIR= PREFIX=/usr UNITDIR=/lib/systemd/system NPM_ARCH= LIBC=glibc
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || die "option $1 needs a value"
   case "$1" in
@@ -20,7 +24,9 @@ while [ $# -gt 0 ]; do
     --destdir) DESTDIR=$2 ;;
     --prefix) PREFIX=$2 ;;
     --unitdir) UNITDIR=$2 ;;
-    *) die "unknown option $1; allowed: --list --src --dist --node-modules --destdir --prefix --unitdir" ;;
+    --npm-arch) NPM_ARCH=$2 ;;
+    --libc) LIBC=$2 ;;
+    *) die "unknown option $1; allowed: --list --src --dist --node-modules --destdir --prefix --unitdir --npm-arch --libc" ;;
   esac
   shift 2
 done
@@ -80,12 +86,16 @@ while read -r kind mode src target rest; do
       rm -rf "$to/.bin"
       find "$to" -type d -exec chmod 0755 {} +
       case "$mode" in
-        exec)
+        modules)
           prune_gyp "$to"
-          find "$to" -type f -perm /111 -exec chmod 0755 {} +
-          find "$to" -type f ! -perm /111 -exec chmod 0644 {} + ;;
+          node "$HERE/prune-node-modules.js" --package "$SRC/package.json" \
+            --cpu "${NPM_ARCH:-$(node -p process.arch)}" --libc "$LIBC" "$to"
+          # Nothing in node_modules is executed but through node; only the
+          # addons (shared objects) keep an executable mode, as npm.bbclass installs them.
+          find "$to" -type f -name '*.node' -exec chmod 0755 {} +
+          find "$to" -type f ! -name '*.node' -exec chmod 0644 {} + ;;
         0[0-7][0-7][0-7]) find "$to" -type f -exec chmod "$mode" {} + ;;
-        *) die "$LIST: tree $src: mode $mode; allowed: exec or an octal mode like 0644" ;;
+        *) die "$LIST: tree $src: mode $mode; allowed: modules or an octal mode like 0644" ;;
       esac ;;
     *) die "$LIST: kind $kind; allowed: file, tree" ;;
   esac

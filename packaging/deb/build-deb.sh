@@ -20,8 +20,8 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 case "$ARCH" in
-  amd64) ELF_MACHINE=62 ;;
-  arm64) ELF_MACHINE=183 ;;
+  amd64) ELF_MACHINE=62 NPM_ARCH=x64 ;;
+  arm64) ELF_MACHINE=183 NPM_ARCH=arm64 ;;
   *) die "--arch ${ARCH:-(none)}: allowed: amd64, arm64" ;;
 esac
 [ -d "$NODE_MODULES" ] || die "--node-modules $NODE_MODULES: no such directory"
@@ -38,7 +38,7 @@ rm -rf "$WORK"
 mkdir -p "$ROOT/DEBIAN"
 
 sh "$HERE/../install-tree.sh" --list "$HERE/../install-files.txt" --src "$TOP" --dist "$DIST" \
-  --node-modules "$NODE_MODULES" --destdir "$ROOT" --prefix /usr --unitdir /lib/systemd/system
+  --node-modules "$NODE_MODULES" --destdir "$ROOT" --prefix /usr --unitdir /lib/systemd/system --npm-arch "$NPM_ARCH"
 
 # Every native addon must be built for the package's architecture
 # (e_machine at offset 18 of the ELF header: 62 x86-64, 183 AArch64).

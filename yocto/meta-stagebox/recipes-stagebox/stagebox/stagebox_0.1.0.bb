@@ -1,8 +1,9 @@
 SUMMARY = "stagebox: ALSA capture streamed to in-ear monitor phones over WebSocket"
 DESCRIPTION = "The stage box's one service: captures the inputs of a USB audio \
 interface and streams per-musician Opus mixes to phones, with health over MQTT."
-LICENSE = "MIT"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+# LICENSE and LIC_FILES_CHKSUM: the service (MIT) and every npm module it
+# ships, generated from package-lock.json by `make yocto-licenses`.
+require stagebox-licenses.inc
 
 # The sources are the repository this layer sits in (STAGEBOX_TOPDIR, set in
 # conf/layer.conf): the files packaging/install-files.txt installs plus what
@@ -26,20 +27,36 @@ SRC_URI = " \
     file://rootfs-overlay;subdir=stagebox \
     file://packaging/install-files.txt;subdir=stagebox \
     file://packaging/install-tree.sh;subdir=stagebox \
+    file://packaging/prune-node-modules.js;subdir=stagebox \
+    file://packaging/runtime-packages.js;subdir=stagebox \
     npmsw://${THISDIR}/${BPN}/npm-shrinkwrap.json;destsuffix=stagebox;dev=1 \
+    file://0001-alsa-capture-build-with-node-gyp-10.patch;patchdir=node_modules/alsa-capture \
 "
 S = "${WORKDIR}/stagebox"
 
-inherit npm systemd useradd
+inherit npm systemd useradd features_check
+
+# The unit is the service's only way to run (Type=notify, DynamicUser=yes,
+# StateDirectory=).
+REQUIRED_DISTRO_FEATURES = "systemd"
 
 # alsa-capture links libasound; node-gyp cross-compiles the three native
 # addons (alsa-capture, @discordjs/opus, stagebox-sd-notify) with the
-# target toolchain against nodejs-native's headers (npm.bbclass).
+# target toolchain against nodejs-native's headers, with python3-native
+# running gyp (npm.bbclass). scarthgap's Python 3.12 has no distutils, which
+# the gyp of node-gyp 9 imports: package.json overrides node-gyp to 10.x, and
+# the patch above gives alsa-capture that range too (npm.bbclass installs the
+# package globally, where npm ignores overrides and resolves every range in
+# the shrinkwrap's registry). So no distutils stand-in
+# (python3-setuptools-native) is needed: test/yocto-build/yocto-compile.test.ts
+# builds the addons the class's way with a Python that has no distutils.
+# The npm class adds nodejs to RDEPENDS.
 DEPENDS += "alsa-lib"
-RDEPENDS:${PN} += "nodejs libasound alsa-conf"
+RDEPENDS:${PN} += "libasound alsa-conf"
 
-# npm picks optional platform packages (@napi-rs/nice-*) by the CPU it runs
-# on; ask for the target's instead of the build machine's.
+# npm picks optional platform packages (@napi-rs/nice-*) by the CPU it is
+# told; the class's registry does not say which package is for which CPU,
+# though, so npm installs them all and do_install keeps the target's.
 EXTRA_OENPM = "--cpu=${NPM_ARCH} --os=linux"
 
 # The service's own code: tsc from the shrinkwrap's TypeScript, src/ only.
@@ -52,11 +69,16 @@ do_compile_ts() {
 addtask compile_ts after do_configure before do_compile
 
 # The same list and installer as `make install` and `make deb`; node_modules
-# is the production tree npm.bbclass's do_compile built in NPM_BUILD.
+# is the production tree npm.bbclass's do_compile built in NPM_BUILD. The
+# installer drops what the service never runs: node-gyp and what only it
+# needs, scripts for other interpreters, and the platform packages for other
+# targets, which npm installs all of here (the class's local registry does not
+# tell npm their os/cpu) and whose addons would fail QA (arch).
 do_install() {
     sh ${S}/packaging/install-tree.sh --list ${S}/packaging/install-files.txt --src ${S} \
         --dist ${WORKDIR}/tsc-dist --node-modules ${NPM_BUILD}/lib/node_modules/${BPN}/node_modules \
-        --destdir ${D} --prefix ${prefix} --unitdir ${systemd_system_unitdir}
+        --destdir ${D} --prefix ${prefix} --unitdir ${systemd_system_unitdir} \
+        --npm-arch ${NPM_ARCH} --libc ${TCLIBC}
 }
 
 SYSTEMD_SERVICE:${PN} = "stagebox.service"
