@@ -20,7 +20,7 @@ SCENARIOS ?=
 SECONDS ?=
 MONITORING ?=
 
-.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap arm64-deps arm64-node-modules check-arm64
+.PHONY: help deps system-deps build run test bench jitter-replay clean install deb yocto-shrinkwrap arm64-deps arm64-node-modules check-arm64
 
 # arm64, proven on x86 (make check-arm64, part of make test): a cross
 # toolchain for the native addons, alsa-lib and the C/C++ runtime for arm64
@@ -49,6 +49,7 @@ help:
 	@echo "make yocto-shrinkwrap                     regenerate the Yocto recipe's npm-shrinkwrap.json"
 	@echo "make check-arm64  cross-build for aarch64 and run the service under qemu (part of make test)"
 	@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring)"
+	@echo "make jitter-replay [ARGS=...]  replay arrival traces through the old and new jitter buffer (bench/README.md)"
 
 system-deps:
 	@node -e 'const m=+process.versions.node.split(".")[0]; if (m<20) { console.error("stagebox needs Node.js >= 20; found " + process.version); process.exit(1) }'
@@ -83,6 +84,10 @@ test: build arm64-node-modules
 
 bench: build
 	@node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(MONITORING),--monitoring $(MONITORING))
+
+# Jitter-buffer replay in simulated time: synthetic Wi-Fi profiles or trace files (bench/README.md, "jitter-replay").
+jitter-replay: build
+	@node dist/bench/jitter-replay.js $(ARGS)
 
 # --- install, deb, Yocto: one file list, packaging/install-files.txt -------
 PREFIX ?= /usr
