@@ -23,6 +23,7 @@ export const REPLAY_USAGE = `Usage: node dist/bench/jitter-replay.js [options]
   --trace FILE        replay this trace file instead (seq,capture_ms,arrival_ms,flags); may be repeated
   --buffers LIST      which buffers, in this order (default: ${SUBJECT_NAMES.join(',')})
   --warmup-ms N       not counted at the start, 0-60000 (default 2000)
+  --event-cost-ms N   the current buffer's eventCostMs, 0-1000 (default: the library's)
   --player-tick-ms N  pull from a timer of this period, as stagebox listen and the benches do,
                       0-50 (default 0: an audio callback, one pull per period)
   --write-traces DIR  also write each synthetic trace there as <profile>-<transport>-<seed>.csv
@@ -102,6 +103,7 @@ export function main(argv: string[]): number {
         trace: { type: 'string', multiple: true },
         buffers: { type: 'string' },
         'warmup-ms': { type: 'string' },
+        'event-cost-ms': { type: 'string' },
         'player-tick-ms': { type: 'string' },
         'write-traces': { type: 'string' },
         json: { type: 'boolean' },
@@ -121,8 +123,10 @@ export function main(argv: string[]): number {
   let buffers: SubjectName[];
   let warmupMs: number;
   let tickMs: number;
+  let eventCostMs: number | undefined;
   try {
     tickMs = num('--player-tick-ms', (v['player-tick-ms'] as string | undefined) ?? '0', 0, 50, false);
+    if (v['event-cost-ms'] !== undefined) eventCostMs = num('--event-cost-ms', v['event-cost-ms'] as string, 0, 1000, false);
     buffers = list('--buffers', (v.buffers as string | undefined) ?? SUBJECT_NAMES.join(','), SUBJECT_NAMES);
     warmupMs = num('--warmup-ms', (v['warmup-ms'] as string | undefined) ?? '2000', 0, 60000, false);
     const files = (v.trace as string[] | undefined) ?? [];
@@ -174,7 +178,8 @@ export function main(argv: string[]): number {
   if (!v.json) process.stdout.write(`${RESULT_HEADER}\n`);
   for (const job of jobs) {
     for (const b of buffers) {
-      const r = replay(job.trace, makeSubject(b, { rate: 48000, channels: 2 }), { warmupMs, playerTickMs: tickMs });
+      const current = eventCostMs === undefined ? {} : { eventCostMs };
+      const r = replay(job.trace, makeSubject(b, { rate: 48000, channels: 2, current }), { warmupMs, playerTickMs: tickMs });
       if (v.json) {
         const { stalls, ...rest } = r;
         process.stdout.write(`${JSON.stringify({ trace: job.label, ...rest, stalls: stalls.length, stallGapsMs: stalls.map((s) => Math.round(s.gapMs)), stallRecoverMs: stalls.map((s) => s.recoverMs === null ? null : Math.round(s.recoverMs)) })}\n`);

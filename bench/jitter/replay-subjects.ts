@@ -24,16 +24,14 @@ export interface SubjectOptions {
  * frames of each pull that did not come from received audio itself, from how far its playback position moved.
  */
 export function baselineSubject(o: SubjectOptions): ReplaySubject {
-  return { ...levelSubject(new BaselineJitterBuffer({ rate: o.rate, channels: o.channels, targetMs: o.targetMs ?? 10 }), o.channels), name: 'baseline' };
-}
-
-function levelSubject(jb: BaselineJitterBuffer | JitterBuffer, channels: number): Omit<ReplaySubject, 'name'> {
-  // The class keeps its playback position private; the replay only reads it.
+  const jb = new BaselineJitterBuffer({ rate: o.rate, channels: o.channels, targetMs: o.targetMs ?? 10 });
+  // The frozen class keeps its playback position private; the replay only reads it.
   const readPos = (): number => (jb as unknown as { readPos: number }).readPos;
   let gaps = 0;
   let concealed = 0;
   let played = false;
   return {
+    name: 'baseline',
     push(seq, samples, arrivalMs, boxTimeNs, discontinuity) {
       const before = jb.stats().lost;
       jb.push(seq, samples, arrivalMs, boxTimeNs, discontinuity);
@@ -47,7 +45,7 @@ function levelSubject(jb: BaselineJitterBuffer | JitterBuffer, channels: number)
       // Frames the position moved through received audio: less what it skipped at once and by slips.
       const moved = readPos() - p0 - (s1.droppedFrames - s0.droppedFrames) - (s1.slipFrames - s0.slipFrames);
       if (moved > 0) played = true;
-      if (played) concealed += out.length / channels - moved;
+      if (played) concealed += out.length / o.channels - moved;
     },
     counters(): ReplayCounters {
       const s = jb.stats();
@@ -56,9 +54,24 @@ function levelSubject(jb: BaselineJitterBuffer | JitterBuffer, channels: number)
   };
 }
 
-/** The client library's JitterBuffer, as the library's clients make it (its stats are the baseline's, so far). */
+/** The client library's JitterBuffer, as the library's clients make it. */
 export function currentSubject(o: SubjectOptions): ReplaySubject {
-  return { ...levelSubject(new JitterBuffer({ rate: o.rate, channels: o.channels, targetMs: o.targetMs ?? 10, ...o.current }), o.channels), name: 'current' };
+  const jb = new JitterBuffer({ rate: o.rate, channels: o.channels, targetMs: o.targetMs ?? 10, ...o.current });
+  const frames = (ms: number): number => Math.round((ms * o.rate) / 1000);
+  return {
+    name: 'current',
+    push: (seq, samples, arrivalMs, boxTimeNs, discontinuity) => jb.push(seq, samples, arrivalMs, boxTimeNs, discontinuity),
+    pull: (out, now) => jb.pull(out, now),
+    counters(): ReplayCounters {
+      const s = jb.stats();
+      return {
+        ...common(s),
+        concealedLosses: s.concealedLosses,
+        acceleratedFrames: frames(s.acceleratedMs) + Math.max(0, s.slipFrames),
+        expandedFrames: frames(s.expandedMs) + Math.max(0, -s.slipFrames),
+      };
+    },
+  };
 }
 
 /** The counters both buffers' stats have under the same names. */

@@ -229,7 +229,9 @@ class Listener {
       const now = performance.now();
       const due = Math.floor((((now - this.t0) * f.rate) / 1000 - this.pulled) / PULL_FRAMES);
       for (let i = 0; i < due; i++) {
-        this.client.pull(out, now);
+        // The audio clock of this pull (as an audio callback's), not the timer's: a tick that pulls two periods
+        // would otherwise show the jitter buffer the second one as due at once.
+        this.client.pull(out, this.t0 + (this.pulled * 1000) / f.rate);
         this.pulled += PULL_FRAMES;
         const stdin = this.aplay?.stdin;
         if (!stdin || !stdin.writable) continue;
