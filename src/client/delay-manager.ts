@@ -40,15 +40,18 @@ const QUIET_MEMORY_MS = 5000;
 const MAX_EVENTS_PER_S = 2;
 /** Rates are counted over at least this much time, so the first seconds' events do not count as hundreds a minute. */
 const MIN_SPAN_MS = 10000;
-/** Until the link has been watched this long the target only rises from the initial one, ms. */
-const LEARN_MS = 2000;
+/**
+ * Until the link has been watched this long the target only rises from the initial one, ms: rare excursions (a late
+ * player tick, a hiccup every few seconds) must have had a chance to show before it goes below it.
+ */
+const LEARN_MS = 5000;
 /** The target stays above the median of the smallest needs of the last this many decision intervals. */
 const FLOOR_INTERVALS = 8;
 /** A pull later than this after the one before (a suspended player) is not counted as watched time. */
 const MAX_PULL_GAP_MS = 100;
 
 export interface DelayManagerOptions {
-  /** Target until the link has been watched for 2 s, ms. */
+  /** Target until the link has been watched for 5 s (it may rise before then, not fall), ms. */
   initialMs: number;
   minMs: number;
   maxMs: number;

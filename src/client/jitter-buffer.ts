@@ -43,7 +43,7 @@ export interface JitterBufferOptions {
   rate: number;
   /** Interleaved channels per frame. */
   channels: number;
-  /** Target playout delay until the link has been watched for 2 s, ms; default 10 (docs/protocol.md section 9). */
+  /** Target playout delay until the link has been watched for 5 s (it may rise sooner, not fall), ms; default 10 (docs/protocol.md section 9). */
   targetMs?: number;
   /** Lowest target, ms; default 2.5. */
   minMs?: number;
@@ -428,7 +428,6 @@ export class JitterBuffer {
         }
       }
     }
-    buffered = this.writeEnd - this.readPos;
 
     let src = this.readPos;
     let o = lead * ch;

@@ -28,7 +28,7 @@ a terminal, one plain line a second otherwise).
                      (default stagebox-listen-<hostname>)
   --token TOKEN      the box's admin token (for --mix)
   --target-ms MS     jitter buffer target until it has watched the link
-                     for 2 s (default 10); then it follows the link
+                     for 5 s (default 10); then it follows the link
   --conceal MODE     what --alsa plays for a lost packet or an underrun:
                      waveform (default: the audio before it repeated, fading
                      out; the latency held by time-stretching) or silence

@@ -63,11 +63,14 @@ describe('delay manager: the target', () => {
     assert.ok(dm.targetMs >= need && dm.targetMs <= need + 0.5, `target ${dm.targetMs}, need ${need}`);
   });
 
-  test('the initial target holds for the first 2 s', () => {
+  test('for the first 5 s the target only rises from the initial one; then it follows the link down', () => {
     const seen: number[] = [];
-    run({ seconds: 5, onSecond: (_s, dm) => seen.push(dm.targetMs) });
-    assert.equal(seen[0], 10);
-    assert.ok(seen[3]! < 10, `after 4 s: ${seen[3]}`);
+    run({ seconds: 8, onSecond: (_s, dm) => seen.push(dm.targetMs) });
+    assert.deepEqual(seen.slice(0, 4), [10, 10, 10, 10]);
+    assert.ok(seen[6]! < 10, `after 7 s: ${seen[6]}`);
+    const up: number[] = [];
+    run({ seconds: 3, holds: every(200, 20, 0, Infinity, 3), onSecond: (_s, dm) => up.push(dm.targetMs) });
+    assert.ok(up[1]! > 20, `with 20 ms holds, after 2 s: ${up[1]}`);
   });
 
   test('holds of 20 ms five times a second are covered: the target rises above 20 ms', () => {
