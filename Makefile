@@ -40,7 +40,7 @@ SECONDS ?=
 MONITORING ?=
 REALTIME ?=
 
-.PHONY: help deps system-deps build run test bench clean install deb yocto-shrinkwrap yocto-licenses yocto-fixtures arm64-deps arm64-node-modules check-arm64 check-yocto-build net-impair
+.PHONY: help deps system-deps build run test bench jitter-replay clean install deb yocto-shrinkwrap yocto-licenses yocto-fixtures arm64-deps arm64-node-modules check-arm64 check-yocto-build net-impair
 
 # arm64, proven on x86 (make check-arm64, part of make test): a cross
 # toolchain for the native addons, alsa-lib and the C/C++ runtime for arm64
@@ -73,7 +73,8 @@ help:
 	@echo "make yocto-licenses                       regenerate the Yocto recipe's licence list (stagebox-licenses.inc)"
 	@echo "make check-arm64  cross-build for aarch64 and run the service under qemu (part of make test)"
 	@echo "make check-yocto-build  build the addons as the Yocto recipe does, with a Python without distutils (part of make test)"
-		@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring; REALTIME=off runs the service at normal priority)"
+	@echo "make bench  run the benchmark (SCENARIOS=seed,wide SECONDS=5 to narrow it; MONITORING=off without health monitoring; REALTIME=off runs the service at normal priority)"
+	@echo "make jitter-replay [ARGS=...]  replay arrival traces through the old and new jitter buffer (bench/README.md)"
 
 system-deps:
 	@node -e 'const m=+process.versions.node.split(".")[0]; if (m<20) { console.error("stagebox needs Node.js >= 20; found " + process.version); process.exit(1) }'
@@ -119,6 +120,10 @@ test: build arm64-node-modules yocto-fixtures build/prod/node_modules/.stamp bui
 
 bench: build
 	@node dist/bench/run-bench.js $(if $(SCENARIOS),--scenarios $(SCENARIOS)) $(if $(SECONDS),--seconds $(SECONDS)) $(if $(MONITORING),--monitoring $(MONITORING)) $(if $(REALTIME),--realtime $(REALTIME))
+
+# Jitter-buffer replay in simulated time: synthetic Wi-Fi profiles or trace files (bench/README.md, "jitter-replay").
+jitter-replay: build
+	@node dist/bench/jitter-replay.js $(ARGS)
 
 # --- install, deb, Yocto: one file list, packaging/install-files.txt -------
 PREFIX ?= /usr

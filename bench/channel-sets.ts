@@ -2,18 +2,7 @@
  * Channel lists the bench clients subscribe to. Every generator is
  * deterministic so two bench runs load the service identically.
  */
-
-/** mulberry32: tiny, fast, good enough to spread subsets; seeded so runs repeat. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from './seeded-random';
 
 /**
  * `count` pairwise different sets of `size` channels out of `total`, each in
@@ -24,7 +13,7 @@ function mulberry32(seed: number): () => number {
  */
 export function distinctSubsets(count: number, size: number, total: number, seed = 0x5b0c_2024): number[][] {
   if (!Number.isInteger(size) || size < 1 || size > total) throw new RangeError(`subset size: got ${size}; allowed: 1-${total}`);
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const pool = Array.from({ length: total }, (_, i) => i);
   const seen = new Set<string>();
   const sets: number[][] = [];

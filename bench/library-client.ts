@@ -122,7 +122,8 @@ export class LibraryClient extends PacketCounters {
     const rate = c.jitter?.rate ?? 48000;
     const due = Math.floor((((now - this.t0) * rate) / 1000 - this.pulled) / PULL_FRAMES);
     for (let i = 0; i < due; i++) {
-      c.pull(this.out!, now);
+      // The audio clock of this pull, as an audio callback would pass it (a tick may pull several periods).
+      c.pull(this.out!, this.t0 + (this.pulled * 1000) / rate);
       this.pulled += PULL_FRAMES;
     }
     const jb = c.jitter;

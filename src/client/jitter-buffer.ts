@@ -3,117 +3,130 @@
  *
  * Pure and clock-injected: no timers and no platform calls; the caller passes
  * the arrival time to push() and the playback time to pull() (same clock, ms).
- * pull() allocates nothing, so it can run in an AudioWorklet's process().
+ * push() and pull() allocate nothing, so they can run in an AudioWorklet.
  *
- * How it keeps latency low and steady:
+ * What it steers is the playout delay P: how long after the fastest recent
+ * packets' transit a frame plays (delay-manager.ts). Network jitter does not
+ * move P; the buffer does, and only where it chooses to:
+ * - The target comes from the link's behaviour: the delay manager counts, for
+ *   every possible target, how many underruns it would have caused per minute,
+ *   and takes the one that minimises latency + `eventCostMs` × events/min
+ *   (latency up to `freeMs` counting as none).
+ *   Rare stalls are ridden through (not covered, and they leave the target
+ *   alone); frequent holds (phone power save) are covered.
+ * - P is held at the target by time-stretching (time-stretch.ts): a whole
+ *   period of the audio skipped or played again with a 2 ms crossfade where
+ *   the audio matches itself; by single-frame slips for the last ms (a clock
+ *   that drifts); and after an underrun by where playback resumes: at the
+ *   target, so the audio that came too late is skipped while the concealment
+ *   covers the gap, not kept as latency. A stall costs one dropout, never
+ *   a minute of extra latency.
  * - Packets are placed by `seq` (each packet one slot of `frames` frames), so a
  *   gap is kept free and a reordered packet that arrives before its turn still
  *   plays. A packet whose turn has passed is dropped (`late`).
- * - A gap still empty when its turn comes is concealed (`conceal`, default
- *   'waveform'): the last stretch of audio is repeated at the period that best
- *   matches what came before it (a pitch period of a held note), held for
- *   5 ms and faded out over 15 ms, and crossfaded into the audio after the gap
- *   over 1 ms. A 2.7 ms packet lost from a note is then a short repeat of that
- *   note, not a click of silence. 'silence' plays zeros instead.
- * - Playback starts once `targetMs` of audio is buffered. On an underrun the
- *   missing part is concealed the same way (then silence), the target grows by
- *   two packets (at least 2 ms) and playback waits until the new target is
- *   buffered again; the audio then fades back in over 1 ms.
- * - Stable for `stableMs` with audio to spare: the target shrinks by
- *   `shrinkStepMs` per `shrinkWindowMs`, never below `minMs`.
- * - The buffered level (smoothed) is held at the target by slipping single
- *   frames: one frame dropped (or repeated) every few thousand, at most
- *   `maxSlipPpm`. This absorbs a box clock that runs faster or slower than
- *   the player's; between slips the samples pass through bit-exact.
- * - Far more than the target buffered (a burst after a stall): the oldest
- *   audio is dropped at once down to the target.
+ * - Missing audio (a gap still empty when its turn comes, or a buffer that ran
+ *   dry) is concealed (concealment.ts, `conceal` 'waveform', default): the audio
+ *   before it repeated at its period, fading out, crossfaded into what follows.
+ *   'silence' plays zeros instead and holds P by frame slips only, so every
+ *   frame played is one the box sent.
  *
- * Drift between the box clock and the client clock is estimated from the
- * lower envelope of (arrival − box time), one point per second, by a least
- * squares line over the last 32 s.
+ * The box clock's drift against the player's is estimated too (drift-estimator.ts).
  */
+import { Concealment, concealmentHistoryFrames } from './concealment.js';
+import { DelayManager } from './delay-manager.js';
+import { DriftEstimator } from './drift-estimator.js';
+import { PeriodSearch } from './period-search.js';
+import { TimeStretcher } from './time-stretch.js';
 
 export interface JitterBufferOptions {
   /** Sample rate, Hz. */
   rate: number;
   /** Interleaved channels per frame. */
   channels: number;
-  /** Initial target latency, ms; default 10 (about 4 packets of 128 frames at 48 kHz, docs/protocol.md section 9). */
+  /** Target playout delay until the link has been watched for 5 s (it may rise sooner, not fall), ms; default 10 (docs/protocol.md section 9). */
   targetMs?: number;
-  /** Lowest target the buffer shrinks to, ms; default 2.5. */
+  /** Lowest target, ms; default 2.5. */
   minMs?: number;
-  /** Highest target the buffer grows to, ms; default 200. */
+  /** Highest target, ms; default 200. */
   maxMs?: number;
-  /** No underrun for this long before the target shrinks, ms; default 5000. */
-  stableMs?: number;
-  /** Time between two shrink steps, ms; default 2000. */
-  shrinkWindowMs?: number;
-  /** One shrink step, ms; default 1. */
-  shrinkStepMs?: number;
+  /** ms of steady latency one audible event (dropout) per minute is worth, when choosing the target; default 2. */
+  eventCostMs?: number;
+  /** Playout delay that costs nothing, ms: up to it the target covers every dropout it can; default 8. */
+  freeMs?: number;
   /** Largest level correction by frame slips, parts per million of the frames played; default 2000. */
   maxSlipPpm?: number;
-  /** What a lost packet plays as: 'waveform' (a repeat of the audio before it, fading out; default) or 'silence'. */
+  /**
+   * What missing audio plays as: 'waveform' (a repeat of the audio before it, fading out; default) or 'silence'
+   * (zeros, and no time-stretching either: every frame played is one the box sent, or silence).
+   */
   conceal?: 'waveform' | 'silence';
 }
 
 export interface JitterBufferStats {
   /** Audio buffered ahead of the playback position, smoothed (about 0.5 s), ms. */
   latencyMs: number;
-  /** The level the buffer steers to now, ms. */
+  /** The playout delay the buffer steers to now, ms (buffered audio plus the wait for the next packet, over the fastest recent transit). */
   targetMs: number;
-  /** Times playback ran dry (each starvation counts once). */
+  /** The playout delay now, ms (0 until playing). */
+  playoutMs: number;
+  /** Times playback ran dry (each starvation counts once): an audible event. */
   underruns: number;
-  /** Packets that arrived after their turn to play and were dropped. */
+  /** Gaps of missing packets concealed when their turn came (each gap once): an audible event. */
+  concealedLosses: number;
+  /** underruns + concealedLosses. */
+  audibleEvents: number;
+  /** Audio played that was not received audio (concealment or silence for missing audio, after playback started), ms. */
+  concealedMs: number;
+  /** Packets that arrived after their turn to play and were dropped (or skipped when playback resumed at the target). */
   late: number;
-  /** Packets missing when a later one arrived and never filled in before their turn (their audio played as silence). */
+  /** Packets missing when a later one arrived and never filled in before their turn. */
   lost: number;
   /** Packets that arrived after a later one but still in time. */
   reordered: number;
+  /** Packets that arrived after a later one, whose turn had begun, and whose remaining frames still played. */
+  recoveredLate: number;
   /** Box clock rate relative to the client clock, parts per million (positive: the box runs fast); 0 until known. */
   driftPpm: number;
   /** Frames buffered now. */
   bufferedFrames: number;
-  /** Frames dropped (positive) or repeated (negative) to steer the level, in total. */
+  /** Frames dropped (positive) or repeated (negative) by single-frame slips, in total. */
   slipFrames: number;
-  /** Frames dropped at once because far more than the target was buffered. */
+  /** Time-stretch splices made, and the audio they skipped (accelerate) and played again (expand), ms. */
+  stretches: number;
+  acceleratedMs: number;
+  expandedMs: number;
+  /** Frames dropped at once: skipped when playback resumed at the target, or far more buffered than the target. */
   droppedFrames: number;
-  /** Frames put in for missing audio (see `conceal`): seq gaps not filled in later by a reordered packet, and the rest of a pull that ran dry. */
+  /** Frames of concealment or silence played for missing audio (concealedMs in frames). */
   concealedFrames: number;
 }
 
-const DRIFT_POINTS = 32;
-const DRIFT_WINDOW_MS = 1000;
 /** Remembered missing seqs, to recognise a reordered packet. */
 const MISSING_SLOTS = 64;
 /** A seq jump of more than this many packets is a new stretch of audio, not a gap to fill. */
 const MAX_GAP_PACKETS = 256;
 /** Level smoothing: time constant of the exponential average, ms. */
 const LEVEL_TAU_MS = 500;
-/** Shrink windows whose deepest level dip the target must still cover. */
-const DIP_WINDOWS = 4;
-const SHRINK_MARGIN_MS = 1;
-/** An underrun grows the target by two packets, at least this much, ms. */
-const GROW_MIN_MS = 2;
-/** Slip rate per ms of level error: 1 ms off slips at 500 ppm, so a 200 ppm drift holds the level 0.4 ms off. */
+/** P is held within [target, target + BAND_MS]. */
+const BAND_MS = 1;
+/** Off by more than this beyond the band, the error is stretched away; closer, slipped. */
+const STRETCH_BEYOND_MS = 1.5;
+/** Slip rate per ms of error: 1 ms off slips at 500 ppm; closer to the middle of the band than SLIP_DEAD_MS, none. */
+const SLIP_DEAD_MS = 0.1;
 const SLIP_GAIN_MS = 2000;
-/** Waveform concealment: full level for this long, then a raised-cosine fade to silence over CONCEAL_FADE_MS. */
-const CONCEAL_HOLD_MS = 5;
-const CONCEAL_FADE_MS = 15;
-/** Crossfade from the concealment into the audio after a gap, ms. */
-const CONCEAL_MERGE_MS = 1;
-/** Repetition periods searched, ms (a 1 kHz to 40 Hz fundamental: a bass's low E is 41 Hz), and the stretch they are matched against. */
-const LAG_MIN_MS = 1;
-const LAG_MAX_MS = 25;
-const MATCH_MS = 2;
+/** A stretch attempt at most every this many pulls while the error lasts. */
+const STRETCH_EVERY_PULLS = 4;
+/** Stretching changes the tempo by at most this fraction (a splice of lag frames, then lag / MAX_STRETCH_RATE frames untouched). */
+const MAX_STRETCH_RATE = 0.1;
+/** More than this much above the target (and the target itself), the excess goes at once in one splice. */
+const DROP_ABOVE_MS = 30;
+/** Starting or resuming needs the rest of the pull and half a packet buffered. */
+const RESUME_EXTRA_PACKET = 0.5;
 
 export class JitterBuffer {
   readonly rate: number;
   readonly channels: number;
-  private readonly minMs: number;
-  private readonly maxMs: number;
-  private readonly stableMs: number;
-  private readonly shrinkWindowMs: number;
-  private readonly shrinkStepMs: number;
+  private readonly rateMs: number;
   private readonly maxSlip: number;
   private readonly concealWaveform: boolean;
 
@@ -122,6 +135,8 @@ export class JitterBuffer {
   private readonly hole: Uint8Array;
   /** Ring capacity in frames. */
   private readonly cap: number;
+  /** Frames kept behind the playback position for concealment and expand. */
+  private readonly history: number;
   /** Absolute frame positions (float64 integers): next frame to play, and one past the last frame written. */
   private readPos = 0;
   private writeEnd = 0;
@@ -130,59 +145,40 @@ export class JitterBuffer {
   private lastSeqPos = 0;
   private packetFrames = 0;
   private started = false;
-
-  private target: number;
+  /** Playing received audio (false before the first start and after an underrun, until resumed). */
   private playing = false;
+  /** Playback has started at least once (concealed time counts from then). */
+  private everPlayed = false;
+
+  private readonly dm: DelayManager;
+  private readonly drift = new DriftEstimator();
+  private readonly conceal: Concealment;
+  private readonly stretch: TimeStretcher;
+
   private levelMs = 0;
   private lastPullMs = NaN;
-  private lastUnderrunMs = -Infinity;
-  private windowStartMs = NaN;
-  private windowMinFrames = Infinity;
   private slipAcc = 0;
-  private pullFrames = 0;
-  private readonly dips = new Float64Array(DIP_WINDOWS).fill(Infinity);
-  private dipNext = 0;
-
-  // Waveform concealment of the gap being played (in frames, at this rate).
-  private readonly holdFrames: number;
-  private readonly fadeFrames: number;
-  private readonly mergeFrames: number;
-  private readonly lagMin: number;
-  private readonly lagMax: number;
-  private readonly matchFrames: number;
-  /** Stream position where the gap being concealed began; -1: none. */
-  private concealAt = -1;
-  /** Repetition period, frames; 0: nothing to repeat (silence). */
-  private concealLag = 0;
-  /** Frames put in since concealAt (the merge after the gap continues the count). */
-  private concealN = 0;
-  /** Frames of the crossfade into received audio still to play. */
-  private mergeLeft = 0;
-  /** The lag search's mono copy of the audio before a gap (lagMax + matchFrames frames). */
-  private readonly hist: Float32Array;
+  private playout = 0;
+  /** Pulls until the next stretch attempt; frames until stretching may splice again. */
+  private stretchWait = 0;
+  private stretchRest = 0;
 
   private readonly missing = new Uint32Array(MISSING_SLOTS);
   private readonly missingPos = new Float64Array(MISSING_SLOTS);
   private missingCount = 0;
 
   private underruns = 0;
+  private concealedLosses = 0;
   private late = 0;
   private lost = 0;
   private reordered = 0;
+  private recoveredLate = 0;
   private slipFrames = 0;
+  private stretches = 0;
+  private acceleratedFrames = 0;
+  private expandedFrames = 0;
   private droppedFrames = 0;
   private concealedFrames = 0;
-
-  // Drift: per window, the lowest (arrival − box) and the box time it was seen at.
-  private readonly driftX = new Float64Array(DRIFT_POINTS);
-  private readonly driftY = new Float64Array(DRIFT_POINTS);
-  private driftCount = 0;
-  private driftNext = 0;
-  private driftBase = NaN;
-  private winStart = NaN;
-  private winMinY = Infinity;
-  private winMinX = 0;
-  private drift = 0;
 
   constructor(opts: JitterBufferOptions) {
     const { rate, channels } = opts;
@@ -190,35 +186,31 @@ export class JitterBuffer {
     if (!Number.isInteger(channels) || channels < 1 || channels > 64) throw new RangeError(`JitterBuffer channels is ${channels}; allowed: an integer 1-64`);
     this.rate = rate;
     this.channels = channels;
-    this.minMs = positive('minMs', opts.minMs ?? 2.5);
-    this.maxMs = positive('maxMs', opts.maxMs ?? 200);
-    if (this.minMs > this.maxMs) throw new RangeError(`JitterBuffer minMs ${this.minMs} is above maxMs ${this.maxMs}; minMs must be at most maxMs`);
+    this.rateMs = rate / 1000;
+    const minMs = positive('minMs', opts.minMs ?? 2.5);
+    const maxMs = positive('maxMs', opts.maxMs ?? 200);
+    if (minMs > maxMs) throw new RangeError(`JitterBuffer minMs ${minMs} is above maxMs ${maxMs}; minMs must be at most maxMs`);
     const targetMs = positive('targetMs', opts.targetMs ?? 10);
-    if (targetMs < this.minMs || targetMs > this.maxMs) {
-      throw new RangeError(`JitterBuffer targetMs is ${targetMs}; allowed: minMs-maxMs (${this.minMs}-${this.maxMs})`);
-    }
-    this.target = targetMs;
-    this.stableMs = positive('stableMs', opts.stableMs ?? 5000);
-    this.shrinkWindowMs = positive('shrinkWindowMs', opts.shrinkWindowMs ?? 2000);
-    this.shrinkStepMs = positive('shrinkStepMs', opts.shrinkStepMs ?? 1);
+    if (targetMs < minMs || targetMs > maxMs) throw new RangeError(`JitterBuffer targetMs is ${targetMs}; allowed: minMs-maxMs (${minMs}-${maxMs})`);
+    const eventCostMs = opts.eventCostMs ?? 2;
+    if (!(eventCostMs >= 0 && eventCostMs <= 1000)) throw new RangeError(`JitterBuffer eventCostMs is ${eventCostMs}; allowed: 0-1000`);
     const ppm = opts.maxSlipPpm ?? 2000;
     if (!(ppm >= 0 && ppm <= 20000)) throw new RangeError(`JitterBuffer maxSlipPpm is ${ppm}; allowed: 0-20000`);
     this.maxSlip = ppm / 1e6;
     const conceal = opts.conceal ?? 'waveform';
     if (conceal !== 'waveform' && conceal !== 'silence') throw new RangeError(`JitterBuffer conceal is ${JSON.stringify(conceal)}; allowed: "waveform" or "silence"`);
     this.concealWaveform = conceal === 'waveform';
-    const frames = (ms: number): number => Math.max(1, Math.round((ms * rate) / 1000));
-    this.holdFrames = frames(CONCEAL_HOLD_MS);
-    this.fadeFrames = frames(CONCEAL_FADE_MS);
-    this.mergeFrames = frames(CONCEAL_MERGE_MS);
-    this.lagMin = frames(LAG_MIN_MS);
-    this.lagMax = Math.max(this.lagMin, frames(LAG_MAX_MS));
-    this.matchFrames = frames(MATCH_MS);
-    this.hist = new Float32Array(this.lagMax + this.matchFrames);
-    // Room for the largest target twice over (the drop threshold) plus a burst.
-    this.cap = Math.ceil(((2 * this.maxMs + 100) * rate) / 1000);
+    const freeMs = opts.freeMs ?? 8;
+    if (!(freeMs >= 0 && freeMs <= 1000)) throw new RangeError(`JitterBuffer freeMs is ${freeMs}; allowed: 0-1000`);
+    this.dm = new DelayManager({ initialMs: targetMs, minMs, maxMs, eventCostMs, freeMs });
+    // Room for the largest target with a burst on top, plus the history concealment and expand read.
+    const search = new PeriodSearch(Math.max(concealmentHistoryFrames(rate), Math.ceil((20 * rate) / 1000)));
+    this.history = concealmentHistoryFrames(rate);
+    this.cap = Math.ceil(((2 * maxMs + 100) * rate) / 1000) + this.history;
     this.ring = new Float32Array(this.cap * channels);
     this.hole = new Uint8Array(this.cap);
+    this.conceal = new Concealment(this.ring, this.cap, channels, rate, search);
+    this.stretch = new TimeStretcher(this.ring, this.cap, channels, rate, search);
   }
 
   /**
@@ -241,12 +233,13 @@ export class JitterBuffer {
     seq = seq >>> 0;
     let pos: number;
     let newest = true;
+    const boxTimes = boxTimeNs !== undefined;
     if (!this.started || frames !== this.packetFrames) {
-      pos = this.restart(frames, boxTimeNs !== undefined);
+      pos = this.restart(frames, boxTimes);
     } else {
       const d = (seq - this.lastSeq) | 0;
       if ((discontinuity && d <= 1) || d > MAX_GAP_PACKETS || d < -MAX_GAP_PACKETS) {
-        pos = this.restart(frames, boxTimeNs !== undefined);
+        pos = this.restart(frames, boxTimes);
       } else if (d > 0) {
         pos = this.lastSeqPos + d * frames;
         for (let k = 1; k < d; k++) this.rememberMissing((this.lastSeq + k) >>> 0, this.lastSeqPos + k * frames);
@@ -263,8 +256,8 @@ export class JitterBuffer {
           this.lost++;
           return;
         }
-        this.reordered++;
-        this.concealedFrames -= Math.min(frames, pos + frames - this.readPos);
+        if (pos < this.readPos) this.recoveredLate++;
+        else this.reordered++;
       }
     }
     if (newest) {
@@ -274,14 +267,19 @@ export class JitterBuffer {
     this.started = true;
     this.packetFrames = frames;
     this.write(pos, samples, frames);
-    this.trackDrift(arrivalMs, boxTimeNs, pos);
+    const boxEndMs = boxTimes ? Number(boxTimeNs) / 1e6 : (pos + frames) / this.rateMs;
+    this.dm.arrived(boxEndMs, arrivalMs, newest);
+    this.drift.add(boxEndMs, arrivalMs);
   }
 
-  /** Places the next packet after what is buffered; forgets the seq history (and the drift, unless box times go on). */
+  /** Places the next packet after what is buffered; forgets the seq history (and the clock, unless box times go on). */
   private restart(frames: number, boxTimes: boolean): number {
     this.missingCount = 0;
     this.packetFrames = frames;
-    if (!boxTimes) this.resetDrift();
+    if (!boxTimes) {
+      this.drift.reset();
+      this.dm.restartClock();
+    }
     // Before the first packet the playback position may have run on with silence; start from it.
     if (this.writeEnd < this.readPos) this.writeEnd = this.readPos;
     return this.writeEnd;
@@ -293,17 +291,21 @@ export class JitterBuffer {
     if (pos < this.readPos) {
       // Partly late: keep what is still ahead of playback.
       from = this.readPos - pos;
-      this.late++;
-      if (from >= frames) return;
+      if (from >= frames) {
+        this.late++;
+        return;
+      }
     }
     const end = pos + frames;
     // Silence for a gap between what was written and this packet.
     if (pos > this.writeEnd) this.fill(this.writeEnd, pos);
-    // No room: the oldest audio goes (a burst far beyond every target).
-    if (end - this.readPos > this.cap) {
-      const drop = end - this.readPos - this.cap;
+    // No room (a burst far beyond every target): the oldest audio goes, keeping the history behind playback.
+    const room = this.cap - this.history;
+    if (end - this.readPos > room) {
+      const drop = end - this.readPos - room;
       this.readPos += drop;
       this.droppedFrames += drop;
+      this.stretch.active = false;
       if (from < this.readPos - pos) from = Math.min(frames, this.readPos - pos);
     }
     // Copied by hand: subarray() would allocate a view per packet, and push may run in an AudioWorklet too.
@@ -311,7 +313,7 @@ export class JitterBuffer {
     for (let f = from; f < frames; ) {
       const at = (pos + f) % this.cap;
       const run = Math.min(frames - f, this.cap - at);
-      for (let i = f * ch, o = at * ch, end = (f + run) * ch; i < end; i++, o++) ring[o] = samples[i]!;
+      for (let i = f * ch, o = at * ch, e = (f + run) * ch; i < e; i++, o++) ring[o] = samples[i]!;
       this.hole.fill(0, at, at + run);
       f += run;
     }
@@ -325,7 +327,6 @@ export class JitterBuffer {
       const run = Math.min(to - p, this.cap - at);
       this.ring.fill(0, at * ch, (at + run) * ch);
       this.hole.fill(1, at, at + run);
-      this.concealedFrames += run;
       p += run;
     }
   }
@@ -356,15 +357,19 @@ export class JitterBuffer {
     this.lost--;
   }
 
+  /** Box time of stream position `pos`, ms, from the newest packet (the stream is contiguous in box time behind it). */
+  private boxTimeOf(pos: number): number {
+    return this.dm.newestBoxEndMs - (this.lastSeqPos + this.packetFrames - pos) / this.rateMs;
+  }
+
   /**
    * Fills `out` (interleaved, frames × channels) with the next audio, or
-   * silence while (re)buffering. `nowMs` is the playback clock. Allocates nothing.
+   * silence while waiting to (re)start. `nowMs` is the playback clock. Allocates nothing.
    */
   pull(out: Float32Array, nowMs: number): void {
     const ch = this.channels;
     const n = (out.length / ch) | 0;
-    this.pullFrames = n;
-    const rateMs = this.rate / 1000;
+    const rateMs = this.rateMs;
     let buffered = this.writeEnd - this.readPos;
     if (buffered < 0) buffered = 0;
 
@@ -375,57 +380,66 @@ export class JitterBuffer {
     const a = dt > 0 ? 1 - Math.exp(-dt / LEVEL_TAU_MS) : this.levelMs === 0 ? 1 : 0;
     this.levelMs += a * (bufferedMs - this.levelMs);
 
+    if (this.started) this.dm.observe(nowMs, n / rateMs);
+    const target = this.dm.targetMs;
+    // Frames of this pull before playback (re)starts.
+    let lead = 0;
     if (!this.playing) {
-      if (this.started && bufferedMs >= this.target) {
-        this.playing = true;
-        // Stable time counts from the first playback.
-        if (this.lastUnderrunMs === -Infinity) this.lastUnderrunMs = nowMs;
-        this.windowStartMs = nowMs;
-        this.windowMinFrames = Infinity;
-        this.levelMs = bufferedMs;
-      } else {
-        // Rebuffering after an underrun: the concealment runs on (fading out), else silence.
-        if (this.concealAt >= 0 && this.concealWaveform) for (let o = 0; o < out.length; o += ch) this.concealed(out, o, 1, 0);
-        else out.fill(0);
-        return;
+      const wasPlayed = this.everPlayed;
+      lead = this.resume(nowMs, n, target);
+      if (lead < 0 || lead > 0) {
+        // Waiting (the whole pull, or up to the frame that is due): the concealment runs on (fading out), else silence.
+        const wait = lead < 0 ? n : lead;
+        if (this.concealWaveform) this.conceal.runOn(out, 0, wait);
+        else out.fill(0, 0, wait * ch);
+        if (wasPlayed) this.concealedFrames += wait;
+        if (lead < 0) return;
       }
-    }
-
-    this.adapt(nowMs, buffered);
-
-    // Far too much buffered (a burst after a stall): drop the oldest down to the target.
-    const targetFrames = Math.round(this.target * rateMs);
-    const excess = buffered - targetFrames;
-    if (excess > Math.max(targetFrames, 20 * rateMs)) {
-      this.readPos += excess;
-      this.droppedFrames += excess;
-      buffered = targetFrames;
-      this.levelMs = this.target;
-      this.slipAcc = 0;
-    } else {
-      // Steer the smoothed level to the target by single-frame slips.
-      const errMs = this.levelMs - this.target;
-      // Playback starts with target … target + one packet buffered, so that much above the target is no error.
-      const above = this.packetFrames / rateMs + 0.5;
-      let rate = 0;
-      if (errMs > above) rate = Math.min(this.maxSlip, (errMs - above) / SLIP_GAIN_MS);
-      else if (errMs < -0.5) rate = Math.max(-this.maxSlip, (errMs + 0.5) / SLIP_GAIN_MS);
-      this.slipAcc += rate * n;
     }
 
     let dropAt = -1;
     let repeatAt = -1;
-    if (this.slipAcc >= 1 && buffered > n) {
-      dropAt = n >> 1;
-      this.slipAcc -= 1;
-    } else if (this.slipAcc <= -1 && buffered >= n) {
-      repeatAt = n >> 1;
-      this.slipAcc += 1;
+    if (lead === 0) {
+      // Playout delay, and its distance from the middle of the band [target, target + BAND_MS].
+      const p = this.dm.playoutMs(nowMs, this.boxTimeOf(this.readPos));
+      this.playout = p;
+      const err = p - target - BAND_MS / 2;
+      if (!this.stretch.active && !this.conceal.active) {
+        const jump = Math.min(Math.floor(err * rateMs), buffered - n - this.stretch.spliceFrames);
+        if (err > Math.max(DROP_ABOVE_MS, target) && jump > 0) {
+          // Far too late (the clock moved, or a backlog after a long wait): the excess goes at once.
+          this.jump(jump);
+        } else if (Math.abs(err) > BAND_MS / 2 + STRETCH_BEYOND_MS && this.concealWaveform && --this.stretchWait <= 0) {
+          this.stretchWait = STRETCH_EVERY_PULLS;
+          if (this.stretchRest <= 0) this.tryStretch(err, buffered, n);
+        }
+        if (!this.stretch.active) {
+          // Slip single frames toward the middle of the band, all the time: a drifting clock then sits a little off
+          // the middle (0.4 ms at 200 ppm), inside the band, rather than at its edge.
+          let r = 0;
+          if (Math.abs(err) > SLIP_DEAD_MS) r = Math.max(-this.maxSlip, Math.min(this.maxSlip, err / SLIP_GAIN_MS));
+          this.slipAcc += r * n;
+          if (this.slipAcc >= 1 && buffered > n) {
+            dropAt = n >> 1;
+            this.slipAcc -= 1;
+          } else if (this.slipAcc <= -1 && buffered >= n) {
+            repeatAt = n >> 1;
+            this.slipAcc += 1;
+          }
+          if (r === 0) this.slipAcc = 0;
+        }
+      }
     }
 
     let src = this.readPos;
-    let o = 0;
-    for (let f = 0; f < n; f++) {
+    let o = lead * ch;
+    for (let f = lead; f < n; f++) {
+      if (this.stretch.active) {
+        this.stretch.frame(out, o);
+        o += ch;
+        if (!this.stretch.active) src = this.stretch.next;
+        continue;
+      }
       if (f === dropAt) {
         src++;
         this.slipFrames++;
@@ -445,177 +459,131 @@ export class JitterBuffer {
       src++;
     }
     this.readPos = src;
+    this.stretchRest -= n;
     if (o < n * ch) {
-      // Ran dry: the rest concealed (a repeat fading out) or silent, a larger target, and wait until it is buffered.
-      this.concealedFrames += n - o / ch;
-      if (this.concealWaveform) {
-        if (this.concealAt < 0 || this.mergeLeft > 0) this.startConceal(src);
-        for (; o < n * ch; o += ch) this.concealed(out, o, 1, 0);
-      } else out.fill(0, o);
+      // Ran dry: the rest concealed (a repeat fading out) or silent; wait until playback can resume at the target.
+      const rest = n - o / ch;
+      this.concealedFrames += rest;
+      if (this.concealWaveform) this.conceal.dry(src, out, o, rest);
+      else out.fill(0, o);
       this.underruns++;
-      this.lastUnderrunMs = nowMs;
-      this.target = Math.min(this.maxMs, this.target + Math.max(2 * (this.packetFrames / rateMs), GROW_MIN_MS));
       this.playing = false;
       this.slipAcc = 0;
       if (this.writeEnd < this.readPos) this.writeEnd = this.readPos;
     }
   }
 
+  /**
+   * Not playing: starts (or resumes after an underrun) where the frame at the playback position is due, that is
+   * where its playout delay reaches the target: within this pull (returns how many frames of it come first), or
+   * at once, skipping the audio that is later than that (returns 0). Returns -1 while nothing is due yet.
+   */
+  private resume(nowMs: number, n: number, target: number): number {
+    if (!this.started || this.writeEnd <= this.readPos || this.dm.floorMs !== this.dm.floorMs) return -1;
+    const want = target + BAND_MS / 2;
+    // The position whose playout delay is `want` at the start of this pull.
+    const due = this.lastSeqPos + this.packetFrames - (this.dm.newestBoxEndMs - (nowMs - this.dm.floorMs - want)) * this.rateMs;
+    // Keep a pull and half a packet ahead, even when the newest packet is late against the floor.
+    const extra = Math.ceil(RESUME_EXTRA_PACKET * this.packetFrames);
+    let lead = 0;
+    // A millionth of a frame is rounding, not a frame to wait for.
+    if (due < this.readPos - 1e-6) {
+      lead = Math.ceil(this.readPos - due - 1e-6);
+      if (lead >= n || this.writeEnd - this.readPos < n - lead + extra) return -1;
+    } else {
+      const to = Math.min(Math.round(due), this.writeEnd - n - extra);
+      if (to < this.readPos) return -1;
+      if (to > this.readPos) {
+        this.late += Math.floor((to - this.readPos) / this.packetFrames);
+        this.droppedFrames += to - this.readPos;
+        this.readPos = to;
+      }
+    }
+    this.playing = true;
+    this.everPlayed = true;
+    this.slipAcc = 0;
+    this.stretch.active = false;
+    this.stretchRest = 0;
+    return lead;
+  }
+
+  /** Tries one splice toward the target: skip ahead when P is above it, play a period again when below. */
+  private tryStretch(err: number, buffered: number, n: number): void {
+    const sign: 1 | -1 = err > 0 ? 1 : -1;
+    const st = this.stretch;
+    const at = this.readPos;
+    // Remove or add at most the error (plus half the band), and never more than is buffered or kept behind.
+    let lagMax = Math.floor((Math.abs(err) + BAND_MS / 2) * this.rateMs);
+    if (sign > 0) lagMax = Math.min(lagMax, buffered - n - st.spliceFrames);
+    else lagMax = Math.min(lagMax, at, buffered >= st.spliceFrames ? st.lagMax : 0);
+    if (lagMax < st.lagMin) return;
+    if (this.holesIn(sign > 0 ? at : at - lagMax, sign > 0 ? at + lagMax + st.spliceFrames : at + st.spliceFrames)) return;
+    // The further off, the less perfect a match it takes.
+    const off = Math.abs(err);
+    const minScore = off > 10 ? 0.6 : off > 5 ? 0.75 : 0.9;
+    const lag = st.plan(at, sign, st.lagMin, lagMax, minScore);
+    if (lag === 0) return;
+    st.start(at, sign, lag);
+    this.stretches++;
+    if (sign > 0) this.acceleratedFrames += lag;
+    else this.expandedFrames += lag;
+    this.stretchRest = Math.ceil(lag / MAX_STRETCH_RATE);
+  }
+
+  /** Skips `frames` at once: crossfaded over 2 ms (a plain jump in 'silence' mode). */
+  private jump(frames: number): void {
+    if (this.concealWaveform && !this.holesIn(this.readPos, this.readPos + frames + this.stretch.spliceFrames)) {
+      this.stretch.start(this.readPos, 1, frames);
+    } else this.readPos += frames;
+    this.droppedFrames += frames;
+  }
+
+  private holesIn(from: number, to: number): boolean {
+    for (let p = Math.max(0, from); p < to; p++) if (this.hole[p % this.cap] === 1) return true;
+    return false;
+  }
+
   /** Writes the frame at stream position `src` to out[o …]: received audio, a gap's concealment, or the two crossfaded. */
   private frameAt(src: number, out: Float32Array, o: number): void {
-    const ch = this.channels;
     const slot = src % this.cap;
-    const at = slot * ch;
-    if (this.hole[slot] === 1 && this.concealWaveform) {
-      if (this.concealAt < 0 || this.mergeLeft > 0) this.startConceal(src);
-      this.concealed(out, o, 1, 0);
+    const hole = this.hole[slot] === 1;
+    if (hole) {
+      if (this.wasReceived(src - 1)) this.concealedLosses++;
+      this.concealedFrames++;
+    }
+    if (this.concealWaveform) {
+      this.conceal.frame(src, hole, out, o);
       return;
     }
-    if (this.concealAt >= 0 && this.mergeLeft === 0) this.mergeLeft = this.mergeFrames;
-    if (this.mergeLeft === 0) {
-      for (let c = 0; c < ch; c++) out[o + c] = this.ring[at + c]!;
-      return;
-    }
-    // Raised cosine from the concealment (still running on) to the received audio.
-    const w = 0.5 - 0.5 * Math.cos((Math.PI * (this.mergeFrames - this.mergeLeft + 1)) / (this.mergeFrames + 1));
-    for (let c = 0; c < ch; c++) out[o + c] = this.ring[at + c]! * w;
-    this.concealed(out, o, 1 - w, 1);
-    if (--this.mergeLeft === 0) this.concealAt = -1;
+    const at = slot * this.channels;
+    for (let c = 0; c < this.channels; c++) out[o + c] = hole ? 0 : this.ring[at + c]!;
   }
 
-  /** Adds (add = 1) or writes (add = 0) the next concealment frame, times `scale`, at out[o …]. */
-  private concealed(out: Float32Array, o: number, scale: number, add: number): void {
-    const ch = this.channels;
-    const k = this.concealN++;
-    let g = 0;
-    if (this.concealLag > 0 && k < this.holdFrames + this.fadeFrames) {
-      g = k < this.holdFrames ? scale : scale * (0.5 + 0.5 * Math.cos((Math.PI * (k - this.holdFrames)) / this.fadeFrames));
-    }
-    const from = g === 0 ? 0 : ((this.concealAt - this.concealLag + (k % this.concealLag)) % this.cap) * ch;
-    for (let c = 0; c < ch; c++) out[o + c] = (add === 1 ? out[o + c]! : 0) + g * this.ring[from + c]!;
-  }
-
-  /**
-   * A gap begins at `h0`: picks the repetition period, the lag (lagMin-lagMax frames) whose stretch before it best
-   * matches the last matchFrames before the gap (cross-correlation over the candidate's energy, on channels 0 and 1
-   * summed, so the cost does not grow with the channel count). Every second lag on every second frame first, then
-   * the best ±2 at full resolution: about 40 000 multiply-adds per gap at 48 kHz. Allocates nothing.
-   */
-  private startConceal(h0: number): void {
-    this.concealAt = h0;
-    this.concealN = 0;
-    this.mergeLeft = 0;
-    const m = this.matchFrames;
-    // Only audio still in the ring behind the gap (and after the stream's start) can be repeated.
-    const lagMax = Math.min(this.lagMax, h0 - m, this.cap - m - 1);
-    if (lagMax < this.lagMin) {
-      this.concealLag = 0;
-      return;
-    }
-    const ch = this.channels;
-    const two = ch > 1 ? 1 : 0;
-    const hist = this.hist;
-    const len = lagMax + m;
-    for (let i = 0, p = h0 - len; i < len; i++, p++) {
-      const at = (p % this.cap) * ch;
-      hist[i] = this.ring[at]! + this.ring[at + two]!;
-    }
-    let best = this.lagMin;
-    let bestScore = -Infinity;
-    for (let lag = this.lagMin; lag <= lagMax; lag += 2) {
-      const score = this.matchScore(lagMax, lag, 2);
-      if (score > bestScore) {
-        bestScore = score;
-        best = lag;
-      }
-    }
-    const from = Math.max(this.lagMin, best - 2);
-    const to = Math.min(lagMax, best + 2);
-    bestScore = -Infinity;
-    for (let lag = from; lag <= to; lag++) {
-      const score = this.matchScore(lagMax, lag, 1);
-      if (score > bestScore) {
-        bestScore = score;
-        best = lag;
-      }
-    }
-    this.concealLag = best;
-  }
-
-  /** How well the stretch `lag` frames back matches the last matchFrames of hist (which ends at `end` + matchFrames). */
-  private matchScore(end: number, lag: number, step: number): number {
-    const hist = this.hist;
-    let xy = 0;
-    let yy = 0;
-    for (let i = 0; i < this.matchFrames; i += step) {
-      const y = hist[end - lag + i]!;
-      xy += hist[end + i]! * y;
-      yy += y * y;
-    }
-    return yy > 0 ? xy / Math.sqrt(yy) : 0;
-  }
-
-  /** Slow shrink: after `stableMs` without an underrun, lower the target while the buffer never ran near empty. */
-  private adapt(nowMs: number, buffered: number): void {
-    if (buffered < this.windowMinFrames) this.windowMinFrames = buffered;
-    if (nowMs - this.windowStartMs < this.shrinkWindowMs) return;
-    const rateMs = this.rate / 1000;
-    // How far the level dipped below its smoothed value: the jitter the target must cover. The target keeps the
-    // deepest dip of the last few windows, one pull and a margin; what it has beyond that it may give up, slowly.
-    this.dips[this.dipNext] = Math.max(0, this.levelMs - this.windowMinFrames / rateMs);
-    this.dipNext = (this.dipNext + 1) % DIP_WINDOWS;
-    let dip = 0;
-    for (let i = 0; i < DIP_WINDOWS; i++) if (this.dips[i]! > dip) dip = this.dips[i]!;
-    const spareMs = Math.min(this.levelMs, this.target) - dip - this.pullFrames / rateMs - SHRINK_MARGIN_MS;
-    if (nowMs - this.lastUnderrunMs >= this.stableMs && spareMs > 0 && this.target > this.minMs) {
-      this.target = Math.max(this.minMs, this.target - Math.min(this.shrinkStepMs, spareMs / 2));
-    }
-    this.windowStartMs = nowMs;
-    this.windowMinFrames = Infinity;
-  }
-
-  private resetDrift(): void {
-    this.driftCount = 0;
-    this.driftNext = 0;
-    this.driftBase = NaN;
-    this.winStart = NaN;
-    this.winMinY = Infinity;
-  }
-
-  private trackDrift(arrivalMs: number, boxTimeNs: bigint | number | undefined, pos: number): void {
-    // Box time in ms; without a timestamp, the stream position is the box's sample clock.
-    const box = boxTimeNs === undefined ? (pos * 1000) / this.rate : Number(boxTimeNs) / 1e6;
-    if (this.driftBase !== this.driftBase) {
-      this.driftBase = box;
-      this.winStart = arrivalMs;
-    }
-    const x = box - this.driftBase;
-    const y = arrivalMs - x;
-    if (y < this.winMinY) {
-      this.winMinY = y;
-      this.winMinX = x;
-    }
-    if (arrivalMs - this.winStart < DRIFT_WINDOW_MS) return;
-    this.driftX[this.driftNext] = this.winMinX;
-    this.driftY[this.driftNext] = this.winMinY;
-    this.driftNext = (this.driftNext + 1) % DRIFT_POINTS;
-    if (this.driftCount < DRIFT_POINTS) this.driftCount++;
-    this.winStart = arrivalMs;
-    this.winMinY = Infinity;
-    if (this.driftCount >= 4) this.drift = -slope(this.driftX, this.driftY, this.driftCount) * 1e6;
+  /** Whether stream position `pos` held received audio (a gap that follows it is a new loss). */
+  private wasReceived(pos: number): boolean {
+    return pos >= 0 && this.hole[pos % this.cap] === 0;
   }
 
   stats(): JitterBufferStats {
+    const frameMs = 1 / this.rateMs;
     return {
       latencyMs: this.levelMs,
-      targetMs: this.target,
+      targetMs: this.dm.targetMs,
+      playoutMs: this.playing ? this.playout : 0,
       underruns: this.underruns,
+      concealedLosses: this.concealedLosses,
+      audibleEvents: this.underruns + this.concealedLosses,
+      concealedMs: this.concealedFrames * frameMs,
       late: this.late,
       lost: this.lost,
       reordered: this.reordered,
-      driftPpm: this.drift,
+      recoveredLate: this.recoveredLate,
+      driftPpm: this.drift.ppm,
       bufferedFrames: Math.max(0, this.writeEnd - this.readPos),
       slipFrames: this.slipFrames,
+      stretches: this.stretches,
+      acceleratedMs: this.acceleratedFrames * frameMs,
+      expandedMs: this.expandedFrames * frameMs,
       droppedFrames: this.droppedFrames,
       concealedFrames: this.concealedFrames,
     };
@@ -625,24 +593,4 @@ export class JitterBuffer {
 function positive(name: string, v: number): number {
   if (!(v > 0) || !Number.isFinite(v)) throw new RangeError(`JitterBuffer ${name} is ${v}; allowed: a finite number above 0`);
   return v;
-}
-
-/** Least-squares slope of y over x for the first `n` points. */
-function slope(xs: Float64Array, ys: Float64Array, n: number): number {
-  let mx = 0;
-  let my = 0;
-  for (let i = 0; i < n; i++) {
-    mx += xs[i]!;
-    my += ys[i]!;
-  }
-  mx /= n;
-  my /= n;
-  let sxy = 0;
-  let sxx = 0;
-  for (let i = 0; i < n; i++) {
-    const dx = xs[i]! - mx;
-    sxy += dx * (ys[i]! - my);
-    sxx += dx * dx;
-  }
-  return sxx > 0 ? sxy / sxx : 0;
 }

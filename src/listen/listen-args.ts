@@ -30,10 +30,13 @@ a terminal, one plain line a second otherwise).
   --client-id ID     the stable id this listener says hello with
                      (default stagebox-listen-<hostname>)
   --token TOKEN      the box's admin token (for --mix)
-  --target-ms MS     jitter buffer target latency (default 10)
+  --target-ms MS     jitter buffer target until it has watched the link
+                     for 5 s (default 10); then it follows the link
   --conceal MODE     what --alsa plays for a lost packet or an underrun:
                      waveform (default: the audio before it repeated, fading
-                     out) or silence (hear every dropout as it is)
+                     out; the latency held by time-stretching) or silence
+                     (hear every dropout as it is; frame slips only, so every
+                     frame played is one the box sent)
   -h, --help         show this help and exit
 
 Exit codes: 0 done (or stopped with Ctrl-C), 1 connection or device failure,

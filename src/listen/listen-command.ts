@@ -229,7 +229,9 @@ class Listener {
       const now = performance.now();
       const due = Math.floor((((now - this.t0) * f.rate) / 1000 - this.pulled) / PULL_FRAMES);
       for (let i = 0; i < due; i++) {
-        this.client.pull(out, now);
+        // The audio clock of this pull (as an audio callback's), not the timer's: a tick that pulls two periods
+        // would otherwise show the jitter buffer the second one as due at once.
+        this.client.pull(out, this.t0 + (this.pulled * 1000) / f.rate);
         this.pulled += PULL_FRAMES;
         const stdin = this.aplay?.stdin;
         if (!stdin || !stdin.writable) continue;
@@ -249,10 +251,17 @@ class Listener {
     const secs = f ? this.receivedFrames / f.rate : 0;
     const fmt = (v: number | null | undefined, d = 1): string => (v === null || v === undefined ? '-' : v.toFixed(d));
     const total = j && s.networkLatencyMs !== null ? s.networkLatencyMs + j.latencyMs : null;
+    // Played minutes, for the rate of audible events (what a musician hears as dropouts).
+    const minutes = f ? (this.pulled / f.rate) / 60 : 0;
     return (
       `${secs.toFixed(1)} s  latency ${fmt(total)} ms (network ${fmt(s.networkLatencyMs)} + buffer ${fmt(j?.latencyMs)})` +
       `  target ${fmt(j?.targetMs)} ms  underruns ${j?.underruns ?? 0}  lost ${this.lostPackets}` +
       `  late ${j?.late ?? 0}  drift ${j ? `${j.driftPpm >= 0 ? '+' : ''}${j.driftPpm.toFixed(0)}` : '-'} ppm  rtt ${fmt(s.rttMs, 2)} ms` +
+      // Added by issue #12, after the fields scripts already read: concealed losses (the other audible event),
+      // concealed audio, packets recovered after their gap was seen, time-stretching both ways, events a minute.
+      `  losses ${j?.concealedLosses ?? 0}  concealed ${(j?.concealedMs ?? 0).toFixed(0)} ms  recovered ${j?.recoveredLate ?? 0}` +
+      `  accel ${(j?.acceleratedMs ?? 0).toFixed(1)} ms  expand ${(j?.expandedMs ?? 0).toFixed(1)} ms` +
+      `  events/min ${minutes > 0 ? ((j?.audibleEvents ?? 0) / minutes).toFixed(1) : '0.0'}` +
       (this.pipeDrops ? `  output drops ${this.pipeDrops}` : '')
     );
   }

@@ -121,7 +121,18 @@ describe('stagebox listen: progress and stopping', () => {
     assert.ok(!stdout.includes('\r'), 'no carriage returns when stdout is not a terminal');
     const progress = stdout.split('\n').filter((l) => /^\d+\.\d s {2}latency /.test(l));
     assert.ok(progress.length >= 2, stdout);
-    for (const l of progress) assert.match(l, /^\d+\.\d s {2}latency (-?\d+\.\d|-) ms \(network .* \+ buffer .*\) {2}target \d+\.\d ms {2}underruns \d+ {2}lost \d+ {2}late \d+ {2}drift [+-]?\d+ ppm {2}rtt .* ms/);
+    // Today's fields first, in their order (scripts read them), then issue #12's: losses, concealed, recovered, accel,
+    // expand, events/min.
+    for (const l of progress) {
+      assert.match(
+        l,
+        /^\d+\.\d s {2}latency (-?\d+\.\d|-) ms \(network .* \+ buffer .*\) {2}target \d+\.\d ms {2}underruns \d+ {2}lost \d+ {2}late \d+ {2}drift [+-]?\d+ ppm {2}rtt (\d+\.\d\d|-) ms {2}losses \d+ {2}concealed \d+ ms {2}recovered \d+ {2}accel \d+\.\d ms {2}expand \d+\.\d ms {2}events\/min \d+\.\d( {2}output drops \d+)?$/,
+      );
+      // events/min is underruns and losses over the minutes played.
+      const m = /underruns (\d+) .* losses (\d+) .* events\/min (\d+\.\d)/.exec(l)!;
+      if (Number(m[1]) + Number(m[2]) === 0) assert.equal(m[3], '0.0');
+      else assert.ok(Number(m[3]) > 0, l);
+    }
     const w = wavSamples(out);
     assert.ok(w.samples.length > 48000 * 2, `the WAV holds ${w.samples.length / 2} frames`);
     // The header's sizes match the file: it was finalised.
