@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient, describeSeqGaps, firstSeqGap, type BoxMessage } from '../helpers/stream-client';
 import { getStatus } from '../helpers/http-client';
+import { waitFor } from '../helpers/wait';
 
 /**
  * Whatever one client sends, the box answers that client only (an error
@@ -312,7 +313,7 @@ describe('connection limits', () => {
   let svc: ServiceProcess;
   let watcher: StreamClient;
   before(async () => {
-    svc = await startTestSignal({ helloTimeoutMs: 300, maxClients: 2 }, 'limits');
+    svc = await startTestSignal({ helloTimeoutMs: 300, maxClients: 3 }, 'limits');
     watcher = await openWatcher(svc, 'watcher-c');
   });
 
@@ -326,41 +327,47 @@ describe('connection limits', () => {
 
   test('a client that said hello is not closed by the hello timeout', async () => {
     const c = await StreamClient.open(svc.port, 'polite');
-    await new Promise((r) => setTimeout(r, 900));
+    // A client that connects after it and says nothing is closed by the timeout: by then the polite one has been
+    // connected longer than helloTimeoutMs too. Its pong, written after that sweep, shows it was left open.
+    const silent = await StreamClient.connect(svc.port, { label: 'silent-after-polite' });
+    assert.equal((await silent.waitForClose(5000)).code, 4001);
     await assertStillOpen(c, 1);
     c.close();
     await c.waitForClose(5000);
   });
 
-  test('with stream.maxClients 2 reached, the next client is closed with 1013 and the others stay', async () => {
+  test('with stream.maxClients 3 reached, the next client is closed with 1013 and the others stay', async () => {
     const from = watcher.packets.length;
     // The watcher is client 1.
     await waitClients(svc, 1);
     const second = await StreamClient.open(svc.port, 'second');
     await second.subscribe([3], 'pcm16');
-    const third = await StreamClient.connect(svc.port, { label: 'third' });
-    const close = await third.waitForClose(5000);
-    assert.equal(close.code, 1013, `third client close: ${JSON.stringify(close)}`);
+    const third = await StreamClient.open(svc.port, 'third');
+    const fourth = await StreamClient.connect(svc.port, { label: 'fourth' });
+    const close = await fourth.waitForClose(5000);
+    assert.equal(close.code, 1013, `fourth client close: ${JSON.stringify(close)}`);
     await second.waitForPackets(20, 5000);
     assert.equal(second.closeInfo, null);
+    await assertStillOpen(third, 3);
     await assertOthersUndisturbed(svc, watcher, from);
     // A place frees up: a new client is accepted again.
     second.close();
     await second.waitForClose(5000);
-    await waitClients(svc, 1);
-    const fourth = await StreamClient.open(svc.port, 'fourth');
-    await assertStillOpen(fourth, 4);
-    fourth.close();
+    await waitClients(svc, 2);
+    const fifth = await StreamClient.open(svc.port, 'fifth');
+    await assertStillOpen(fifth, 5);
+    fifth.close();
+    third.close();
   });
 });
 
 async function waitClients(svc: ServiceProcess, n: number): Promise<void> {
-  const deadline = Date.now() + 5000;
   let last = -1;
-  while (Date.now() < deadline) {
-    last = (await getStatus(svc.port)).clients.length;
-    if (last === n) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`expected ${n} client(s) in /api/status, saw ${last}`);
+  await waitFor(
+    async () => {
+      last = (await getStatus(svc.port)).clients.length;
+      return last === n;
+    },
+    { timeoutMs: 5000, what: `${n} client(s) in /api/status`, describe: () => `${last}` },
+  );
 }
