@@ -5,12 +5,13 @@
 import type { BenchCodec, ClientSpec } from './bench-ipc';
 import { BenchSession, WARMUP_MS, type Measurement } from './bench-session';
 import { runBoot } from './boot-scenario';
+import { runDeviceLoss } from './device-loss-scenario';
 import { runSoak } from './soak-scenario';
 import { distinctSubsets, firstChannels, rotation } from './channel-sets';
 import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, type LoadShape, type ReportLine } from './report';
 import { sleep, type StopInfo } from './service-process';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'library', 'soak'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'device-loss', 'library', 'soak'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
@@ -67,7 +68,7 @@ interface FixedLoad {
   poolSize?: number;
 }
 
-function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'soak'>): FixedLoad {
+function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'device-loss' | 'soak'>): FixedLoad {
   switch (name) {
     case 'seed':
       return { normal: specsFor(name, subsets(SEED_CLIENTS), 'pcm16'), stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'pcm16' } };
@@ -109,6 +110,7 @@ function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'soa
 export async function runScenario(name: ScenarioName, ctx: BenchContext): Promise<ReportLine> {
   if (name === 'ramp') return runRamp(name, (n) => subsets(n), ctx);
   if (name === 'boot') return runBoot(ctx);
+  if (name === 'device-loss') return runDeviceLoss(ctx);
   if (name === 'soak') return runSoak(ctx);
   if (name === 'shared') return runRamp(name, (n) => Array.from({ length: n }, () => firstChannels(SUBSET)), ctx);
   return runFixed(name, fixedLoad(name), ctx);
