@@ -97,18 +97,19 @@ describe('live feed', () => {
     assert.equal((s as unknown as { dashboard: { viewers: number } }).dashboard.viewers, 1);
     const n = levels(v).length;
     await waitFor(() => levels(v).length > n + 3, { timeoutMs: 2000, what: 'levels still arriving' });
+    // Its coming and going are in the recent events the dashboard shows. They come from a once-a-second look
+    // at the client list, so the musician stays until that look has seen it (a visit between two looks leaves
+    // no trace, by design).
+    let kinds: string[] = [];
+    const musicianEvents = async (kind: string): Promise<boolean> => {
+      const events = (await getStatus(svc.port)) as unknown as { events: { kind: string; fields: { id?: string } }[] };
+      kinds = events.events.filter((e) => e.fields.id === 'musician').map((e) => e.kind);
+      return kinds.includes(kind);
+    };
+    await waitFor(() => musicianEvents('client-joined'), { timeoutMs: 5000, what: 'client-joined of "musician" in status.events', describe: () => JSON.stringify(kinds) });
     c.close();
     await c.waitForClose();
-    // Its coming and going are in the recent events the dashboard shows.
-    let kinds: string[] = [];
-    await waitFor(
-      async () => {
-        const events = (await getStatus(svc.port)) as unknown as { events: { kind: string; fields: { id?: string } }[] };
-        kinds = events.events.filter((e) => e.fields.id === 'musician').map((e) => e.kind);
-        return kinds.includes('client-left');
-      },
-      { timeoutMs: 5000, what: 'client-left of "musician" in status.events', describe: () => JSON.stringify(kinds) },
-    );
+    await waitFor(() => musicianEvents('client-left'), { timeoutMs: 5000, what: 'client-left of "musician" in status.events', describe: () => JSON.stringify(kinds) });
     assert.deepEqual(kinds, ['client-joined', 'client-left']);
     v.ws.close();
     await v.closed;
