@@ -9,7 +9,7 @@ import type { ClientSpec } from './bench-ipc';
 import { rotation } from './channel-sets';
 import { ClientFleet } from './client-fleet';
 import { getJson } from './http-json';
-import { round, stopFields, type ReportLine } from './report';
+import { median, round, stopFields, type ReportLine } from './report';
 import { ServiceProcess, sleep, type StopInfo } from './service-process';
 import { parseStatus } from './service-status';
 
@@ -145,11 +145,6 @@ async function sampleRss(pid: number, ms: number): Promise<RssWindow> {
   const sorted = samples.map((s) => s.rssMb).sort((a, b) => a - b);
   const top = samples.reduce((a, b) => (b.rssMb > a.rssMb ? b : a));
   return { medianMb: median(sorted), maxMb: sorted[sorted.length - 1]!, anonMb: top.anonMb, fileMb: top.fileMb, threads: top.threads, samples: samples.length };
-}
-
-function median(sorted: number[]): number {
-  const m = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
 }
 
 /** One boot: spawn, wait for the first packet with a client that was already trying. */

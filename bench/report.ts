@@ -18,6 +18,12 @@ export function round(x: number | null, digits = 3): number | null {
   return Math.round(x * f) / f;
 }
 
+/** Median of an ascending list (at least one value). */
+export function median(sorted: readonly number[]): number {
+  const m = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
+}
+
 /**
  * The histogram reports a bucket's upper edge, which can exceed the largest
  * sample actually seen; clamping keeps p999 <= max in the report.

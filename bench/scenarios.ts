@@ -5,6 +5,7 @@
 import type { BenchCodec, ClientSpec } from './bench-ipc';
 import { BenchSession, WARMUP_MS, type Measurement } from './bench-session';
 import { runBoot } from './boot-scenario';
+import { runDeviceLoss } from './device-loss-scenario';
 import { runSoak } from './soak-scenario';
 import { distinctSubsets, firstChannels, rotation } from './channel-sets';
 import { personalMix } from './personal-mix';
@@ -12,7 +13,7 @@ import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, 
 import { sleep, type StopInfo } from './service-process';
 import { runWifi, WIFI_DEFAULT_SECONDS } from './wifi-scenario';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'library', 'soak', 'wifi'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'device-loss', 'library', 'soak', 'wifi'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
@@ -54,7 +55,7 @@ interface FixedLoad {
   poolSize?: number;
 }
 
-function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'soak' | 'wifi'>): FixedLoad {
+function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'device-loss' | 'soak' | 'wifi'>): FixedLoad {
   switch (name) {
     case 'seed':
       return { normal: specsFor(name, subsets(SEED_CLIENTS), 'pcm16'), stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'pcm16' } };
@@ -96,6 +97,7 @@ function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'soa
 export async function runScenario(name: ScenarioName, ctx: BenchContext): Promise<ReportLine> {
   if (name === 'ramp') return runRamp(name, (n) => subsets(n), ctx);
   if (name === 'boot') return runBoot(ctx);
+  if (name === 'device-loss') return runDeviceLoss(ctx);
   if (name === 'soak') return runSoak(ctx);
   if (name === 'wifi') return runWifi({ ...ctx, seconds: ctx.secondsGiven ? ctx.seconds : WIFI_DEFAULT_SECONDS });
   if (name === 'shared') return runRamp(name, (n) => Array.from({ length: n }, () => firstChannels(SUBSET)), ctx);

@@ -84,6 +84,8 @@ export interface ServiceOptions {
   realtime?: boolean;
   /** Keys merged over the bench's config sections (the soak plays a WAV: capture.wavFile; pool.inlineBudgetPct). */
   config?: { capture?: Record<string, unknown>; pool?: Record<string, unknown> };
+  /** Extra environment for the service (device-loss: ALSA_CONFIG_PATH naming its FIFO-fed device). */
+  env?: Record<string, string>;
   /** Run it in a network namespace of the harness (bench/net/net-harness.ts) instead of here. */
   netns?: ServiceNetns;
 }
@@ -247,7 +249,7 @@ function serviceEnv(opts: ServiceOptions): NodeJS.ProcessEnv {
     if (!k.startsWith('STAGEBOX_') || PASS_THROUGH_ENV.includes(k)) env[k] = v;
   }
   if (opts.poolSize !== undefined) env.STAGEBOX_POOL_SIZE = String(opts.poolSize);
-  return env;
+  return { ...env, ...opts.env };
 }
 
 /** Binds port 0 on loopback and releases it: a small race, retried by the caller's error. */

@@ -12,7 +12,7 @@ export interface StatusClient {
 }
 
 export interface ServiceStatus {
-  capture: { state: string; xruns: number; discardedPeriods: number; lastError: string | null };
+  capture: { state: string; xruns: number; discardedPeriods: number; lastError: string | null; reopenCount: number; stuckReaders: number };
   pool: {
     size: number;
     /** Absent from older services: null. */
@@ -65,6 +65,8 @@ export function parseStatus(json: unknown): ServiceStatus {
       xruns: optNum(capture, 'xruns'),
       discardedPeriods: optNum(capture, 'discardedPeriods'),
       lastError: typeof capture.lastError === 'string' ? capture.lastError : null,
+      reopenCount: optNum(capture, 'reopenCount'),
+      stuckReaders: optNum(capture, 'stuckReaders'),
     },
     pool: {
       size: num(pool, 'size', 'pool'),

@@ -4,8 +4,8 @@ import WebSocket from 'ws';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { removeFixtures, startOnFixture } from '../helpers/alsa-service';
 import { NotifySocket, type NotifyMessage } from '../helpers/notify-socket';
-import { getStatus, httpRequest } from '../helpers/http-client';
-import { sleep, waitFor, withTimeout } from '../helpers/wait';
+import { getStatus, httpRequest, type Status } from '../helpers/http-client';
+import { waitFor, withTimeout } from '../helpers/wait';
 
 /**
  * The systemd notify protocol, spoken for real: the service sends datagrams
@@ -31,7 +31,11 @@ async function openSocket(abstract = false): Promise<NotifySocket> {
 /** WATCHDOG_USEC for the tests: 1 s, so the service checks every 250 ms. */
 const WATCHDOG_USEC = '1000000';
 
-/** Index of the first message after which no WATCHDOG=1 came for `quietMs`; waits up to timeoutMs. */
+/**
+ * Waits until no WATCHDOG=1 came for `quietMs` (up to timeoutMs). Silence is the point here and it has no
+ * event of its own: the watchdog's checks send nothing while the verdict stays the same, so only time shows
+ * that the pings stopped (for longer than WATCHDOG_USEC: systemd would have acted).
+ */
 async function waitForPingsToStop(ns: NotifySocket, quietMs: number, timeoutMs: number): Promise<void> {
   await waitFor(
     () => {
@@ -74,7 +78,8 @@ describe('systemd notify protocol', () => {
     assert.deepEqual([st.systemd.notify, st.systemd.ready, st.systemd.watchdogMs, st.systemd.healthy], [true, true, 1000, true]);
     const stop = await svc.stop();
     assert.equal(stop.code, 0, svc.describe());
-    await sleep(100);
+    // The service has exited, so all it ever sent is queued on the socket: after the sync it is all here.
+    await ns.sync();
     const stopping = ns.messages.findIndex((m) => m.fields.STOPPING === '1');
     assert.ok(stopping > readyIdx, `STOPPING=1 after READY=1: ${JSON.stringify(ns.messages.map((m) => m.raw))}`);
     assert.deepEqual(ns.messages.slice(stopping + 1).map((m) => m.raw), [], 'nothing after STOPPING=1');
@@ -84,10 +89,14 @@ describe('systemd notify protocol', () => {
     const ns = await openSocket(true);
     const svc = await startService({ label: 'notify-abstract', env: { NOTIFY_SOCKET: ns.address }, config: { capture: { device: 'test-signal', channels: 2 } } });
     await ns.waitFor((m) => m.fields.READY === '1', 10000, 'READY=1 on the abstract socket');
-    // No WATCHDOG_USEC: no pings.
-    await sleep(600);
+    // No WATCHDOG_USEC: no watchdog. A watchdog pings the moment it starts (right after READY=1), so none
+    // between READY=1 and STOPPING=1, with everything the service sent in hand, means none was started.
+    const st = (await getStatus(svc.port)) as unknown as { systemd: { notify: boolean; watchdogMs: number | null; healthy: boolean | null } };
+    assert.deepEqual([st.systemd.notify, st.systemd.watchdogMs, st.systemd.healthy], [true, null, null]);
+    assert.equal((await svc.stop()).code, 0, svc.describe());
+    await ns.sync();
+    assert.ok(ns.messages.some((m) => m.fields.STOPPING === '1'), `STOPPING=1 on the abstract socket: ${JSON.stringify(ns.messages.map((m) => m.raw))}`);
     assert.deepEqual(ns.with('WATCHDOG'), []);
-    await svc.stop();
   });
 
   test('with a missing device READY=1 still comes (the box serves and retries), and the watchdog is fed while the retry loop turns', async () => {
@@ -100,8 +109,18 @@ describe('systemd notify protocol', () => {
     const ready = await ns.waitFor((m) => m.fields.READY === '1', 10000, 'READY=1');
     assert.match(ready.fields.STATUS!, /capture (no-device|error) on nosuchpcm/);
     const from = ns.messages.length;
-    await sleep(2500);
-    assert.ok(ns.with('WATCHDOG', from).length >= 5, `pings while waiting for the device: ${ns.with('WATCHDOG', from).length}`);
+    const before = await getStatus(svc.port);
+    // Pings keep coming while the retry loop turns (three more attempts) and the device stays missing.
+    let last: Status | undefined;
+    await waitFor(
+      async () => {
+        last = await getStatus(svc.port);
+        return ns.with('WATCHDOG', from).length >= 5 && last.capture.reopenCount >= before.capture.reopenCount + 3;
+      },
+      { timeoutMs: 15000, what: '5 WATCHDOG=1 pings and 3 more open attempts while the device is missing', describe: () => `${ns.with('WATCHDOG', from).length} pings; ${JSON.stringify(last?.capture)}` },
+    );
+    assert.ok(['no-device', 'error', 'retrying', 'starting'].includes(last!.capture.state), `still waiting for the device: ${JSON.stringify(last!.capture)}`);
+    assert.equal(ns.with('STATUS', from).find((m) => m.fields.STATUS!.startsWith('UNHEALTHY')), undefined, 'never unhealthy while retrying');
     await svc.stop();
   });
 
@@ -112,7 +131,9 @@ describe('systemd notify protocol', () => {
       channels: 2,
       periodFrames: 128,
       pcmName: 'sbwatchdog',
-      capture: { stallTimeoutMs: 200, retryInitialMs: 100, retryMaxMs: 200 },
+      // 500 ms, not less: the fixture's feeder runs in this process, and on a loaded machine it can fall a few
+      // hundred ms behind, which a shorter stall timeout takes for a lost device before READY=1.
+      capture: { stallTimeoutMs: 500, retryInitialMs: 100, retryMaxMs: 200 },
       env: { NOTIFY_SOCKET: ns.address, WATCHDOG_USEC },
     });
     const ready = await ns.waitFor((m) => m.fields.READY === '1', 10000, 'READY=1');

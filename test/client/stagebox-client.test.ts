@@ -266,8 +266,9 @@ describe('StageboxClient: choices made in a welcome listener', () => {
     });
     await c.connect();
     assert.ok(answered, 'the welcome listener ran');
+    // The library sends a choice only from its handlers (the welcome's, then the answer's), which have both run
+    // by the time the answer resolved: nothing is left that could send the mix again.
     await withTimeout(answered!, 5000, 'the mixing answer');
-    await new Promise((res) => setTimeout(res, 200));
     const mixes = sent.map((d) => JSON.parse(d) as { type: string }).filter((m) => m.type === 'mix');
     assert.equal(mixes.length, 1, `mix messages sent: ${JSON.stringify(mixes)}`);
     c.close();
@@ -424,10 +425,12 @@ describe('StageboxClient: reconnect', () => {
     }
   });
 
-  test('replaced by another connection with the same clientId (4010): an error, closed, no reconnect', async () => {
+  test('replaced by another connection with the same clientId (4010): an error, closed, no reconnect', async (t) => {
     const c = makeClient('lib-replaced', { reconnect: { initialMs: 50 } });
     const r = record(c);
     await c.connect();
+    // From here the library's timeouts are mocked: any reconnect it scheduled would be in the mock's queue.
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const other = await StreamClient.open(svc.port, 'lib-replaced');
     await waitFor(() => r.states.some((s) => s.state === 'closed'), { timeoutMs: 5000, what: 'closed' });
     const closed = r.states.find((s) => s.state === 'closed')!;
@@ -435,7 +438,8 @@ describe('StageboxClient: reconnect', () => {
     assert.equal(closed.retryInMs, null);
     const e = r.errors.find((x) => x.code === 'closed');
     assert.match(e?.message ?? '', /closed the connection with 4010: another connection with the same clientId took over; not reconnecting/);
-    await new Promise((res) => setTimeout(res, 300));
+    // Runs out every timeout scheduled since: a reconnect would start (state "connecting") right here.
+    t.mock.timers.runAll();
     assert.equal(r.states.filter((s) => s.state === 'connecting').length, 1, 'no second attempt');
     other.ws.close();
   });

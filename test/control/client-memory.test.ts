@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
@@ -8,6 +8,7 @@ import { StreamClient } from '../helpers/stream-client';
 import { getStatus } from '../helpers/http-client';
 import { waitFor } from '../helpers/wait';
 import { FLAG_MIX } from '../../src/protocol';
+import { decodeState } from '../../src/state/state-store';
 
 /**
  * "RF mode": a client's channels or mix come back when the same clientId says
@@ -94,7 +95,8 @@ describe('client state restored on reconnect', () => {
   });
 
   test('a fader move still in the 50 ms coalescing window when the phone drops is the mix restored on its next hello', async () => {
-    const svc = await start('memory-coalesced-drop', newStateDir());
+    const dir = newStateDir();
+    const svc = await start('memory-coalesced-drop', dir);
     const a = await StreamClient.open(svc.port, 'phone-dora');
     const mix = (gainDb: number): object => ({ type: 'mix', codec: 'pcm16', output: 'mono', channels: [{ ch: 1, gainDb }] });
     // The first is applied at once; the second waits for the window, and the close frame right behind it on the
@@ -103,7 +105,18 @@ describe('client state restored on reconnect', () => {
     a.send(mix(-6));
     a.close();
     await a.waitForClose();
-    await new Promise((r) => setTimeout(r, 150));
+    // When the window ends the box keeps the pending move for the phone that left; its state file shows it.
+    // (A hello before then would find a connection-less pending mix and, rightly, not let it override.)
+    let saved: unknown;
+    await waitFor(
+      () => {
+        const file = path.join(dir, 'state.json');
+        const decoded = existsSync(file) ? decodeState(readFileSync(file)) : null;
+        saved = decoded?.ok ? decoded.doc.clients['phone-dora']?.mix?.channels['1']?.gainDb : decoded;
+        return saved === -6;
+      },
+      { timeoutMs: 5000, what: 'the coalesced move (-6 dB) saved for phone-dora', describe: () => JSON.stringify(saved) },
+    );
     const b = await StreamClient.open(svc.port, 'phone-dora');
     const restored = await b.waitForMessage('mixing');
     assert.equal(restored.restored, true);

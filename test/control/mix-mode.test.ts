@@ -136,8 +136,13 @@ describe('personal mix mode', () => {
     const from = c.messages.length;
     // 60 moves at once (within the rate limit's burst), ending at -10 dB.
     for (let i = 0; i <= 60; i++) c.send({ type: 'mix', channels: [{ ch: 6, gainDb: -i / 6, pan: -1 }] });
-    await waitFor(() => c.messages.slice(from).filter((m) => m.type === 'mixing').length >= 1, { timeoutMs: 3000, what: 'the coalesced mix applied' });
-    await new Promise((r) => setTimeout(r, 200));
+    // The last move's answer is the last answer there can be: every move before it has been applied or merged.
+    const gainOf = (m: { [k: string]: unknown }): number | undefined => (m.mix as { channels?: { gainDb?: number }[] } | undefined)?.channels?.[0]?.gainDb;
+    await waitFor(() => c.messages.slice(from).some((m) => m.type === 'mixing' && gainOf(m) === -10), {
+      timeoutMs: 3000,
+      what: 'the last move (-10 dB) applied',
+      describe: () => JSON.stringify(c.messages.slice(from).filter((m) => m.type === 'mixing').map(gainOf)),
+    });
     const applied = c.messages.slice(from).filter((m) => m.type === 'mixing').length;
     assert.ok(applied <= 3, `${applied} of 61 moves applied separately; expected them coalesced`);
     assert.equal(c.messages.slice(from).filter((m) => m.type === 'error').length, 0);

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { Bonjour, type Browser, type Service } from 'bonjour-service';
 import type { MdnsRecord } from '../../src/discovery/mdns-transport';
+import { waitFor } from './wait';
 
 export interface SeenPacket {
   type: 'query' | 'response';
@@ -13,6 +14,11 @@ interface MulticastDns extends EventEmitter {
   query(q: { questions: { name: string; type: string }[] }, cb?: (err: Error | null) => void): void;
   respond(res: { answers: MdnsRecord[] }, cb?: (err: Error | null) => void): void;
 }
+
+/** A browse or query is sent again this often while no matching answer came (one packet can be lost), ms. */
+const REASK_MS = 500;
+/** How often what was heard is looked at, ms: an answer is taken as soon as it is there. */
+const CHECK_MS = 25;
 
 /**
  * A phone's view of the stage network: a separate bonjour-service instance
@@ -47,39 +53,54 @@ export class MdnsBrowser {
   }
 
   /**
-   * Browses `type`, asking again every 500 ms (a single query can be lost),
+   * Browses `type`, asking again every REASK_MS (a single query can be lost),
    * until `pred` holds for the services found; rejects after `timeoutMs`
    * with what was found.
    */
   async waitForServices(type: string, pred: (found: Service[]) => boolean, timeoutMs: number, what: string): Promise<Service[]> {
     const b = this.browse(type);
-    const t0 = Date.now();
+    let askedAt = performance.now();
     try {
-      while (Date.now() - t0 < timeoutMs) {
-        if (pred(b.services)) return [...b.services];
-        b.update();
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      throw new Error(`mDNS browse _${type}._tcp: ${what} not seen within ${timeoutMs} ms; found: ${JSON.stringify(b.services.map(describe))}; errors: ${this.errors.join('; ')}`);
+      return await waitFor(
+        () => {
+          if (pred(b.services)) return [...b.services];
+          if (performance.now() - askedAt >= REASK_MS) {
+            b.update();
+            askedAt = performance.now();
+          }
+          return undefined;
+        },
+        {
+          timeoutMs,
+          intervalMs: CHECK_MS,
+          what: `mDNS browse _${type}._tcp: ${what}`,
+          describe: () => `found: ${JSON.stringify(b.services.map(describe))}; errors: ${this.errors.join('; ')}`,
+        },
+      );
     } finally {
       b.stop();
     }
   }
 
-  /** Asks for `type` records of `name` until an answer arrives (every 500 ms, bounded); resolves with the answers. */
-  async query(name: string, type: string, timeoutMs: number, pred: (answers: MdnsRecord[]) => boolean = (a) => a.length > 0): Promise<MdnsRecord[]> {
-    const t0 = Date.now();
-    while (Date.now() - t0 < timeoutMs) {
-      const from = this.packets.length;
-      this.mdns.query({ questions: [{ name, type }] });
-      await new Promise((r) => setTimeout(r, 500));
-      for (const p of this.packets.slice(from)) {
-        if (p.type !== 'response') continue;
-        const answers = p.answers.filter((r) => r.name.toLowerCase() === name.toLowerCase() && r.type === type);
-        if (pred(answers)) return answers;
-      }
-    }
-    throw new Error(`mDNS query ${type} ${name}: no matching answer within ${timeoutMs} ms; errors: ${this.errors.join('; ')}`);
+  /** Asks for `type` records of `name` (again every REASK_MS) until a matching answer arrives; resolves with the answers. */
+  query(name: string, type: string, timeoutMs: number, pred: (answers: MdnsRecord[]) => boolean = (a) => a.length > 0): Promise<MdnsRecord[]> {
+    const from = this.packets.length;
+    let askedAt = -Infinity;
+    return waitFor(
+      () => {
+        for (const p of this.packets.slice(from)) {
+          if (p.type !== 'response') continue;
+          const answers = p.answers.filter((r) => r.name.toLowerCase() === name.toLowerCase() && r.type === type);
+          if (pred(answers)) return answers;
+        }
+        if (performance.now() - askedAt >= REASK_MS) {
+          this.mdns.query({ questions: [{ name, type }] });
+          askedAt = performance.now();
+        }
+        return undefined;
+      },
+      { timeoutMs, intervalMs: CHECK_MS, what: `mDNS query ${type} ${name}: a matching answer`, describe: () => `errors: ${this.errors.join('; ')}` },
+    );
   }
 
   /**

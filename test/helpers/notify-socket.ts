@@ -12,16 +12,35 @@ export interface NotifyMessage {
 }
 
 // Python's socket module has AF_UNIX datagram sockets (Node's dgram has not);
-// python3 is in the Makefile's APT_PACKAGES. One JSON line per datagram.
+// python3 is in the Makefile's APT_PACKAGES. One JSON line per datagram. A line
+// "<n>" on stdin asks for a sync: everything already queued on the socket is
+// read (without blocking), then {"synced": n} is printed.
 const RECEIVER = `
-import json, socket, sys
+import json, os, select, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 name = sys.argv[1]
 s.bind('\\0' + name[1:] if name.startswith('@') else name)
 print(json.dumps({"bound": True}), flush=True)
-while True:
-    d = s.recv(65536)
+pending = b''
+def emit(d):
     print(json.dumps({"msg": d.decode('utf-8', 'replace')}), flush=True)
+while True:
+    r, _, _ = select.select([s, 0], [], [])
+    if s in r:
+        emit(s.recv(65536))
+    if 0 in r:
+        chunk = os.read(0, 4096)
+        if not chunk:
+            break
+        pending += chunk
+        while b'\\n' in pending:
+            line, pending = pending.split(b'\\n', 1)
+            while True:
+                try:
+                    emit(s.recv(65536, socket.MSG_DONTWAIT))
+                except BlockingIOError:
+                    break
+            print(json.dumps({"synced": int(line)}), flush=True)
 `;
 
 /**
@@ -31,6 +50,8 @@ while True:
  */
 export class NotifySocket {
   readonly messages: NotifyMessage[] = [];
+  private syncs = 0;
+  private readonly syncWaiters = new Map<number, () => void>();
   private readonly waiters: { pred: (m: NotifyMessage) => boolean; resolve: (m: NotifyMessage) => void }[] = [];
   private constructor(
     readonly address: string,
@@ -47,7 +68,7 @@ export class NotifySocket {
       dir = mkdtempSync(path.join(os.tmpdir(), 'stagebox-notify-'));
       address = path.join(dir, 'notify');
     }
-    const proc = spawn('python3', ['-c', RECEIVER, address], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn('python3', ['-c', RECEIVER, address], { stdio: ['pipe', 'pipe', 'pipe'] });
     const sock = new NotifySocket(address, proc, dir);
     let stderr = '';
     proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
@@ -58,10 +79,11 @@ export class NotifySocket {
         buf += chunk;
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = JSON.parse(buf.slice(0, nl)) as { bound?: boolean; msg?: string };
+          const line = JSON.parse(buf.slice(0, nl)) as { bound?: boolean; msg?: string; synced?: number };
           buf = buf.slice(nl + 1);
           if (line.bound) resolve();
           else if (line.msg !== undefined) sock.push(line.msg);
+          else if (line.synced !== undefined) sock.synced(line.synced);
         }
       });
     });
@@ -98,6 +120,24 @@ export class NotifySocket {
       const i = this.waiters.indexOf(w);
       if (i >= 0) this.waiters.splice(i, 1);
     });
+  }
+
+  /**
+   * Resolves once every datagram sent to the socket before this call is in
+   * `messages`: the receiver drains what the kernel has queued, then answers.
+   * A sender's sendto() has queued its datagram by the time it returns, so
+   * after a service has exited (or after anything it was seen to do),
+   * sync() makes "nothing more came" a fact instead of a wait.
+   */
+  sync(timeoutMs = 5000): Promise<void> {
+    const n = ++this.syncs;
+    const done = new Promise<void>((resolve) => this.syncWaiters.set(n, resolve));
+    this.proc.stdin!.write(`${n}\n`);
+    return withTimeout(done, timeoutMs, `notify receiver to drain its socket (sync ${n})`).finally(() => this.syncWaiters.delete(n));
+  }
+
+  private synced(n: number): void {
+    this.syncWaiters.get(n)?.();
   }
 
   /** Messages carrying field `key`, from index `from`. */

@@ -1,19 +1,27 @@
 /**
  * Bounded waiting. Every wait in these tests ends: either the condition holds
  * or the test fails with a message saying what was awaited.
+ *
+ * The timers and the clock are taken when this module loads, so these waits
+ * keep running on real time while a test drives its code under node:test's
+ * mock timers (which replace the global setTimeout and Date, not
+ * performance.now()).
  */
+const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
+const now = (): number => performance.now();
 
 export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => realSetTimeout(resolve, ms));
 }
 
 /** Resolves with `p`, or rejects after `ms` with "timed out after ms: what". */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    timer = realSetTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([p, timeout]).finally(() => realClearTimeout(timer));
 }
 
 /**
@@ -25,7 +33,7 @@ export async function waitFor<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
   opts: { timeoutMs: number; what: string; intervalMs?: number; describe?: () => string },
 ): Promise<T> {
-  const deadline = Date.now() + opts.timeoutMs;
+  const deadline = now() + opts.timeoutMs;
   let lastErr: unknown;
   for (;;) {
     try {
@@ -35,7 +43,7 @@ export async function waitFor<T>(
     } catch (err) {
       lastErr = err;
     }
-    if (Date.now() >= deadline) {
+    if (now() >= deadline) {
       const extra = opts.describe ? `; last state: ${opts.describe()}` : '';
       const errText = lastErr ? `; last error: ${(lastErr as Error).message}` : '';
       throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${extra}${errText}`);

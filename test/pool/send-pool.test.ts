@@ -5,15 +5,29 @@ import { SendPool } from '../../src/pool/send-pool';
 import { parsePacket } from '../../src/protocol';
 import { FanOut } from '../../src/transport/fan-out';
 import { resolvePoolSize } from '../../src/pool/pool-size';
+import { waitFor, withTimeout } from '../helpers/wait';
 
 /** Collects the packets a sink receives, unframing the WebSocket header. */
 class Collector implements PacketSink {
   packets: ReturnType<typeof parsePacket>[] = [];
+  private waiter: { n: number; resolve: () => void } | null = null;
   pushPacket(frame: Buffer): void {
     const len = frame[1]! & 0x7f;
     const hdr = len < 126 ? 2 : len === 126 ? 4 : 10;
     this.packets.push(parsePacket(Buffer.from(frame.subarray(hdr))));
+    if (this.waiter && this.packets.length >= this.waiter.n) this.waiter.resolve();
   }
+  /** Resolves once `n` packets have arrived (bounded). */
+  received(n: number, timeoutMs = 10_000): Promise<void> {
+    if (this.packets.length >= n) return Promise.resolve();
+    const arrived = new Promise<void>((resolve) => (this.waiter = { n, resolve }));
+    return withTimeout(arrived, timeoutMs, `${n} packets (have ${this.packets.length})`).finally(() => (this.waiter = null));
+  }
+}
+
+/** Resolves once every dispatched period has been released to its sinks (the pool holds none). */
+function drained(pool: SendPool): Promise<unknown> {
+  return waitFor(() => pool.snapshot().pending === 0, { timeoutMs: 10_000, intervalMs: 5, what: 'the pool to release every period' });
 }
 
 function fillPeriod(pool: SendPool, seq: number, channels: number, frames: number): void {
@@ -34,8 +48,7 @@ async function runPeriods(inlineBudgetPct: number, size: number): Promise<Collec
     fillPeriod(pool, seq, 8, 32);
     pool.dispatch(seq, performance.now());
   }
-  const deadline = Date.now() + 10_000;
-  while (sinks.some((s) => s.packets.length < 20) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  await Promise.all(sinks.map((s) => s.received(20)));
   await pool.stop();
   return sinks;
 }
@@ -118,13 +131,12 @@ async function runMixes(size: number, inlineBudgetPct: number, periods: number, 
     pool.dispatch(seq, performance.now());
     if (awaitEach) {
       // The pcm mixes' packet of this period has arrived, so the opus mix's render has too (one mix part per period).
-      const deadline = Date.now() + 10_000;
-      while (sinks.slice(0, 2).some((s) => s.packets.length < seq + 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+      await Promise.all(sinks.slice(0, 2).map((s) => s.received(seq + 1)));
     }
   }
-  const deadline = Date.now() + 10_000;
-  while (sinks.slice(0, 2).some((s) => s.packets.length < periods) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, 50));
+  await Promise.all(sinks.slice(0, 2).map((s) => s.received(periods)));
+  // The Opus mix sends a packet per full Opus frame, not per period: its last ones are in once the pool holds nothing.
+  await drained(pool);
   const stats = pool.snapshot();
   await pool.stop();
   return { sinks, stats };

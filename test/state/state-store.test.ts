@@ -1,14 +1,14 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { StateDirError, StateStore, StateUpdateError, encodeState } from '../../src/state/state-store';
 import { emptyState, type ClientState, type MixJson, type StateDoc } from '../../src/state/state-schema';
+import { sleep, withTimeout } from '../helpers/wait';
 
 const fixture = path.resolve(__dirname, '../fixtures/state-writer.js');
 
@@ -43,12 +43,6 @@ function sampleDoc(): StateDoc {
   doc.channels['3'] = { name: 'Keys L', link: 4 };
   doc.clients['phone-a'] = client('Anna (bass)', '2024-05-01T19:59:00.000Z');
   return doc;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function loaded(dir: string, opts: { maxClients?: number; debounceMs?: number } = {}) {
@@ -109,6 +103,8 @@ test('after SIGKILL at random moments of a tight write loop the last complete st
       child.on('exit', (code) => reject(new Error(`state-writer exited early (code ${code}): ${err}`)));
     });
     await withTimeout(firstLine, 15_000, 'state-writer printed nothing in 15 s');
+    // The kill lands at a random moment of the write loop: the random delay is this test's input, not a wait
+    // for something to happen (whatever the moment, the last complete state must be on disk).
     const delay = 50 + Math.floor(Math.random() * 251);
     await sleep(delay);
     child.kill('SIGKILL');
@@ -245,18 +241,52 @@ test('with maxClients 3 and 5 clients the 2 seen longest ago are forgotten', asy
   assert.deepEqual(Object.keys((await loaded(dir)).doc.clients).sort(), ['d', 'e'], 'and that is persisted');
 });
 
-test('100 updates within the debounce window cause at most 2 writes, and the last value is on disk', async () => {
+/** Counts the store's disk writes as they start (the `writes` figure only counts completed ones). */
+function writeStarts(t: TestContext, store: StateStore): { callCount(): number } {
+  return t.mock.method((store as unknown as { disk: { writeAtomic(text: string): Promise<void> } }).disk, 'writeAtomic').mock;
+}
+
+test('100 updates within the debounce window cause one write, debounceMs after the first, with the last value (mocked clock)', async (t) => {
   const dir = tempDir();
   const { store } = await loaded(dir, { debounceMs: 200 });
+  const started = writeStarts(t, store);
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   for (let i = 1; i <= 100; i++) {
     store.update((s) => void (s.channels['1'] = { name: `take ${i}` }));
-    await new Promise((r) => setImmediate(r));
+    t.mock.timers.tick(1);
   }
-  assert.equal(store.writes, 0, 'nothing is written before the debounce delay');
-  await sleep(600);
-  assert.ok(store.writes >= 1 && store.writes <= 2, `writes: ${store.writes}`);
+  t.mock.timers.tick(99);
+  assert.equal(started.callCount(), 0, 'nothing is written before the debounce delay (199 ms)');
+  t.mock.timers.tick(1);
+  assert.equal(started.callCount(), 1, 'the write starts debounceMs after the first update');
+  await store.flush();
+  assert.equal(store.writes, 1);
   assert.equal((await loaded(dir)).doc.channels['1']?.name, 'take 100');
   await store.stop();
+  assert.equal(started.callCount(), 1, 'nothing was left to write');
+});
+
+test('a change late in the window does not push the write back: someone riding a fader is still saved every debounceMs (mocked clock)', async (t) => {
+  const dir = tempDir();
+  const { store } = await loaded(dir, { debounceMs: 200 });
+  const started = writeStarts(t, store);
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  store.update((s) => void (s.channels['1'] = { name: 'early' }));
+  t.mock.timers.tick(150);
+  store.update((s) => void (s.channels['2'] = { name: 'late' }));
+  t.mock.timers.tick(50);
+  assert.equal(started.callCount(), 1, 'written 200 ms after the first change, not 200 ms after the last');
+  await store.flush();
+  const doc = (await loaded(dir)).doc;
+  assert.deepEqual([doc.channels['1']?.name, doc.channels['2']?.name], ['early', 'late']);
+  // The next change starts a new window of its own.
+  store.update((s) => void (s.channels['1'] = { name: 'next' }));
+  t.mock.timers.tick(199);
+  assert.equal(started.callCount(), 1);
+  t.mock.timers.tick(1);
+  assert.equal(started.callCount(), 2);
+  await store.stop();
+  assert.equal((await loaded(dir)).doc.channels['1']?.name, 'next');
 });
 
 test('a change made while a write is in flight is written by one more write', async () => {

@@ -4,6 +4,7 @@ import { startService, stopAllServices, type ServiceProcess } from '../helpers/s
 import { StreamClient, describeSeqGaps, firstSeqGap, type BoxMessage } from '../helpers/stream-client';
 import { getStatus } from '../helpers/http-client';
 import { OPCODE, RawWsClient } from '../helpers/raw-ws';
+import { waitFor } from '../helpers/wait';
 
 /**
  * Whatever one client sends, the box answers that client only (an error
@@ -378,7 +379,7 @@ describe('connection limits', () => {
   let svc: ServiceProcess;
   let watcher: StreamClient;
   before(async () => {
-    svc = await startTestSignal({ helloTimeoutMs: 300, maxClients: 2 }, 'limits');
+    svc = await startTestSignal({ helloTimeoutMs: 300, maxClients: 3 }, 'limits');
     watcher = await openWatcher(svc, 'watcher-c');
   });
 
@@ -392,34 +393,40 @@ describe('connection limits', () => {
 
   test('a client that said hello is not closed by the hello timeout', async () => {
     const c = await StreamClient.open(svc.port, 'polite');
-    await new Promise((r) => setTimeout(r, 900));
+    // A client that connects after it and says nothing is closed by the timeout: by then the polite one has been
+    // connected longer than helloTimeoutMs too. Its pong, written after that sweep, shows it was left open.
+    const silent = await StreamClient.connect(svc.port, { label: 'silent-after-polite' });
+    assert.equal((await silent.waitForClose(5000)).code, 4001);
     await assertStillOpen(c, 1);
     c.close();
     await c.waitForClose(5000);
   });
 
-  test('with stream.maxClients 2 reached, the next hello is answered by close 1013 and the others stay', async () => {
+  test('with stream.maxClients 3 reached, the next hello is answered by close 1013 and the others stay', async () => {
     const from = watcher.packets.length;
     // The watcher is client 1.
     await waitClients(svc, 1);
     const second = await StreamClient.open(svc.port, 'second');
     await second.subscribe([3], 'pcm16');
+    const third = await StreamClient.open(svc.port, 'third');
     // Connecting is not refused (a connection without hello does not count); the hello is.
-    const third = await StreamClient.connect(svc.port, { label: 'third' });
-    third.send({ type: 'hello', protocol: 1, clientId: 'third' });
-    const close = await third.waitForClose(5000);
-    assert.deepEqual(close, { code: 1013, reason: 'server full: 2 clients' });
-    assert.ok(!third.messages.some((m) => m.type === 'welcome'), `no welcome for a refused hello: ${third.summary()}`);
+    const fourth = await StreamClient.connect(svc.port, { label: 'fourth' });
+    fourth.send({ type: 'hello', protocol: 1, clientId: 'fourth' });
+    const close = await fourth.waitForClose(5000);
+    assert.deepEqual(close, { code: 1013, reason: 'server full: 3 clients' });
+    assert.ok(!fourth.messages.some((m) => m.type === 'welcome'), `no welcome for a refused hello: ${fourth.summary()}`);
     await second.waitForPackets(20, 5000);
     assert.equal(second.closeInfo, null);
+    await assertStillOpen(third, 3);
     await assertOthersUndisturbed(svc, watcher, from);
     // A place frees up: a new client is accepted again.
     second.close();
     await second.waitForClose(5000);
-    await waitClients(svc, 1);
-    const fourth = await StreamClient.open(svc.port, 'fourth');
-    await assertStillOpen(fourth, 4);
-    fourth.close();
+    await waitClients(svc, 2);
+    const fifth = await StreamClient.open(svc.port, 'fifth');
+    await assertStillOpen(fifth, 5);
+    fifth.close();
+    third.close();
   });
 
   test('with stream.maxClients reached, a hello with the clientId of a connected client is admitted and replaces it (4010)', async () => {
@@ -427,7 +434,8 @@ describe('connection limits', () => {
     await waitClients(svc, 1);
     const phone = await StreamClient.open(svc.port, 'phone');
     await phone.subscribe([2], 'pcm16');
-    // The box is full (watcher + phone); the phone comes back on a new connection before the old one is noticed dead.
+    const filler = await StreamClient.open(svc.port, 'filler');
+    // The box is full (watcher, phone, filler); the phone comes back on a new connection before the old one is noticed dead.
     const back = await StreamClient.open(svc.port, 'phone');
     assert.equal((await phone.waitForClose(5000)).code, 4010);
     const restored = await back.waitForMessage('subscribed', { pred: (m) => m.restored === true });
@@ -435,6 +443,7 @@ describe('connection limits', () => {
     await back.waitForPackets(20, 5000);
     await assertOthersUndisturbed(svc, watcher, from);
     back.close();
+    filler.close();
     await back.waitForClose(5000);
   });
 });
@@ -471,12 +480,12 @@ function pace(c: StreamClient, perSecond: number, ms: number): Promise<number> {
 }
 
 async function waitClients(svc: ServiceProcess, n: number): Promise<void> {
-  const deadline = Date.now() + 5000;
   let last = -1;
-  while (Date.now() < deadline) {
-    last = (await getStatus(svc.port)).clients.length;
-    if (last === n) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`expected ${n} client(s) in /api/status, saw ${last}`);
+  await waitFor(
+    async () => {
+      last = (await getStatus(svc.port)).clients.length;
+      return last === n;
+    },
+    { timeoutMs: 5000, what: `${n} client(s) in /api/status`, describe: () => `${last}` },
+  );
 }
