@@ -12,7 +12,7 @@ export interface CaptureFormat {
 export type CaptureState = 'starting' | 'running' | 'no-device' | 'retrying' | 'error' | 'stopped';
 
 export interface CaptureStatus {
-  kind: 'alsa' | 'test-signal' | 'wav';
+  kind: 'alsa' | 'test-signal' | 'wav' | 'take';
   state: CaptureState;
   device: string;
   format: CaptureFormat | null;
