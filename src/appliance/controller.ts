@@ -34,6 +34,13 @@ import { LevelMeter } from '../web/level-meter';
 import { LiveFeed } from '../web/live-feed';
 import { MdnsAdvertiser, discoveryOffStatus } from '../discovery/mdns-advertiser';
 import { PROTOCOL_VERSION } from '../engine/packet-format';
+import { RecordDrives } from '../recording/record-drives';
+import { Recorder } from '../recording/recorder';
+import { RecordingControl } from '../recording/recording-control';
+import type { RecordingEvent } from '../recording/recording-events';
+import { createRecordingRoutes } from '../recording/recording-routes';
+import { Soundcheck } from '../recording/soundcheck';
+import type { RecordingHealth } from '../health/health-snapshot';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
@@ -59,6 +66,10 @@ export class Controller {
   private reporter: MqttReporter | null = null;
   private live: LiveFeed | null = null;
   private discovery: MdnsAdvertiser | null = null;
+  private recorder!: Recorder;
+  private soundcheck!: Soundcheck;
+  /** The live source while a take plays instead (virtual soundcheck). */
+  private parkedLive: CaptureSource | null = null;
   /** The last service events (clients, capture, overload), for the dashboard and other reporters. */
   readonly events = new EventLog(50);
   private readonly usage = new ProcessUsage();
@@ -112,13 +123,16 @@ export class Controller {
       `send pool: ${poolSize} worker thread(s)`,
     );
     this.ingest = new PeriodIngest(this.pool);
+    const auth = new AdminAuth(cfg.admin);
+    const recording = this.createRecording();
 
     const api = createStatusRoutes(this);
+    const recordingRoutes = createRecordingRoutes(recording, auth);
     const dashboard = this.loadDashboard();
     const listen = this.loadListenPage();
     const listenQr = createListenQrRoute();
     const routes: http.RequestListener = (req, res) =>
-      (dashboard?.handle(req, res) ?? false) || (listen?.handle(req, res) ?? false) || listenQr(req, res) || api(req, res);
+      (dashboard?.handle(req, res) ?? false) || (listen?.handle(req, res) ?? false) || listenQr(req, res) || recordingRoutes(req, res) || api(req, res);
     this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, this.outputs, this.pool.serverLatency, routes, this.log);
     this.server.events = this.events;
     const ingest = this.ingest;
@@ -133,12 +147,13 @@ export class Controller {
       findClient: (id) => this.server.findClient(id),
       clients: () => this.server.clients,
       metadata: (this.metadata = new ChannelMetadata(this.store)),
-      auth: new AdminAuth(cfg.admin),
+      auth,
       close: (conn, code, reason) => this.server.close(conn, code, reason),
       log: this.log,
       rate: () => this.ingest.currentFormat?.rate ?? cfg.capture.rate,
       periodFrames: cfg.capture.periodFrames,
       memory,
+      recording,
     });
     this.server.control = this.control;
     this.port = await this.server.listen();
@@ -148,18 +163,109 @@ export class Controller {
     this.healthTimer.unref();
 
     this.attachSource(source);
+    await this.recorder.start();
     await this.startHealth(mqttFiles);
     this.startDiscovery(dashboard !== null);
     void this.announceReady();
   }
 
-  private attachSource(source: CaptureSource): void {
+  /** Recording and virtual soundcheck: parts of their own, given small views of the rest. */
+  private createRecording(): RecordingControl {
+    const cfg = this.config;
+    this.recorder = new Recorder({
+      cfg: cfg.recording,
+      drives: new RecordDrives({ dir: cfg.recording.dir, drives: cfg.recording.drives, stateDir: cfg.state.dir }),
+      capture: () => ({ state: this.source.snapshot().state, format: this.ingest.currentFormat }),
+      channelName: (ch) => this.metadata.list().find((c) => c.ch === ch)?.name,
+      setTap: (tap) => {
+        this.ingest.tap = tap;
+      },
+      playing: () => this.soundcheck.playing,
+      events: this.onRecordingEvent,
+      log: this.log,
+    });
+    this.soundcheck = new Soundcheck({
+      library: this.recorder.library,
+      periodFrames: cfg.capture.periodFrames,
+      useSource: (src) => this.swapSource(src),
+      useLive: () => this.swapSource(null),
+      recording: () => this.recorder.activeId,
+      events: this.onRecordingEvent,
+      log: this.log,
+    });
+    return new RecordingControl(this.recorder, this.soundcheck);
+  }
+
+  /** A take started, stopped or failed, or playback began or ended: logged, in the event log, on MQTT, and every phone is told. */
+  private readonly onRecordingEvent = (e: RecordingEvent): void => {
+    this.log.info({ event: e }, `health event: ${e.type}`);
+    this.events.add(e.type, eventFields(e));
+    this.reporter?.publishEvent(e);
+    if (e.type.startsWith('recording-')) this.tellSource();
+  };
+
+  /**
+   * Virtual soundcheck: `next` (a take) becomes the capture; null gives the
+   * stage back. The live source is not stopped meanwhile but parked, running
+   * and unheard: the way back is instant, and the device is never reopened
+   * for it. Clients stay connected throughout.
+   */
+  private async swapSource(next: CaptureSource | null): Promise<void> {
+    await this.reloading;
+    if (this.stopping) {
+      await next?.stop();
+      return;
+    }
+    const current = this.source;
+    const to = next ?? this.parkedLive;
+    if (!to) return;
+    this.log.info({ from: current.snapshot().device, to: to.snapshot().device }, 'capture source switched');
+    if (this.parkedLive === null) {
+      this.parkedLive = current;
+      await this.detachSource(current, false);
+    } else await this.detachSource(current);
+    if (this.stopping) {
+      await next?.stop();
+      return;
+    }
+    if (next) this.attachSource(next);
+    else {
+      this.parkedLive = null;
+      this.attachSource(to, false);
+    }
+  }
+
+  private tellSource(): void {
+    const info = { type: 'source', ...this.sourceInfo() };
+    for (const c of this.server.clients) if (c.clientId !== null) this.control.send(c, info);
+  }
+
+  private recordingHealth(): RecordingHealth {
+    const r = this.recorder.status();
+    return {
+      active: r.take !== null,
+      take: r.take?.id ?? null,
+      seconds: r.take?.seconds ?? 0,
+      freeBytes: r.freeBytes,
+      secondsLeft: r.secondsLeft,
+      writeErrors: r.writeErrors,
+      lastError: r.lastError,
+      playing: this.soundcheck.playing,
+    };
+  }
+
+  /** `start` false: the source already runs (the live device back from a virtual soundcheck); it announces its format again. */
+  private attachSource(source: CaptureSource, start = true): void {
     this.source = source;
     this.ingest.attach(source);
     source.on('state', this.onSourceState);
     source.on('format', this.onSourceFormat);
     source.on('retry', this.onSourceRetry);
-    source.start();
+    if (start) source.start();
+    else {
+      source.announceFormat();
+      this.onSourceState(source.snapshot());
+    }
   }
 
   /**
@@ -249,6 +355,7 @@ export class Controller {
       clients: this.server.clientInfos(),
       bytesSent: this.server.bytesSent(),
       state: this.stateSaving(),
+      recording: this.recordingHealth(),
     };
   }
 
@@ -269,12 +376,13 @@ export class Controller {
     return buildHealthSnapshot(sys, this.figures());
   }
 
-  private async detachSource(source: CaptureSource): Promise<void> {
+  /** `stop` false: the source keeps running unheard (the live device during a virtual soundcheck). */
+  private async detachSource(source: CaptureSource, stop = true): Promise<void> {
     this.ingest.detach(source);
     source.off('state', this.onSourceState);
     source.off('format', this.onSourceFormat);
     source.off('retry', this.onSourceRetry);
-    await source.stop();
+    if (stop) await source.stop();
   }
 
   /**
@@ -339,6 +447,7 @@ export class Controller {
     const clients = this.server ? this.server.clients.size : 0;
     let what: string;
     if (s.kind === 'test-signal') what = `streaming the built-in test signal (${s.format?.channels ?? '?'} ch)`;
+    else if (s.kind === 'take') what = `playing ${s.device} instead of the stage (virtual soundcheck)`;
     else if (s.state === 'running' && s.format) what = `capturing ${s.device} (${s.format.channels} ch ${s.format.format} ${s.format.rate} Hz)`;
     else what = `capture ${s.state} on ${s.device}${s.lastError ? `: ${s.lastError}` : ''}`;
     return `${what}; ${clients} client(s) on port ${this.port}`;
@@ -371,6 +480,12 @@ export class Controller {
     this.notify.reloading();
     const cap = this.config.capture;
     const cur = this.source.snapshot();
+    if (cur.kind === 'take') {
+      // Virtual soundcheck owns the capture until the engineer goes back to live; that re-probes anyway.
+      this.log.info({ take: cur.device }, 're-probe skipped: playing a take (virtual soundcheck)');
+      this.notify.ready(this.statusText());
+      return;
+    }
     let action = 'retry now';
     if (cap.wavFile === null && cap.device === 'auto') {
       const card = pickUsbCaptureCard(this.procAsound);
@@ -447,8 +562,7 @@ export class Controller {
     this.discovery?.captureChanged({ channels: s.format?.channels ?? null, rate: s.format?.rate ?? null });
     if (s.state === 'running') this.log.info(fields, 'capture running');
     else if (s.state === 'error' || s.state === 'no-device') this.log.warn(fields, `capture ${s.state}`);
-    const info = { type: 'source', ...this.sourceInfo() };
-    for (const c of this.server.clients) if (c.clientId !== null) this.control.send(c, info);
+    this.tellSource();
     if (this.ready && !this.stopping) this.notify.status(this.statusText());
   };
 
@@ -462,6 +576,7 @@ export class Controller {
       rate: s.format?.rate ?? null,
       periodFrames: this.config.capture.periodFrames,
       format: s.format?.format ?? null,
+      recording: this.recorder?.isRecording ?? false,
     };
   }
 
@@ -477,6 +592,8 @@ export class Controller {
         ? { ...this.stateSaving(), writes: this.store.writes, failure: this.store.writeFailure }
         : { ...this.stateSaving(), writes: 0, failure: null },
       mixing: { maxOutputDb: this.metadata.maxOutputDb, adminEnabled: this.config.admin.token !== null },
+      recording: this.recorder.status(),
+      playback: this.soundcheck.status(),
       metadata: { channels: this.metadata.list(), groups: this.metadata.groups() },
       clients: this.server.clientInfos(),
       bytesSent: this.server.bytesSent(),
@@ -540,7 +657,7 @@ export class Controller {
 
   /** Capture threads still blocked in the driver after stop (they make a normal exit hang). */
   unfinishedCaptureThreads(): number {
-    return this.source?.unfinishedReaders() ?? 0;
+    return (this.source?.unfinishedReaders() ?? 0) + (this.parkedLive?.unfinishedReaders() ?? 0);
   }
 
   /** Stops in reverse order; each part's failure is logged by name and the others still stop. */
@@ -557,9 +674,12 @@ export class Controller {
       ['health watcher', async () => this.watcher?.stop()],
       ['system collector', async () => this.collector?.stop()],
       ['embedded MQTT broker', async () => this.broker?.stop()],
+      // Before the capture: the take gets every period up to here, then its files are closed.
+      ['recording', async () => this.recorder?.stop()],
       ['capture', async () => {
         this.ingest?.detach(this.source);
         await this.source?.stop();
+        await this.parkedLive?.stop();
       }],
       ['health timer', async () => {
         if (this.healthTimer) clearInterval(this.healthTimer);

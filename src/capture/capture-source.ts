@@ -83,6 +83,15 @@ export abstract class CaptureSource extends EventEmitter {
     return 0;
   }
 
+  /**
+   * Emits 'format' again with the format the source runs at (nothing if it
+   * has none yet): a running source attached anew (back from a virtual
+   * soundcheck) tells the ingest what its periods are.
+   */
+  announceFormat(): void {
+    if (this.status.format) this.emit('format', { ...this.status.format });
+  }
+
   snapshot(): CaptureStatus {
     return { ...this.status, format: this.status.format ? { ...this.status.format } : null };
   }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { CODECS } from '../appliance/config-schema';
 import { PROTOCOL_VERSION } from '../engine/packet-format';
+import type { RecordingErrorCode } from '../recording/recording-error';
+import { RECORDING_MESSAGE_SCHEMAS } from '../recording/recording-messages';
 
 /**
  * Client → box control messages (JSON text frames), parsed once here at the
@@ -226,6 +228,8 @@ export const MESSAGE_SCHEMAS = {
   'load-preset': loadPresetSchema,
   'delete-preset': deletePresetSchema,
   'list-presets': listPresetsSchema,
+  // Admin: recording and virtual soundcheck (docs/protocol.md, "Recording").
+  ...RECORDING_MESSAGE_SCHEMAS,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;
@@ -260,7 +264,8 @@ export type ErrorCode =
   | 'bad-preset-name'
   | 'unknown-preset'
   | 'too-many-presets'
-  | 'not-saved';
+  | 'not-saved'
+  | RecordingErrorCode;
 
 export class ControlError extends Error {
   constructor(

@@ -23,7 +23,30 @@ export interface ServiceFigures {
   /** Audio bytes written to client sockets since start, every client (gone ones too). */
   bytesSent: number;
   state: StateSaving;
+  /** Recording and virtual soundcheck; absent: nothing records or plays. */
+  recording?: RecordingHealth;
 }
+
+/** Recording as the health topic, /metrics and Home Assistant see it. */
+export interface RecordingHealth {
+  /** A take is being recorded. */
+  active: boolean;
+  take: string | null;
+  /** Length of the take so far, s. */
+  seconds: number;
+  /** Free space on the recording drive (the one in use, or the one a take would use), bytes. */
+  freeBytes: number | null;
+  /** Recording time left on it at the current rate, s. */
+  secondsLeft: number | null;
+  /** Failed writes and flushes since the service started. */
+  writeErrors: number;
+  /** The failure that ended the last take that failed (drive full, vanished...), null if none did. */
+  lastError: string | null;
+  /** The take virtual soundcheck plays instead of the stage, null while live. */
+  playing: string | null;
+}
+
+export const RECORDING_IDLE: RecordingHealth = { active: false, take: null, seconds: 0, freeBytes: null, secondsLeft: null, writeErrors: 0, lastError: null, playing: null };
 
 /** Whether mixes and channel names reach the state dir. */
 export interface StateSaving {
@@ -91,6 +114,7 @@ export interface HealthSnapshot {
   clients: { count: number; maxLatencyMs: number | null; drops: number; bytesSent: number };
   /** The state dir: the box streams on when it cannot save, and says so here. */
   state: StateSaving;
+  recording: RecordingHealth;
   /** When the system figures were sampled (ISO 8601), null before the first sample or with sampling off. */
   systemSampledAt: string | null;
 }
@@ -163,6 +187,7 @@ export function buildHealthSnapshot(sys: SystemSample, f: ServiceFigures, now: D
     },
     clients: { count: f.clients.length, maxLatencyMs: maxLatency, drops, bytesSent: f.bytesSent },
     state: { ...f.state },
+    recording: { ...(f.recording ?? RECORDING_IDLE) },
     systemSampledAt: sys.sampledAt,
   };
 }

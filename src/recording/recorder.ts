@@ -184,6 +184,10 @@ export class Recorder {
       if (err instanceof DriveError) throw new RecordingError(err.code, err.message);
       throw err;
     }
+    const minFree = this.deps.cfg.minFreeMiB * 1048576;
+    if (drive.freeBytes !== null && drive.freeBytes <= minFree) {
+      throw new RecordingError('drive-error', `only ${Math.floor(drive.freeBytes / 1048576)} MiB free on ${drive.mount}; a take needs more than recording.minFreeMiB (${this.deps.cfg.minFreeMiB} MiB)`);
+    }
     const startedAt = new Date();
     let id = takeId(startedAt, name);
     for (let n = 2; await exists(path.join(drive.dir, id)); n++) id = `${takeId(startedAt, name)}-${n}`;

@@ -120,7 +120,8 @@ function reasonOf(code: string | undefined): string {
 
 function errText(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
-  return e.code ? `${e.code}: ${e.message}` : String(err);
+  if (!e.code || e.message.startsWith(`${e.code}:`)) return e.message ?? String(err);
+  return `${e.code}: ${e.message}`;
 }
 
 export class TakeWriterThread {
