@@ -40,6 +40,8 @@ export interface SourceInfo {
   rate: number | null;
   periodFrames: number;
   format: string | null;
+  /** The engineer is recording a take (absent from boxes before recording existed). */
+  recording?: boolean;
 }
 
 export interface Welcome {

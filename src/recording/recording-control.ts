@@ -1,3 +1,4 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { PlaybackBody, RecordingMessage } from './recording-messages';
@@ -6,9 +7,12 @@ import { Recorder, type RecordingStatus, type StartRequest, type TakeView } from
 import type { PlaybackStatus, Soundcheck } from './soundcheck';
 import type { TakeEntry } from './take-library';
 
-/** A take in a listing: its view, and each file with its size and download URL. */
+/** How long a signed download link works, ms. */
+export const LINK_TTL_MS = 3600_000;
+
+/** A take in a listing: its view, and each file with its size, its download URL (with the token) and a signed link (without). */
 export interface TakeListing extends Omit<TakeView, 'files'> {
-  files: { name: string; bytes: number | null; url: string }[];
+  files: { name: string; bytes: number | null; url: string; link: string }[];
   /** Why the take cannot be read (damaged take.json, unrepairable files); null when it can. */
   damaged: string | null;
 }
@@ -19,10 +23,35 @@ export interface TakeListing extends Omit<TakeView, 'files'> {
  * a parsed request into recorder and soundcheck calls and their answers.
  */
 export class RecordingControl {
+  /** Signs download links; made anew at every start, so a restart voids every link. */
+  private readonly linkKey = randomBytes(32);
+
   constructor(
     readonly recorder: Recorder,
     readonly soundcheck: Soundcheck,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  /**
+   * `url` with an expiry and a signature: what a browser link needs, since a
+   * link cannot carry an Authorization header. Only a listing, which needs
+   * the token, hands these out; each opens that one file for LINK_TTL_MS.
+   */
+  signedLink(url: string): string {
+    const expires = this.now() + LINK_TTL_MS;
+    return `${url}?expires=${expires}&sig=${this.sign(url, expires)}`;
+  }
+
+  /** True when `sig` signs `pathname` until `expires` and that time has not passed. */
+  linkValid(pathname: string, expires: string | null, sig: string | null): boolean {
+    if (expires === null || sig === null || !/^\d{1,15}$/.test(expires) || !/^[0-9a-f]{64}$/.test(sig)) return false;
+    if (Number(expires) < this.now()) return false;
+    return timingSafeEqual(Buffer.from(this.sign(pathname, Number(expires)), 'hex'), Buffer.from(sig, 'hex'));
+  }
+
+  private sign(pathname: string, expires: number): string {
+    return createHmac('sha256', this.linkKey).update(`${pathname}\n${expires}`).digest('hex');
+  }
 
   /** URL path that downloads one file of a take (with the admin token). */
   static fileUrl(take: string, file: string): string {
@@ -107,11 +136,10 @@ export class RecordingControl {
   private async listing(e: TakeEntry): Promise<TakeListing> {
     const names = e.manifest ? e.manifest.files.map((f) => f.name) : e.wavFiles;
     const files = await Promise.all(
-      names.map(async (name) => ({
-        name,
-        bytes: await stat(path.join(e.dir, name)).then((s) => s.size, () => null),
-        url: RecordingControl.fileUrl(e.id, name),
-      })),
+      names.map(async (name) => {
+        const url = RecordingControl.fileUrl(e.id, name);
+        return { name, bytes: await stat(path.join(e.dir, name)).then((s) => s.size, () => null), url, link: this.signedLink(url) };
+      }),
     );
     const view: Omit<TakeView, 'files'> = e.manifest
       ? (({ files: _f, ...rest }) => rest)(Recorder.viewOf(e.manifest, e.dir, e.drive.mount))

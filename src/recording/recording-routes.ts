@@ -98,7 +98,9 @@ export function createRecordingRoutes(control: RecordingControl, tokens: TokenCh
     const url = new URL(req.url ?? '/', 'http://box');
     const p = url.pathname;
     if (p !== '/api/playback' && p !== '/api/recordings' && !p.startsWith('/api/recordings/')) return false;
-    handle(req, res, p, control, tokens).catch((err: unknown) => {
+    // A signed link from a listing opens its one file without the token (a browser link cannot send one).
+    const signed = url.searchParams.has('sig') ? control.linkValid(p, url.searchParams.get('expires'), url.searchParams.get('sig')) : null;
+    handle(req, res, p, control, tokens, signed).catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();
         return;
@@ -127,8 +129,10 @@ function authorize(req: http.IncomingMessage, tokens: TokenCheck): void {
   }
 }
 
-async function handle(req: http.IncomingMessage, res: http.ServerResponse, p: string, control: RecordingControl, tokens: TokenCheck): Promise<void> {
-  authorize(req, tokens);
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, p: string, control: RecordingControl, tokens: TokenCheck, signed: boolean | null): Promise<void> {
+  if (signed === false) throw new HttpError(403, 'bad-link', 'this download link is expired or not valid; list the takes again for a fresh one');
+  const isFile = /^\/api\/recordings\/[^/]+\/files\/[^/]+$/.test(p);
+  if (signed !== true || !isFile || (req.method !== 'GET' && req.method !== 'HEAD')) authorize(req, tokens);
   if (p === '/api/playback') {
     allow(req, ['GET', 'POST']);
     if (req.method === 'GET') return send(res, 200, control.soundcheck.status());

@@ -343,7 +343,8 @@ export class TakeWriterThread {
   /** A filesystem with a file size limit (FAT): close this part and go on in the next before a file would pass it. */
   private rollIfFull(frames: number): void {
     const max = this.cfg.maxFileBytes;
-    if (max === null) return;
+    // A part holds something before it may end (a limit smaller than one write would otherwise roll forever).
+    if (max === null || this.frames === this.partStartFrame) return;
     if (!this.files.some((f) => f.header.dataOffset + f.dataBytes + frames * f.blockAlign + TRAILER_RESERVE > max)) return;
     this.closePart();
     this.part++;
@@ -503,6 +504,19 @@ export class TakeWriterThread {
 /** Copies `channels` of every frame from interleaved `src` into `dst`. */
 export function extract(src: Uint8Array, srcFrameBytes: number, frames: number, channels: readonly number[], bps: number, dst: Uint8Array): void {
   const n = channels.length;
+  // 16- and 32-bit samples move as whole words when both sides are aligned (the ring and the staging buffers are).
+  if ((bps === 2 || bps === 4) && src.byteOffset % 4 === 0 && dst.byteOffset % 4 === 0) {
+    const W = bps === 2 ? Uint16Array : Uint32Array;
+    const s = new W(src.buffer as ArrayBuffer, src.byteOffset, (frames * srcFrameBytes) / bps);
+    const d = new W(dst.buffer as ArrayBuffer, dst.byteOffset, frames * n);
+    const stride = srcFrameBytes / bps;
+    if (n === 1) {
+      for (let f = 0, i = channels[0]!; f < frames; f++, i += stride) d[f] = s[i]!;
+      return;
+    }
+    for (let f = 0, o = 0, base = 0; f < frames; f++, base += stride) for (let k = 0; k < n; k++) d[o++] = s[base + channels[k]!]!;
+    return;
+  }
   if (n === 1) {
     // One input per file (the mono layout): a tight loop per width, about twice as fast as the general one.
     let s = channels[0]! * bps;

@@ -147,7 +147,7 @@ describe('recording a show', () => {
     const list = (await api(svc.port, 'GET', '/api/recordings', { token: TOKEN })).json<{ takes: TakeView[]; recording: { state: string } }>();
     assert.equal(list.recording.state, 'idle');
     const t = list.takes.find((x) => x.id === take.id)!;
-    const files = t.files as { name: string; bytes: number; url: string }[];
+    const files = t.files as { name: string; bytes: number; url: string; link: string }[];
     assert.deepEqual(files.map((f) => f.name), ['01 Kick.wav', '04 Bass DI.wav', '08.wav']);
     for (const f of files) {
       assert.equal(f.url, `/api/recordings/${encodeURIComponent(take.id)}/files/${encodeURIComponent(f.name)}`);
@@ -157,7 +157,20 @@ describe('recording a show', () => {
       assert.ok(r.body.equals(readFileSync(path.join(take.dir, f.name))), `${f.name}: the download is the file`);
       assert.equal(r.body.length, f.bytes);
       assert.equal((await api(svc.port, 'GET', f.url)).status, 401);
+      // The signed link (for a browser, which cannot send the header) opens this file without the token...
+      assert.ok(f.link.startsWith(`${f.url}?expires=`), f.link);
+      const linked = await api(svc.port, 'GET', f.link);
+      assert.equal(linked.status, 200);
+      assert.ok(linked.body.equals(r.body));
     }
+    // ...and nothing else: another file, a changed signature, another request.
+    const link = new URL(files[0]!.link, 'http://box');
+    const other = await api(svc.port, 'GET', `${files[1]!.url}${link.search}`);
+    assert.deepEqual([other.status, other.json<{ code: string }>().code], [403, 'bad-link']);
+    const forged = await api(svc.port, 'GET', `${files[0]!.url}?expires=${link.searchParams.get('expires')}&sig=${'0'.repeat(64)}`);
+    assert.equal(forged.status, 403);
+    assert.equal((await api(svc.port, 'DELETE', `/api/recordings/${encodeURIComponent(take.id)}${link.search}`)).status, 403);
+    assert.equal((await api(svc.port, 'POST', `/api/recordings${link.search}`, { body: {} })).status, 403);
     const ranged = await api(svc.port, 'GET', files[0]!.url, { token: TOKEN, headers: { range: 'bytes=100-199' } });
     assert.equal(ranged.status, 206);
     assert.equal(ranged.headers['content-range'], `bytes 100-199/${files[0]!.bytes}`);

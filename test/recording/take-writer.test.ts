@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseManifest, type TakeManifest } from '../../src/recording/take-manifest';
 import { TakeWriter, type TakeEnd, type TakeWriterOptions } from '../../src/recording/take-writer';
+import { extract } from '../../src/recording/take-writer-worker';
 import { leftAligned, patternBytes } from '../helpers/alsa-fixture';
 import { ffprobe, soxInfo, soxSamples } from '../helpers/audio-tools';
 import { sleep, waitFor } from '../helpers/wait';
@@ -65,6 +66,24 @@ function checkChannels(file: string, channels: number[], frames: number, from = 
     }
   }
 }
+
+test('extract: every width, one channel or several, aligned or not, is a plain copy of the chosen samples', () => {
+  for (const bps of [2, 3, 4]) {
+    for (const channels of [[5], [0, 2, 7], [7, 6, 5, 4, 3, 2, 1, 0]]) {
+      for (const shift of [0, 1]) {
+        const frames = 37;
+        const fb = 8 * bps;
+        const src = new Uint8Array(new SharedArrayBuffer(frames * fb + 4), shift, frames * fb);
+        for (let i = 0; i < src.length; i++) src[i] = (i * 131 + 7) & 0xff;
+        const dst = new Uint8Array(frames * channels.length * bps);
+        extract(src, fb, frames, channels, bps, dst);
+        const want: number[] = [];
+        for (let f = 0; f < frames; f++) for (const c of channels) for (let b = 0; b < bps; b++) want.push(src[f * fb + c * bps + b]!);
+        assert.deepEqual(Array.from(dst), want, `bps ${bps}, channels ${channels}, offset ${shift}`);
+      }
+    }
+  }
+});
 
 describe('take writer', () => {
   test('multi: the chosen channels in one file, sample for sample, with its markers (take.json and cue) and start facts', async () => {
