@@ -5,11 +5,12 @@
 import type { BenchCodec, ClientSpec } from './bench-ipc';
 import { BenchSession, WARMUP_MS, type Measurement } from './bench-session';
 import { runBoot } from './boot-scenario';
+import { runRecord } from './record-scenario';
 import { distinctSubsets, firstChannels, rotation } from './channel-sets';
 import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, type LoadShape, type ReportLine } from './report';
 import { sleep, type StopInfo } from './service-process';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'library'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'library', 'record'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
@@ -66,7 +67,7 @@ interface FixedLoad {
   poolSize?: number;
 }
 
-function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot'>): FixedLoad {
+function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'record'>): FixedLoad {
   switch (name) {
     case 'seed':
       return { normal: specsFor(name, subsets(SEED_CLIENTS), 'pcm16'), stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'pcm16' } };
@@ -108,6 +109,7 @@ function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot'>): Fix
 export async function runScenario(name: ScenarioName, ctx: BenchContext): Promise<ReportLine> {
   if (name === 'ramp') return runRamp(name, (n) => subsets(n), ctx);
   if (name === 'boot') return runBoot(ctx);
+  if (name === 'record') return runRecord(ctx);
   if (name === 'shared') return runRamp(name, (n) => Array.from({ length: n }, () => firstChannels(SUBSET)), ctx);
   return runFixed(name, fixedLoad(name), ctx);
 }

@@ -1,4 +1,5 @@
 import type { SampleFormat } from '../appliance/config-schema';
+import { wavSampleFormat } from '../capture/wav-file';
 import { BYTES_PER_SAMPLE } from '../engine/sample-format';
 
 /**
@@ -311,16 +312,8 @@ function layout(
   trackNames: string[] | null,
   name: string,
 ): WavLayout {
-  let format: SampleFormat;
-  if (fmt.tag === WAVE_FORMAT_PCM && fmt.bits === 16) format = 'S16_LE';
-  else if (fmt.tag === WAVE_FORMAT_PCM && fmt.bits === 24) format = 'S24_3LE';
-  else if (fmt.tag === WAVE_FORMAT_PCM && fmt.bits === 32) format = 'S32_LE';
-  else if (fmt.tag === WAVE_FORMAT_IEEE_FLOAT && fmt.bits === 32) format = 'FLOAT_LE';
-  else throw new RangeError(`${name}: format tag ${fmt.tag} with ${fmt.bits} bits; allowed: PCM 16, 24 or 32 bit, or float 32 bit`);
-  if (fmt.channels < 1 || fmt.channels > 64) throw new RangeError(`${name}: ${fmt.channels} channels; allowed: 1-64`);
-  if (![44100, 48000, 96000].includes(fmt.rate)) throw new RangeError(`${name}: rate ${fmt.rate} Hz; allowed: 44100, 48000 or 96000`);
-  const blockAlign = (fmt.bits / 8) * fmt.channels;
-  if (fmt.blockAlign !== blockAlign) throw new RangeError(`${name}: block align ${fmt.blockAlign}; expected ${blockAlign} for ${fmt.channels} x ${fmt.bits} bit`);
+  const format = wavSampleFormat(fmt, name);
+  const blockAlign = fmt.blockAlign;
   const held = BigInt(Math.max(0, fileSize - dataOffset));
   const bytes = declared < held ? declared : held;
   return {
