@@ -30,6 +30,9 @@ export interface LibraryLog {
 }
 
 export class TakeLibrary {
+  /** Repairs under way, so two listings at once repair a take once. */
+  private readonly repairing = new Map<string, Promise<TakeEntry>>();
+
   constructor(
     private readonly drives: RecordDrives,
     private readonly log: LibraryLog,
@@ -53,7 +56,7 @@ export class TakeLibrary {
         let entry = await this.read(dir, name, drive);
         if (!entry || seen.has(entry.id)) continue;
         seen.add(entry.id);
-        if (entry.manifest?.state === 'recording' && entry.id !== this.activeId()) entry = await this.repair(entry);
+        if (entry.manifest?.state === 'recording' && entry.id !== this.activeId()) entry = await this.repairOnce(entry);
         out.push(entry);
       }
     }
@@ -133,6 +136,15 @@ export class TakeLibrary {
     } catch (err) {
       return { ...base, manifest: null, damaged: (err as Error).message };
     }
+  }
+
+  private repairOnce(entry: TakeEntry): Promise<TakeEntry> {
+    let p = this.repairing.get(entry.dir);
+    if (!p) {
+      p = this.repair(entry).finally(() => this.repairing.delete(entry.dir));
+      this.repairing.set(entry.dir, p);
+    }
+    return p;
   }
 
   /**
