@@ -334,7 +334,7 @@ const recordingSchema = z
       .max(30)
       .default(4)
       .describe(
-        'Audio held in memory while the drive is slower than the capture, seconds; when it is full the take ends ("drive too slow"), never the audio. Its size is all capture channels for this long: 32 channels of S24_3LE at 48 kHz for 4 s take 17.6 MiB, of S32_LE 23.4 MiB; allocated when a take starts, freed when it ends.',
+        'Audio held in memory while the drive is slower than the capture, seconds; when it is full the take ends ("drive too slow"), never the audio. Its size is all capture channels for this long: 32 channels of S24_3LE at 48 kHz for 4 s take 17.6 MiB, of S32_LE 23.4 MiB; allocated by the first take and used again by the next ones.',
       ),
     syncIntervalMs: z
       .number()

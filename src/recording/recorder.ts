@@ -9,6 +9,7 @@ import type { RecordingEventSink } from './recording-events';
 import { DriveError, type Drive, type RecordDrives } from './record-drives';
 import { TakeLibrary } from './take-library';
 import { markerLabelProblem, takeId, takeNameProblem, type TakeManifest } from './take-manifest';
+import type { TakeRingBuffers } from './take-ring';
 import { TakeWriter, type TakeEnd } from './take-writer';
 
 export interface RecorderLog {
@@ -112,6 +113,8 @@ export class Recorder {
   private idleDrive: Drive | null = null;
   private timer: NodeJS.Timeout | null = null;
   private writeErrors = 0;
+  /** The ring of the last take: the next take of the same format uses it again, so memory holds one ring at most. */
+  private spareRing: TakeRingBuffers | null = null;
   private last: RecordingStatus['last'] = null;
   private lastError: string | null = null;
 
@@ -207,8 +210,10 @@ export class Recorder {
       syncIntervalMs: cfg.syncIntervalMs,
       minFreeBytes: cfg.minFreeMiB * 1048576,
       maxFileBytes: drive.maxFileBytes,
+      reuse: this.spareRing,
       ...(this.deps.rf64Above !== undefined ? { rf64Above: this.deps.rf64Above } : {}),
     });
+    this.spareRing = null;
     const ended = new Promise<TakeEnd>((resolve) => writer.once('ended', resolve));
     const c: Current = { writer, id, name, drive, dir: path.join(drive.dir, id), format, channels, startedAt: startedAt.toISOString(), files: [], markers: [], ended };
     this.current = c;
@@ -345,6 +350,8 @@ export class Recorder {
     if (this.current !== c) return;
     this.deps.setTap(null);
     this.writeErrors += c.writer.progress().writeErrors;
+    // The writer thread has let go of the ring (it posted its end last): the next take may use it.
+    this.spareRing = c.writer.buffers;
     this.current = null;
     this.state = 'idle';
     const seconds = round3((end.manifest?.frames ?? 0) / c.format.rate);

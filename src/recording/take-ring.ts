@@ -59,6 +59,16 @@ export function allocTakeRing(slots: number, periodBytes: number): TakeRingBuffe
   };
 }
 
+/** Makes a ring that served a take ready for the next: counters, progress and start facts cleared (the audio is overwritten anyway). */
+export function resetTakeRing(b: TakeRingBuffers): void {
+  new Int32Array(b.ctrl).fill(0);
+  const p = new Float64Array(b.progress);
+  p.fill(0);
+  p[PROG_FREE_BYTES] = -1;
+  new BigInt64Array(b.start).fill(0n);
+  new Uint8Array(b.flags).fill(0);
+}
+
 /** The main thread's end: one push per period. */
 export class TakeRingWriter {
   private readonly data: Uint8Array;

@@ -8,6 +8,7 @@ import type { TakeManifest, TakeMarker } from './take-manifest';
 import {
   allocTakeRing,
   CTRL_WRITE_ERRORS,
+  resetTakeRing,
   PROG_FRAMES,
   PROG_FRAMES_DURABLE,
   PROG_FREE_BYTES,
@@ -16,6 +17,7 @@ import {
   STOP_OVERFLOW,
   STOP_REQUESTED,
   TakeRingWriter,
+  type TakeRingBuffers,
 } from './take-ring';
 import type { WriterCommand, WriterConfig, WriterMessage } from './take-writer-worker';
 import { RIFF_MAX } from './wav-format';
@@ -34,6 +36,8 @@ export interface TakeWriterOptions {
   maxFileBytes: number | null;
   rf64Above?: number;
   firstPeriodTimeoutMs?: number;
+  /** A ring of a take that has ended, to use again when it has the size this take needs (then nothing is allocated). */
+  reuse?: TakeRingBuffers | null;
 }
 
 export interface TakeProgress {
@@ -64,6 +68,8 @@ export interface TakeEnd {
  */
 export class TakeWriter extends EventEmitter implements PeriodTap {
   readonly ring: TakeRingWriter;
+  /** The shared memory, for the next take to use again once this one has ended. */
+  readonly buffers: TakeRingBuffers;
   private readonly worker: Worker;
   private readonly port: MessageChannel['port1'];
   private readonly periodFrames: number;
@@ -79,7 +85,13 @@ export class TakeWriter extends EventEmitter implements PeriodTap {
     this.periodFrames = f.periodFrames;
     const periodBytes = f.periodFrames * f.channels * BYTES_PER_SAMPLE[f.format];
     const slots = Math.max(8, Math.ceil((opts.bufferS * f.rate) / f.periodFrames));
-    const buffers = allocTakeRing(slots, periodBytes);
+    const old = opts.reuse;
+    let buffers: TakeRingBuffers;
+    if (old && old.slots === slots && old.periodBytes === periodBytes) {
+      resetTakeRing(old);
+      buffers = old;
+    } else buffers = allocTakeRing(slots, periodBytes);
+    this.buffers = buffers;
     this.bufferBytes = slots * periodBytes;
     this.slots = slots;
     this.ring = new TakeRingWriter(buffers);

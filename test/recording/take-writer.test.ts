@@ -186,6 +186,23 @@ describe('take writer', () => {
     assert.equal(end.manifest!.frames, 10 * PF);
   });
 
+  test('the next take uses the last one\'s ring again (memory holds one ring), with its counters cleared', async () => {
+    const first = writer();
+    await feed(first.w, 50);
+    await first.w.stop('stopped');
+    const second = writer({ reuse: first.w.buffers });
+    assert.equal(second.w.buffers, first.w.buffers);
+    assert.equal(second.w.progress().frames, 0);
+    await feed(second.w, 30, 7 * PF);
+    const end = await second.w.stop('stopped');
+    assert.equal(end.manifest!.frames, 30 * PF);
+    assert.equal(end.manifest!.samplePos, String(7 * PF));
+    checkChannels(path.join(second.dir, 'Test.wav'), [0, 2, 5], 30 * PF, 7 * PF);
+    const other = writer({ reuse: first.w.buffers, bufferS: 1 });
+    assert.notEqual(other.w.buffers, first.w.buffers, 'another size: a ring of its own');
+    await other.w.stop('stopped');
+  });
+
   test('no audio at all: the take fails and leaves nothing behind', async () => {
     const { w, dir, ended } = writer({ firstPeriodTimeoutMs: 200 });
     await assert.rejects(w.whenStarted(), /^Error: no audio arrived from the capture$/);
