@@ -163,7 +163,7 @@ export class Controller {
     this.healthTimer.unref();
 
     this.attachSource(source);
-    await this.recorder.start();
+    this.recorder.start();
     await this.startHealth(mqttFiles);
     this.startDiscovery(dashboard !== null);
     void this.announceReady();

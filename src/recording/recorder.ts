@@ -122,11 +122,17 @@ export class Recorder {
     this.library = new TakeLibrary(deps.drives, deps.log, () => this.current?.id ?? null);
   }
 
-  /** Repairs takes a dead writer left behind, and keeps the idle drive's free space fresh. */
-  async start(): Promise<void> {
-    const takes = await this.library.list().catch(() => []);
-    this.deps.log.info({ takes: takes.length }, 'recording: takes on the drives listed (interrupted ones repaired)');
-    await this.refreshDrive();
+  /**
+   * Repairs takes a dead writer left behind, and keeps the idle drive's free
+   * space fresh. Neither is waited for: a drive full of takes, or a slow one,
+   * must not hold up the start (READY=1, the first clients).
+   */
+  start(): void {
+    void this.library.list().then(
+      (takes) => this.deps.log.info({ takes: takes.length }, 'recording: takes on the drives listed (interrupted ones repaired)'),
+      (err: Error) => this.deps.log.warn({ err: err.message }, 'recording: listing the takes failed'),
+    );
+    void this.refreshDrive();
     this.timer = setInterval(() => void this.refreshDrive(), DRIVE_REFRESH_MS);
     this.timer.unref();
   }
