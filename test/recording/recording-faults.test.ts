@@ -172,10 +172,12 @@ describe('recording faults', { skip: NEEDS_ROOT }, () => {
     assert.equal(new Set(lengths).size, 1, `all files equally long: ${lengths}`);
     assert.ok(lengths[0]! > 0.5 * 48000, `${lengths[0]} frames kept`);
     assert.equal(Math.round((lengths[0]! / 48000) * 1000) / 1000, st.last!.seconds);
-    // A full drive takes no new take.
+    // A drive with no space left takes no new take: refused up front, nothing created.
+    inNs(svc, ['sh', '-c', 'dd if=/dev/zero of="$0/fill" bs=4k 2>/dev/null; true', drive]);
     const again = await api(svc.port, 'POST', '/api/recordings', { token: TOKEN, body: { drive } });
     assert.equal(again.status, 503);
     assert.deepEqual(again.json(), { code: 'drive-error', error: `only 0 MiB free on ${drive}; a take needs more than recording.minFreeMiB (0 MiB)` });
+    assert.deepEqual(inNs(svc, ['ls', path.join(drive, 'stagebox')]).toString().trim().split('\n'), [path.basename(take.dir)]);
     listener.close();
     assert.equal((await svc.stop()).code, 0);
   });
