@@ -14,7 +14,7 @@ import { sleep, type StopInfo } from './service-process';
 const SOURCE_CHANNELS = 32;
 const CLIENTS = 32;
 const TOKEN = 'bench-record-token';
-const ROUNDS = 2;
+const ROUNDS = 3;
 
 /** One request to the recording API with the admin token. */
 function call(port: number, method: 'GET' | 'POST', path: string): Promise<{ status: number; json: Record<string, any> }> {

@@ -34,13 +34,12 @@ import { LevelMeter } from '../web/level-meter';
 import { LiveFeed } from '../web/live-feed';
 import { MdnsAdvertiser, discoveryOffStatus } from '../discovery/mdns-advertiser';
 import { PROTOCOL_VERSION } from '../engine/packet-format';
-import { RecordDrives } from '../recording/record-drives';
-import { Recorder } from '../recording/recorder';
-import { RecordingControl } from '../recording/recording-control';
+import type { Recorder } from '../recording/recorder';
+import type { RecordingControl } from '../recording/recording-control';
 import type { RecordingEvent } from '../recording/recording-events';
+import { createRecordingParts } from '../recording/recording-parts';
 import { createRecordingRoutes } from '../recording/recording-routes';
-import { Soundcheck } from '../recording/soundcheck';
-import type { RecordingHealth } from '../health/health-snapshot';
+import type { Soundcheck } from '../recording/soundcheck';
 
 export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
@@ -171,29 +170,22 @@ export class Controller {
 
   /** Recording and virtual soundcheck: parts of their own, given small views of the rest. */
   private createRecording(): RecordingControl {
-    const cfg = this.config;
-    this.recorder = new Recorder({
-      cfg: cfg.recording,
-      drives: new RecordDrives({ dir: cfg.recording.dir, drives: cfg.recording.drives, stateDir: cfg.state.dir }),
+    const parts = createRecordingParts({
+      cfg: this.config.recording,
+      stateDir: this.config.state.dir,
+      periodFrames: this.config.capture.periodFrames,
       capture: () => ({ state: this.source.snapshot().state, format: this.ingest.currentFormat }),
       channelName: (ch) => this.metadata.list().find((c) => c.ch === ch)?.name,
       setTap: (tap) => {
         this.ingest.tap = tap;
       },
-      playing: () => this.soundcheck.playing,
+      swapSource: (next) => this.swapSource(next),
       events: this.onRecordingEvent,
       log: this.log,
     });
-    this.soundcheck = new Soundcheck({
-      library: this.recorder.library,
-      periodFrames: cfg.capture.periodFrames,
-      useSource: (src) => this.swapSource(src),
-      useLive: () => this.swapSource(null),
-      recording: () => this.recorder.activeId,
-      events: this.onRecordingEvent,
-      log: this.log,
-    });
-    return new RecordingControl(this.recorder, this.soundcheck);
+    this.recorder = parts.recorder;
+    this.soundcheck = parts.soundcheck;
+    return parts.control;
   }
 
   /** A take started, stopped or failed, or playback began or ended: logged, in the event log, on MQTT, and every phone is told. */
@@ -238,20 +230,6 @@ export class Controller {
   private tellSource(): void {
     const info = { type: 'source', ...this.sourceInfo() };
     for (const c of this.server.clients) if (c.clientId !== null) this.control.send(c, info);
-  }
-
-  private recordingHealth(): RecordingHealth {
-    const r = this.recorder.status();
-    return {
-      active: r.take !== null,
-      take: r.take?.id ?? null,
-      seconds: r.take?.seconds ?? 0,
-      freeBytes: r.freeBytes,
-      secondsLeft: r.secondsLeft,
-      writeErrors: r.writeErrors,
-      lastError: r.lastError,
-      playing: this.soundcheck.playing,
-    };
   }
 
   /** `start` false: the source already runs (the live device back from a virtual soundcheck); it announces its format again. */
@@ -355,7 +333,7 @@ export class Controller {
       clients: this.server.clientInfos(),
       bytesSent: this.server.bytesSent(),
       state: this.stateSaving(),
-      recording: this.recordingHealth(),
+      recording: this.recorder.health(this.soundcheck.playing),
     };
   }
 
@@ -481,7 +459,7 @@ export class Controller {
     const cap = this.config.capture;
     const cur = this.source.snapshot();
     if (cur.kind === 'take') {
-      // Virtual soundcheck owns the capture until the engineer goes back to live; that re-probes anyway.
+      // Virtual soundcheck owns the capture until the engineer goes back to live; the parked live source keeps retrying its device.
       this.log.info({ take: cur.device }, 're-probe skipped: playing a take (virtual soundcheck)');
       this.notify.ready(this.statusText());
       return;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { RecordingConfig } from '../appliance/config-schema';
 import type { CaptureFormat } from '../capture/capture-source';
 import type { PeriodTap } from '../capture/period-ingest';
+import type { RecordingHealth } from '../health/health-snapshot';
 import { BYTES_PER_SAMPLE } from '../engine/sample-format';
 import { RecordingError } from './recording-error';
 import type { RecordingEventSink } from './recording-events';
@@ -269,6 +270,21 @@ export class Recorder {
     if (this.current?.id === id) throw new RecordingError('take-busy', `take ${id} is recording; stop it first`);
     if (this.deps.playing() === id) throw new RecordingError('take-busy', `take ${id} is playing (virtual soundcheck); go back to live first`);
     await this.library.remove(await this.library.find(id));
+  }
+
+  /** Recording as the health snapshot (MQTT, /metrics, Home Assistant) shows it; `playing`: the take virtual soundcheck plays. */
+  health(playing: string | null): RecordingHealth {
+    const r = this.status();
+    return {
+      active: r.take !== null,
+      take: r.take?.id ?? null,
+      seconds: r.take?.seconds ?? 0,
+      freeBytes: r.freeBytes,
+      secondsLeft: r.secondsLeft,
+      writeErrors: r.writeErrors,
+      lastError: r.lastError,
+      playing,
+    };
   }
 
   status(): RecordingStatus {

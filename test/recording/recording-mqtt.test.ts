@@ -53,7 +53,8 @@ test('a take on MQTT: health.recording while it runs, recording-started and -sto
   const left = JSON.parse((await watch.waitFor('homeassistant/sensor/rec-box/recording_time_left/config', (p) => p.length > 0)).payload) as Record<string, unknown>;
   assert.deepEqual([left.unit_of_measurement, left.device_class], ['s', 'duration']);
 
-  const idle = await watch.waitFor('stagebox/rec-box/health', (p) => p.includes('"recording"'));
+  // The drive's free space is known once the recorder has looked (it does not hold up the start).
+  const idle = await watch.waitFor('stagebox/rec-box/health', (p) => typeof (JSON.parse(p) as { recording?: { freeBytes: unknown } }).recording?.freeBytes === 'number');
   const r0 = (JSON.parse(idle.payload) as { recording: Record<string, unknown> }).recording;
   assert.equal(r0.active, false);
   assert.equal(r0.writeErrors, 0);
