@@ -81,6 +81,8 @@ export interface RecordingStatus {
   lastError: string | null;
 }
 
+/** The engineer's markers a take keeps at most. */
+export const MAX_MARKERS = 1000;
 /** Bound on waiting for a take's files to close when the engineer stops it, ms. */
 const STOP_WAIT_MS = 10_000;
 /** Bound during service stop (the whole stop has 1.8 s): what is not closed by then is repaired at the next start. */
@@ -259,7 +261,9 @@ export class Recorder {
       const problem = markerLabelProblem(label);
       if (problem) throw new RecordingError('bad-marker', problem);
     }
-    const text = label === undefined || label === '' ? `Marker ${c.markers.filter((m) => m.kind === 'marker').length + 1}` : label;
+    const count = c.markers.filter((m) => m.kind === 'marker').length;
+    if (count >= MAX_MARKERS) throw new RecordingError('bad-marker', `take ${c.id} has ${count} markers, the most a take keeps`);
+    const text = label === undefined || label === '' ? `Marker ${count + 1}` : label;
     const m = c.writer.marker(text);
     c.markers.push({ frame: m.frame, label: m.label, kind: m.kind });
     return { take: c.id, seconds: round3(m.frame / c.format.rate), label: m.label };

@@ -75,6 +75,8 @@ export type WriterCommand = { type: 'marker'; marker: TakeMarker } | { type: 're
 
 /** Woken this often to take what arrived; writes are then about this long (fewer, larger syscalls). */
 const WAKE_MS = 100;
+/** Dropout markers a take keeps at most, and at most one per second of audio: a device that keeps losing audio must not grow take.json and the cue chunk without end. */
+const MAX_DROPOUT_MARKERS = 500;
 /** Room kept below a file size limit for the closing chunks (cue, labels). */
 const TRAILER_RESERVE = 64 * 1024;
 
@@ -135,6 +137,8 @@ export class TakeWriterThread {
   private frames = 0;
   private readonly fileLog: TakeFile[] = [];
   private markers: TakeMarker[] = [];
+  private dropoutMarkers = 0;
+  private lastDropoutFrame = -Infinity;
   private manifest!: TakeManifest;
   private dirId: { dev: number; ino: number } | null = null;
   private lastSync = 0;
@@ -305,9 +309,12 @@ export class TakeWriterThread {
       const { first, count } = this.ring.contiguous(this.chunkPeriods);
       if (count === 0) return;
       for (let i = 0; i < count; i++) {
-        if (this.ring.dropoutAt(first + i) && this.frames + i * pf > 0) {
-          this.markers.push({ frame: this.frames + i * pf, label: 'capture dropout', kind: 'dropout', at: new Date().toISOString() });
-        }
+        const frame = this.frames + i * pf;
+        if (!this.ring.dropoutAt(first + i) || frame === 0) continue;
+        if (this.dropoutMarkers >= MAX_DROPOUT_MARKERS || frame - this.lastDropoutFrame < this.cfg.take.rate) continue;
+        this.markers.push({ frame, label: 'capture dropout', kind: 'dropout', at: new Date().toISOString() });
+        this.dropoutMarkers++;
+        this.lastDropoutFrame = frame;
       }
       const frames = count * pf;
       this.rollIfFull(frames);

@@ -300,6 +300,32 @@ describe('recording a show', () => {
     assert.equal(count(), before);
   });
 
+  test('markers: a label too long or with a control character is refused; a take keeps at most 1000', async () => {
+    const start = await api(svc.port, 'POST', '/api/recordings', { token: TOKEN, body: { name: 'Markers' } });
+    assert.equal(start.status, 201);
+    const id = start.json<{ take: TakeView }>().take.id;
+    for (const [label, message] of [
+      ['x'.repeat(65), /^marker label has 65 characters; allowed: 0-64$/],
+      ['a\u0007b', /^marker label "a\\u0007b" contains a control character; allowed: printable characters$/],
+    ] as const) {
+      const r = await api(svc.port, 'POST', '/api/recordings/markers', { token: TOKEN, body: { label } });
+      assert.equal(r.status, 400);
+      assert.equal(r.json<{ code: string }>().code, 'bad-marker');
+      assert.match(r.json<{ error: string }>().error, message);
+    }
+    for (let i = 0; i < 1000; i += 50) {
+      const batch = await Promise.all(Array.from({ length: 50 }, () => api(svc.port, 'POST', '/api/recordings/markers', { token: TOKEN, body: {} })));
+      assert.ok(batch.every((r) => r.status === 201), `markers ${i}..${i + 49}`);
+    }
+    const over = await api(svc.port, 'POST', '/api/recordings/markers', { token: TOKEN, body: { label: 'one more' } });
+    assert.deepEqual([over.status, over.json()], [400, { code: 'bad-marker', error: `take ${id} has 1000 markers, the most a take keeps` }]);
+    const stop = await api(svc.port, 'POST', '/api/recordings/stop', { token: TOKEN });
+    const markers = stop.json<{ take: TakeView }>().take.markers.filter((m) => m.kind === 'marker');
+    assert.equal(markers.length, 1000);
+    assert.deepEqual([markers[0]!.label, markers[999]!.label], ['Marker 1', 'Marker 1000']);
+    assert.equal((await api(svc.port, 'DELETE', `/api/recordings/${encodeURIComponent(id)}`, { token: TOKEN })).status, 200);
+  });
+
   describe('virtual soundcheck', () => {
     let listener: StreamClient;
     /** ch0 sample → positions in the take, for placing a received packet. */

@@ -42,10 +42,10 @@ function writer(opts: Partial<TakeWriterOptions> = {}): { w: TakeWriter; dir: st
 }
 
 /** Pushes `periods` periods of the fixture pattern from frame `from`, in bursts the writer keeps up with. */
-async function feed(w: TakeWriter, periods: number, from = 0, dropoutAt = -1): Promise<void> {
+async function feed(w: TakeWriter, periods: number, from = 0, dropouts: readonly number[] = []): Promise<void> {
   for (let p = 0; p < periods; p++) {
     const f = from + p * PF;
-    w.period(patternBytes('S24_3LE', CHANNELS, PF, f), PF, BigInt(f), 1000n + BigInt(f), p === dropoutAt);
+    w.period(patternBytes('S24_3LE', CHANNELS, PF, f), PF, BigInt(f), 1000n + BigInt(f), dropouts.includes(p));
     if (p % 32 === 31) await sleep(5);
   }
 }
@@ -168,11 +168,14 @@ describe('take writer', () => {
     checkChannels(path.join(dir, 'Test.wav'), [0, 2, 5], 8 * PF);
   });
 
-  test('audio lost by the capture (xrun) becomes a "dropout" marker where it happened', async () => {
+  test('audio lost by the capture (xrun) becomes a "dropout" marker where it happened, at most one a second', async () => {
     const { w } = writer();
-    await feed(w, 100, 0, 60);
+    await feed(w, 500, 0, [60, 61, 300, 460]);
     const end = await w.stop('stopped');
-    assert.deepEqual(end.manifest!.markers.map((k) => [k.frame, k.kind]), [[60 * PF, 'dropout']]);
+    assert.deepEqual(end.manifest!.markers.map((k) => [k.frame, k.kind]), [
+      [60 * PF, 'dropout'],
+      [460 * PF, 'dropout'],
+    ]);
   });
 
   test('a new capture format ends the take, saying so', async () => {
