@@ -13,6 +13,8 @@ SHELL := /bin/bash
 # never downloads a browser of its own). iproute2 for the mDNS tests, which run
 # the service in a network namespace of their own (ip netns, a veth pair).
 APT_PACKAGES := libasound2-dev alsa-utils python3 make g++ pkg-config systemd mosquitto mosquitto-clients chromium fonts-dejavu-core iproute2
+# Recording (issue #14): takes are read back in the tests by tools nobody here wrote, sox and ffprobe (ffmpeg).
+APT_PACKAGES += sox ffmpeg
 # Packaging (make deb and its tests): python3-yaml parses the kas files, dpkg-dev
 # for dpkg-architecture and dpkg-shlibdeps, passwd for useradd in the package's postinst.
 APT_PACKAGES += python3-yaml dpkg-dev passwd

@@ -7,13 +7,14 @@ import { BenchSession, WARMUP_MS, type Measurement } from './bench-session';
 import { runBoot } from './boot-scenario';
 import { runDeviceLoss } from './device-loss-scenario';
 import { runSoak } from './soak-scenario';
+import { runRecord } from './record-scenario';
 import { distinctSubsets, firstChannels, rotation } from './channel-sets';
 import { personalMix } from './personal-mix';
 import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, type LoadShape, type ReportLine } from './report';
 import { sleep, type StopInfo } from './service-process';
 import { runWifi, WIFI_DEFAULT_SECONDS } from './wifi-scenario';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'device-loss', 'library', 'soak', 'wifi'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'device-loss', 'library', 'soak', 'wifi', 'record'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
@@ -55,7 +56,7 @@ interface FixedLoad {
   poolSize?: number;
 }
 
-function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'device-loss' | 'soak' | 'wifi'>): FixedLoad {
+function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'device-loss' | 'soak' | 'wifi' | 'record'>): FixedLoad {
   switch (name) {
     case 'seed':
       return { normal: specsFor(name, subsets(SEED_CLIENTS), 'pcm16'), stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'pcm16' } };
@@ -100,6 +101,7 @@ export async function runScenario(name: ScenarioName, ctx: BenchContext): Promis
   if (name === 'device-loss') return runDeviceLoss(ctx);
   if (name === 'soak') return runSoak(ctx);
   if (name === 'wifi') return runWifi({ ...ctx, seconds: ctx.secondsGiven ? ctx.seconds : WIFI_DEFAULT_SECONDS });
+  if (name === 'record') return runRecord(ctx);
   if (name === 'shared') return runRamp(name, (n) => Array.from({ length: n }, () => firstChannels(SUBSET)), ctx);
   return runFixed(name, fixedLoad(name), ctx);
 }

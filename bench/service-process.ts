@@ -80,6 +80,8 @@ export interface ServiceOptions {
   maxClients?: number;
   /** log.level of the service (default "warn"); the boot scenario reads the info lines' arrival times. */
   logLevel?: string;
+  /** admin.token (the record scenario drives the recording API with it). */
+  adminToken?: string;
   /** false: normal priority even when the bench runs services realtime (the soak wants the box short of CPU). */
   realtime?: boolean;
   /** Keys merged over the bench's config sections (the soak plays a WAV: capture.wavFile; pool.inlineBudgetPct). */
@@ -143,6 +145,9 @@ export class ServiceProcess {
       stream: { maxClients: opts.maxClients ?? 2000 },
       log: { level: opts.logLevel ?? 'warn' },
       state: { dir: path.join(dir, 'state') },
+      // Takes go to state.dir/recordings in the temp dir (no USB drive counts), removed with it.
+      recording: { drives: [path.join(dir, 'drives')] },
+      ...(opts.adminToken ? { admin: { token: opts.adminToken } } : {}),
       health: { systemIntervalS: monitoring === 'on' ? 1 : 0 },
       mqtt:
         monitoring === 'on'

@@ -30,6 +30,9 @@ import { LevelMeter } from '../web/level-meter';
 import { createListenQrRoute } from '../web/listen-qr';
 import { ListenPage } from '../web/listen-routes';
 import { LiveFeed } from '../web/live-feed';
+import { createRecordingParts } from '../recording/recording-parts';
+import { createRecordingRoutes } from '../recording/recording-routes';
+import type { RecordingEvent } from '../recording/recording-events';
 import { Readiness } from './readiness';
 import { SdNotify } from './sd-notify';
 
@@ -105,6 +108,27 @@ export class Controller {
     );
     const ingest = new PeriodIngest(pool);
     const metadata = new ChannelMetadata(state.store);
+    const auth = new AdminAuth(cfg.admin);
+    // Recording and virtual soundcheck: parts of their own, given small views of the rest.
+    const recording = createRecordingParts({
+      cfg: cfg.recording,
+      stateDir: cfg.state.dir,
+      periodFrames: cfg.capture.periodFrames,
+      capture: () => ({ state: this.supervisor.source.snapshot().state, format: ingest.currentFormat }),
+      channelName: (ch) => metadata.list().find((c) => c.ch === ch)?.name,
+      setTap: (tap) => {
+        ingest.tap = tap;
+      },
+      swapSource: (next) => this.supervisor.playInstead(next),
+      events: (e: RecordingEvent) => {
+        health.report(e);
+        if (!e.type.startsWith('recording-')) return;
+        // Phones show that a take is running (source.recording); playback changes the source itself, which says so.
+        const info = { type: 'source', ...sourceInfo() };
+        for (const c of server.clients) if (c.clientId !== null) control.send(c, info);
+      },
+      log,
+    });
     if (cfg.admin.token === null) log.info({}, "no admin token configured (admin.token): channel metadata and other clients' mixes cannot be edited");
 
     const sourceInfo = (): SourceInfo => {
@@ -117,6 +141,7 @@ export class Controller {
         rate: s.format?.rate ?? null,
         periodFrames: cfg.capture.periodFrames,
         format: s.format?.format ?? null,
+        recording: recording.recorder.isRecording,
       };
     };
     const udp = cfg.udp.enabled
@@ -140,20 +165,22 @@ export class Controller {
       findClient: (id) => this.server.findClient(id),
       clients: () => this.server.clients,
       metadata,
-      auth: new AdminAuth(cfg.admin),
+      auth,
       close: (conn, code, reason) => this.server.close(conn, code, reason),
       log,
       rate: () => ingest.currentFormat?.rate ?? cfg.capture.rate,
       periodFrames: cfg.capture.periodFrames,
       memory: state.store ? new ClientMemory(state.store) : null,
       udpPort: () => udp?.port ?? null,
+      recording: recording.control,
     });
 
     const dashboard = loadOrNull(log, 'dashboard files unreadable: no dashboard at /', () => new DashboardFiles());
     const listen = loadOrNull(log, 'listener page unreadable: no listener at /listen/', () => new ListenPage());
     const listenQr = createListenQrRoute();
+    const recordingRoutes = createRecordingRoutes(recording.control, auth);
     let api: http.RequestListener = () => undefined;
-    const routes: http.RequestListener = (req, res) => (dashboard?.handle(req, res) ?? false) || (listen?.handle(req, res) ?? false) || listenQr(req, res) || api(req, res);
+    const routes: http.RequestListener = (req, res) => (dashboard?.handle(req, res) ?? false) || (listen?.handle(req, res) ?? false) || listenQr(req, res) || recordingRoutes(req, res) || api(req, res);
     this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, { outputs, serverLatency: pool.serverLatency, http: routes, text: control, events, log, udp, maxDatagramBytes: cfg.udp.maxDatagramBytes });
     const server = this.server;
 
@@ -168,6 +195,7 @@ export class Controller {
       clients: server.clientInfos(),
       bytesSent: server.bytesSent(),
       state: state.saving(),
+      recording: recording.recorder.health(recording.soundcheck.playing),
     });
     const health = new HealthReporting(cfg, mqttFiles, figures, events, VERSION, log);
     // Made when the server has its port (the config may ask for port 0).
@@ -220,6 +248,8 @@ export class Controller {
       dashboard: () => ({ ...live.snapshot(), latencyAmberMs: cfg.dashboard.latencyAmberMs, latencyRedMs: cfg.dashboard.latencyRedMs }),
       systemd: () => this.readiness.status(),
       udp: () => (udp ? udp.stats() : { enabled: false }),
+      recording: () => recording.recorder.status(),
+      playback: () => recording.soundcheck.status(),
       ready: () => this.readiness.ready,
       stopping: () => this.stopping,
       watchdog: () => this.readiness.verdict(),
@@ -269,6 +299,8 @@ export class Controller {
       { name: 'live feed', start: () => undefined, stop: () => live.stop() },
       usage,
       this.supervisor,
+      // After the capture: on stop the take gets every period up to here, then its files are closed, before the capture stops.
+      { name: 'recording', start: () => recording.recorder.start(), stop: () => recording.recorder.stop() },
       health,
       {
         name: 'mDNS announcement',
@@ -350,6 +382,7 @@ export class Controller {
     const s = this.supervisor.source.snapshot();
     let what: string;
     if (s.kind === 'test-signal') what = `streaming the built-in test signal (${s.format?.channels ?? '?'} ch)`;
+    else if (s.kind === 'take') what = `playing ${s.device} instead of the stage (virtual soundcheck)`;
     else if (s.state === 'running' && s.format) what = `capturing ${s.device} (${s.format.channels} ch ${s.format.format} ${s.format.rate} Hz)`;
     else what = `capture ${s.state} on ${s.device}${s.lastError ? `: ${s.lastError}` : ''}`;
     return `${what}; ${this.server.clients.size} client(s) on port ${this.port}`;

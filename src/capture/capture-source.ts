@@ -12,7 +12,7 @@ export interface CaptureFormat {
 export type CaptureState = 'starting' | 'running' | 'no-device' | 'retrying' | 'error' | 'stopped';
 
 export interface CaptureStatus {
-  kind: 'alsa' | 'test-signal' | 'wav';
+  kind: 'alsa' | 'test-signal' | 'wav' | 'take';
   state: CaptureState;
   device: string;
   format: CaptureFormat | null;
@@ -81,6 +81,15 @@ export abstract class CaptureSource extends EventEmitter {
   /** Reader threads that have not returned (still open, or closed but inside the driver); they block a normal process exit. */
   unfinishedReaders(): number {
     return 0;
+  }
+
+  /**
+   * Emits 'format' again with the format the source runs at (nothing if it
+   * has none yet): a running source attached anew (back from a virtual
+   * soundcheck) tells the ingest what its periods are.
+   */
+  announceFormat(): void {
+    if (this.status.format) this.emit('format', { ...this.status.format });
   }
 
   snapshot(): CaptureStatus {

@@ -22,6 +22,8 @@ export interface SupervisorEvents {
 export class DeviceSupervisor {
   readonly name = 'capture';
   private current: CaptureSource;
+  /** The live source while a take plays instead (virtual soundcheck): running, unheard. */
+  private parked: CaptureSource | null = null;
   private readonly reason: string;
   private stopping = false;
 
@@ -49,13 +51,14 @@ export class DeviceSupervisor {
   start(): void {
     if (this.current.snapshot().kind === 'test-signal') this.log.warn({ source: 'test-signal' }, this.reason);
     else this.log.info({ source: this.current.snapshot().kind }, this.reason);
-    this.attach(this.current);
+    this.attach(this.current, true);
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     this.ingest.detach(this.current);
     await this.current.stop();
+    await this.parked?.stop();
   }
 
   /**
@@ -93,6 +96,11 @@ export class DeviceSupervisor {
   async reprobe(): Promise<string> {
     const cap = this.cfg;
     const cur = this.current.snapshot();
+    if (cur.kind === 'take') {
+      // Virtual soundcheck owns the capture until the engineer goes back to live; the parked live source keeps retrying its device.
+      this.log.info({ take: cur.device }, 're-probe skipped: playing a take (virtual soundcheck)');
+      return 'skipped: playing a take';
+    }
     let action = 'retry now';
     if (cap.wavFile === null && cap.device === 'auto') {
       const card = pickUsbCaptureCard(this.procAsound);
@@ -113,31 +121,70 @@ export class DeviceSupervisor {
    * ingest flags a discontinuity and clients are revalidated on its format.
    */
   async replace(next: CaptureSource): Promise<void> {
-    const old = this.current;
-    this.ingest.detach(old);
-    old.off('state', this.onState);
-    old.off('format', this.onFormat);
-    old.off('retry', this.onRetry);
-    await old.stop();
+    await this.detach(this.current, true);
     if (this.stopping) {
       await next.stop();
       return;
     }
-    this.attach(next);
+    this.attach(next, true);
+  }
+
+  /**
+   * Virtual soundcheck: `next` (a take) becomes the capture; null gives the
+   * stage back. The live source is not stopped meanwhile but parked, running
+   * and unheard: the way back is instant, and the device is never reopened
+   * for it. Clients stay connected throughout.
+   */
+  async playInstead(next: CaptureSource | null): Promise<void> {
+    if (this.stopping) {
+      await next?.stop();
+      return;
+    }
+    const current = this.current;
+    const to = next ?? this.parked;
+    if (!to) return;
+    this.log.info({ from: current.snapshot().device, to: to.snapshot().device }, 'capture source switched');
+    if (this.parked === null) {
+      this.parked = current;
+      await this.detach(current, false);
+    } else await this.detach(current, true);
+    if (this.stopping) {
+      await next?.stop();
+      return;
+    }
+    if (next) this.attach(next, true);
+    else {
+      this.parked = null;
+      this.attach(to, false);
+    }
   }
 
   /** Capture threads still blocked in the driver (they make a normal exit hang). */
   unfinishedReaders(): number {
-    return this.current.unfinishedReaders();
+    return this.current.unfinishedReaders() + (this.parked?.unfinishedReaders() ?? 0);
   }
 
-  private attach(source: CaptureSource): void {
+  /** `stop` false: the source keeps running unheard (the live device during a virtual soundcheck). */
+  private async detach(source: CaptureSource, stop: boolean): Promise<void> {
+    this.ingest.detach(source);
+    source.off('state', this.onState);
+    source.off('format', this.onFormat);
+    source.off('retry', this.onRetry);
+    if (stop) await source.stop();
+  }
+
+  /** `start` false: the source already runs (the live device back from a virtual soundcheck); it announces its format again. */
+  private attach(source: CaptureSource, start: boolean): void {
     this.current = source;
     this.ingest.attach(source);
     source.on('state', this.onState);
     source.on('format', this.onFormat);
     source.on('retry', this.onRetry);
-    source.start();
+    if (start) source.start();
+    else {
+      source.announceFormat();
+      this.events.onState(source.snapshot());
+    }
   }
 
   private readonly onFormat = (): void => this.events.onFormat();

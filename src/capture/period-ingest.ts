@@ -5,6 +5,17 @@ import type { SendPool } from '../pool/send-pool';
 import type { CaptureFormat, CaptureSource } from './capture-source';
 
 /**
+ * Sees every period the source delivers, before the send pool (recording).
+ * It runs on the period path: it may only copy (bounded) and count.
+ */
+export interface PeriodTap {
+  /** The source (re)started with this format; before its first period. */
+  format(f: CaptureFormat): void;
+  /** `dropout`: audio was lost just before this period (xrun, reopen, new format). */
+  period(data: Uint8Array, frames: number, samplePos: bigint, captureNs: bigint, dropout: boolean): void;
+}
+
+/**
  * The capture callback: stamp the period (seq, sample position, monotonic
  * ns), convert it once into the shared ring, hand it to the send pool.
  * No JSON, no logging, no per-client work here.
@@ -24,6 +35,9 @@ export class PeriodIngest {
   lastDispatchAt = 0;
   /** Deviation of period arrival intervals from the nominal period, ms. */
   readonly jitter = new LatencyHistogram();
+  /** Recording's tap, while a take runs. */
+  tap: PeriodTap | null = null;
+  private tapDropout = true;
 
   constructor(private readonly pool: SendPool) {}
 
@@ -52,11 +66,14 @@ export class PeriodIngest {
     this.format = f;
     this.pool.setShape({ channels: f.channels, rate: f.rate });
     this.flags |= FLAG_DISCONTINUITY;
+    this.tapDropout = true;
     this.lastArrival = 0;
+    this.tap?.format(f);
   };
 
   private readonly onDiscontinuity = (): void => {
     this.flags |= FLAG_DISCONTINUITY;
+    this.tapDropout = true;
   };
 
   private readonly onPeriod = (data: Uint8Array, frames: number): void => {
@@ -71,6 +88,11 @@ export class PeriodIngest {
     this.periods++;
     const pos = this.samplePos;
     this.samplePos += BigInt(frames);
+    // Before the pool's check: a period the pool must skip is still recorded.
+    if (this.tap !== null) {
+      this.tap.period(data, frames, pos, captureNs, this.tapDropout);
+      this.tapDropout = false;
+    }
     if (!this.pool.canAccept(seq)) {
       // The pool is a ring behind: drop this period whole (the next one is flagged) rather than overwrite unread audio.
       this.flags |= FLAG_DISCONTINUITY;

@@ -35,6 +35,15 @@ export function parseWav(buf: Buffer, name = 'WAV file'): WavInfo {
   }
   if (!fmt) throw new RangeError(`${name}: no fmt chunk`);
   if (!data) throw new RangeError(`${name}: no data chunk`);
+  const format = wavSampleFormat(fmt, name);
+  const frameBytes = fmt.blockAlign;
+  const frames = Math.floor(data.length / frameBytes);
+  if (frames === 0) throw new RangeError(`${name}: data chunk holds no whole frame`);
+  return { format, channels: fmt.channels, rate: fmt.rate, data: data.subarray(0, frames * frameBytes) };
+}
+
+/** The sample format of a WAV fmt chunk (the format tag after WAVE_FORMAT_EXTENSIBLE), checked against what the box plays. Throws RangeError naming the problem. */
+export function wavSampleFormat(fmt: { tag: number; channels: number; rate: number; blockAlign: number; bits: number }, name: string): SampleFormat {
   let format: SampleFormat;
   if (fmt.tag === WAVE_FORMAT_PCM && fmt.bits === 16) format = 'S16_LE';
   else if (fmt.tag === WAVE_FORMAT_PCM && fmt.bits === 24) format = 'S24_3LE';
@@ -45,9 +54,7 @@ export function parseWav(buf: Buffer, name = 'WAV file'): WavInfo {
   if (![44100, 48000, 96000].includes(fmt.rate)) throw new RangeError(`${name}: rate ${fmt.rate} Hz; allowed: 44100, 48000 or 96000`);
   const frameBytes = (fmt.bits / 8) * fmt.channels;
   if (fmt.blockAlign !== frameBytes) throw new RangeError(`${name}: block align ${fmt.blockAlign}; expected ${frameBytes} for ${fmt.channels} x ${fmt.bits} bit`);
-  const frames = Math.floor(data.length / frameBytes);
-  if (frames === 0) throw new RangeError(`${name}: data chunk holds no whole frame`);
-  return { format, channels: fmt.channels, rate: fmt.rate, data: data.subarray(0, frames * frameBytes) };
+  return format;
 }
 
 /** Builds a canonical WAV file (tests, the CLI listener). */

@@ -101,6 +101,10 @@ function alternatives(t: z.ZodTypeAny): string[] {
   if (c instanceof z.ZodNumber) return [numberRule(c)];
   if (c instanceof z.ZodString) return [stringRule(c)];
   if (c instanceof z.ZodBoolean) return [code('true'), code('false')];
+  if (c instanceof z.ZodArray) {
+    const d = c._def as z.ZodArrayDef;
+    return [`array of ${d.minLength?.value ?? 0} to ${d.maxLength?.value ?? 'any number of'} (${joinAlternatives(alternatives(c.element as z.ZodTypeAny))})`];
+  }
   return [String((c._def as { typeName?: unknown }).typeName ?? 'any').replace(/^Zod/, '').toLowerCase()];
 }
 
@@ -183,8 +187,10 @@ export function renderConfigDoc(): string {
       'message naming the key, the value it got and what is allowed.',
     '- Besides the per-key limits below, `capture.retryMaxMs` must be >= `capture.retryInitialMs`, ' +
       '`stream.heartbeatTimeoutMs` must be > `stream.heartbeatIntervalMs`, `mqtt.reconnectMaxMs` must be >= ' +
-      '`mqtt.reconnectInitialMs`, `mqtt.certFile` and `mqtt.keyFile` are set together or not at all, and ' +
-      '`dashboard.latencyRedMs` must be > `dashboard.latencyAmberMs`. Files named by ' +
+      '`mqtt.reconnectInitialMs`, `mqtt.certFile` and `mqtt.keyFile` are set together or not at all, ' +
+      '`dashboard.latencyRedMs` must be > `dashboard.latencyAmberMs`, `recording.dir` (unless `"auto"`) must be inside one of ' +
+      '`recording.drives` or inside `state.dir`, and every path of `recording.dir` and `recording.drives` must be absolute and ' +
+      'normalised (no `..`, `.` or trailing `/`). Files named by ' +
       '`mqtt.caFile`, `mqtt.certFile`, `mqtt.keyFile` and `mqtt.credentialsFile` must be readable at start.',
     '- Every key is read once at start: a change takes effect only after a restart of the service.',
     '',

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { configSchema, ENV_OVERRIDES, type Config } from './config-schema';
 import { ConfigError, describeConfigIssues } from './config-errors';
 
@@ -27,6 +28,11 @@ function readFailure(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (e.code === undefined) return String(err);
   return `${e.code}: ${READ_FAILURES[e.code] ?? e.message}`;
+}
+
+function isInsideDir(p: string, root: string): boolean {
+  const rel = relative(root, p);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
 function setDotted(target: Record<string, unknown>, dotted: string, value: unknown): void {
@@ -117,6 +123,12 @@ export function loadConfig(opts: { path?: string | undefined; env?: NodeJS.Proce
   if (config.dashboard.latencyRedMs <= config.dashboard.latencyAmberMs) {
     throw new ConfigError(
       `config: dashboard.latencyRedMs: got ${config.dashboard.latencyRedMs}; allowed: a number > dashboard.latencyAmberMs (${config.dashboard.latencyAmberMs})`,
+    );
+  }
+  const rec = config.recording;
+  if (rec.dir !== 'auto' && !rec.drives.some((d) => isInsideDir(rec.dir, d)) && !isInsideDir(rec.dir, resolve(config.state.dir))) {
+    throw new ConfigError(
+      `config: recording.dir: got ${JSON.stringify(rec.dir)}; allowed: "auto", or a folder inside one of recording.drives (${rec.drives.join(', ')}) or inside state.dir (${config.state.dir})`,
     );
   }
   return { config, path: used, envApplied };

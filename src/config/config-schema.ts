@@ -341,6 +341,69 @@ const discoverySchema = z
   .strict()
   .default({});
 
+/** A folder as an absolute, normalised path ("/media", not "media/" or "/media/../etc"). */
+const absoluteDir = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((v) => v.startsWith('/') && v === posixNormalize(v), { message: 'an absolute path without "..", "." or a trailing "/"' });
+
+function posixNormalize(p: string): string {
+  const parts: string[] = [];
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') parts.pop();
+    else parts.push(seg);
+  }
+  return `/${parts.join('/')}`;
+}
+
+const recordingSchema = z
+  .object({
+    dir: z
+      .union([z.literal('auto'), absoluteDir])
+      .default('auto')
+      .describe(
+        'Where takes go. "auto": the first writable USB mass-storage drive mounted at or below one of recording.drives (in its folder "stagebox"), else <state.dir>/recordings. A folder: every take goes there; it must be inside one of recording.drives or inside state.dir.',
+      ),
+    drives: z
+      .array(absoluteDir)
+      .min(1)
+      .max(16)
+      .default(['/media', '/mnt', '/run/media'])
+      .describe('Folders whose mounts count as recording drives: a filesystem mounted at or below one of them is listed and may be chosen for a take. Nothing outside them (and state.dir) is ever written or served.'),
+    layout: z
+      .enum(['mono', 'multi'])
+      .default('mono')
+      .describe(
+        '"mono": one mono WAV per input ("01 Kick.wav"), what every DAW imports as one track per file, named; a file stays under FAT\'s 4 GiB for 8 hours at 48 kHz/24 bit. "multi": one interleaved WAV per take (RF64 past 4 GiB; on FAT it continues in a new part every 4 GiB, 15 minutes at 32 channels). docs/architecture.md, "Recording".',
+      ),
+    bufferS: z
+      .number()
+      .min(1)
+      .max(30)
+      .default(4)
+      .describe(
+        'Audio held in memory while the drive is slower than the capture, seconds; when it is full the take ends ("drive too slow"), never the audio. Its size is all capture channels for this long: 32 channels of S24_3LE at 48 kHz for 4 s take 17.6 MiB, of S32_LE 23.4 MiB; allocated by the first take and used again by the next ones.',
+      ),
+    syncIntervalMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(10000)
+      .default(1000)
+      .describe('How often the audio is flushed to the drive (fdatasync) and every file\'s header rewritten to declare it, ms: a power cut or a pulled drive loses at most about this much.'),
+    minFreeMiB: z
+      .number()
+      .int()
+      .min(0)
+      .max(1048576)
+      .default(64)
+      .describe('A take ends ("drive full") when the drive has less free space than this, MiB, so its files can still be closed.'),
+  })
+  .strict()
+  .default({});
+
 const logSchema = z
   .object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
@@ -361,6 +424,7 @@ export const configSchema = z
     mqtt: mqttSchema,
     dashboard: dashboardSchema,
     discovery: discoverySchema,
+    recording: recordingSchema,
     log: logSchema,
   })
   .strict();
@@ -374,6 +438,7 @@ export type HealthConfig = Config['health'];
 export type MqttConfig = Config['mqtt'];
 export type DashboardConfig = Config['dashboard'];
 export type DiscoveryConfig = Config['discovery'];
+export type RecordingConfig = Config['recording'];
 
 /** Env variables for the common keys: name → dotted config key. */
 export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string' | 'number' | 'auto-number' }>> = {
@@ -390,6 +455,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { key: string; type: 'string
   STAGEBOX_POOL_INLINE_BUDGET_PCT: { key: 'pool.inlineBudgetPct', type: 'number' },
   STAGEBOX_LOG_LEVEL: { key: 'log.level', type: 'string' },
   STAGEBOX_STATE_DIR: { key: 'state.dir', type: 'string' },
+  STAGEBOX_RECORDING_DIR: { key: 'recording.dir', type: 'string' },
   STAGEBOX_ADMIN_TOKEN: { key: 'admin.token', type: 'string' },
   STAGEBOX_MQTT_URL: { key: 'mqtt.url', type: 'string' },
   STAGEBOX_MQTT_CREDENTIALS_FILE: { key: 'mqtt.credentialsFile', type: 'string' },

@@ -14,6 +14,8 @@ import type { Logger } from '../logging/logger';
 
 /** What clients are told about the capture source (welcome and "source" messages). */
 export type { SourceInfo };
+import { RecordingError } from '../recording/recording-error';
+import { isRecordingMessage, type RecordingMessage } from '../recording/recording-messages';
 
 export interface ControlDeps {
   version: string;
@@ -39,6 +41,8 @@ export interface ControlDeps {
   udpPort(): number | null;
   /** Saved client state; null when the state dir is unusable (nothing is remembered). */
   memory: ClientMemory | null;
+  /** Answers the admin's recording and playback messages (recording/recording-control.ts). */
+  recording?: { handle(msg: RecordingMessage): Promise<object> };
 }
 
 /** Fader moves closer together than this are coalesced; the last one always wins. */
@@ -121,6 +125,11 @@ export class ControlHandler {
   private apply(conn: ClientConnection, msg: ClientMessage, st: ControlState): void {
     if (msg.type !== 'hello' && conn.clientId === null) {
       throw new ControlError('hello-required', `send hello first; got ${msg.type}`, msg.type);
+    }
+    if (isRecordingMessage(msg)) {
+      this.requireAdmin(st, msg.type);
+      this.recording(conn, msg);
+      return;
     }
     switch (msg.type) {
       case 'hello': {
@@ -419,6 +428,16 @@ export class ControlHandler {
     st.pendingMix = null;
     if (st.mixTimer) clearTimeout(st.mixTimer);
     st.mixTimer = null;
+  }
+
+  /** Recording and playback touch drives and files: the answer, or the refusal, goes to the admin who asked once they are done. */
+  private recording(conn: ClientConnection, msg: RecordingMessage): void {
+    const r = this.deps.recording;
+    if (!r) throw new ControlError('invalid-message', 'recording is not available on this box', msg.type);
+    r.handle(msg).then(
+      (reply) => this.send(conn, reply),
+      (err: Error) => this.sendError(conn, err instanceof RecordingError ? new ControlError(err.code, err.message, msg.type) : new ControlError('invalid-message', `internal error: ${err.message}`, msg.type)),
+    );
   }
 
   private requireAdmin(st: ControlState, ref: string, what = `${ref} is for the admin only`): void {

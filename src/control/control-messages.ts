@@ -3,6 +3,7 @@ import { CLIENT_ID_MAX_LENGTH, CLIENT_ID_PATTERN, CLIENT_ID_RULE } from '../prot
 import { CHANNEL_CODECS, MIX_CODECS, OPUS_BITRATE_KBPS, OPUS_FRAME_MS } from '../protocol/codecs';
 import { MAX_REDUNDANCY, MAX_SPACING } from '../protocol/datagram';
 import { AUDIO_TRANSPORTS, PROTOCOL_VERSION, type ClientMessageType, type ErrorCode } from '../protocol/messages';
+import { RECORDING_MESSAGE_SCHEMAS } from '../recording/recording-messages';
 
 /**
  * Client → box control messages (JSON text frames), parsed once here at the
@@ -246,6 +247,8 @@ export const MESSAGE_SCHEMAS = {
   'delete-preset': deletePresetSchema,
   'list-presets': listPresetsSchema,
   transport: transportSchema,
+  // Admin: recording and virtual soundcheck (docs/protocol.md, "Recording").
+  ...RECORDING_MESSAGE_SCHEMAS,
 } as const satisfies Record<ClientMessageType, z.ZodTypeAny>;
 
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;

@@ -51,11 +51,7 @@ export class HealthReporting {
     if (this.mqttFiles) await this.startMqtt(this.mqttFiles);
     else this.log.info({}, 'MQTT off (mqtt.enabled false)');
     // One detector of device, client and overload changes feeds both the MQTT event topic and the dashboard's event log.
-    this.watcher.on('event', (e: HealthEvent) => {
-      this.log.info({ event: e }, `health event: ${e.type}`);
-      this.events.add(e.type, eventFields(e));
-      this.reporterRef?.publishEvent(e);
-    });
+    this.watcher.on('event', (e: HealthEvent) => this.report(e));
     this.watcher.on('clients', () => this.reporterRef?.clientsChanged());
     this.watcher.start();
   }
@@ -66,6 +62,13 @@ export class HealthReporting {
     this.watcher.stop();
     this.collector.stop();
     await this.broker?.stop();
+  }
+
+  /** An event (the watcher's, or recording's): logged, in the event log, and on the MQTT event topic. */
+  report(e: HealthEvent): void {
+    this.log.info({ event: e }, `health event: ${e.type}`);
+    this.events.add(e.type, eventFields(e));
+    this.reporterRef?.publishEvent(e);
   }
 
   /** The capture source changed state: the watcher reports device lost/found without waiting for its next look. */

@@ -3,6 +3,7 @@ import type { SendPoolStats } from '../pool/send-pool';
 import type { ClientInfo } from '../transport/client-connection';
 import type { LatencySummary } from '../metrics/latency-histogram';
 import type { StateSaving } from '../state/saved-state';
+import { RECORDING_IDLE, type RecordingHealth } from '../recording/recording-health';
 import type { DiskSample, NetSample, SystemSample, ThrottleSample } from './system-collector';
 
 /**
@@ -24,9 +25,12 @@ export interface ServiceFigures {
   /** Audio bytes written to client sockets since start, every client (gone ones too). */
   bytesSent: number;
   state: StateSaving;
+  /** Recording and virtual soundcheck; absent: nothing records or plays. */
+  recording?: RecordingHealth;
 }
 
 export type { StateSaving };
+export { RECORDING_IDLE, type RecordingHealth };
 
 /** What the health topic reports for the capture path: running, no device (missing, opening, retrying) or error. */
 export type AudioState = 'running' | 'no-device' | 'error';
@@ -88,6 +92,7 @@ export interface HealthSnapshot {
   clients: { count: number; maxLatencyMs: number | null; drops: number; bytesSent: number };
   /** The state dir: the box streams on when it cannot save, and says so here. */
   state: StateSaving;
+  recording: RecordingHealth;
   /** When the system figures were sampled (ISO 8601), null before the first sample or with sampling off. */
   systemSampledAt: string | null;
 }
@@ -163,6 +168,7 @@ export function buildHealthSnapshot(sys: SystemSample, f: ServiceFigures, now: D
     },
     clients: { count: f.clients.length, maxLatencyMs: maxLatency, drops, bytesSent: f.bytesSent },
     state: { ...f.state },
+    recording: { ...(f.recording ?? RECORDING_IDLE) },
     systemSampledAt: sys.sampledAt,
   };
 }

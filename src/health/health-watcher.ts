@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { CaptureStatus } from '../capture/capture-source';
+import type { RecordingEvent } from '../recording/recording-events';
 import { summarizeClient, type ClientSummary, type ServiceFigures } from './health-snapshot';
 import type { SystemSample } from './system-collector';
 
@@ -11,7 +12,8 @@ export type HealthEvent =
   | { type: 'client-joined'; ts: string; id: string; name: string; address: string }
   | { type: 'client-left'; ts: string; id: string; name: string; address: string }
   | { type: 'overload'; ts: string; reasons: string[]; cpuLoadPct: number | null; deadlineMisses: number; skippedPeriods: number }
-  | { type: 'overload-cleared'; ts: string };
+  | { type: 'overload-cleared'; ts: string }
+  | RecordingEvent;
 
 export interface HealthWatcherOptions {
   /** Reads the service's figures (cheap: counters and snapshots). */

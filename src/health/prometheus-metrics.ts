@@ -134,6 +134,12 @@ export class PrometheusMetrics {
       },
     });
     monotonic('stagebox_sent_bytes_total', 'Audio bytes written to client sockets since the service started.', () => s().clients.bytesSent, reg);
+    gauge('stagebox_recording', '1 while a take is being recorded, else 0.', () => (s().recording.active ? 1 : 0));
+    gauge('stagebox_recording_seconds', 'Length of the take being recorded, seconds (0 when none).', () => s().recording.seconds);
+    gauge('stagebox_recording_free_bytes', 'Free space on the recording drive (in use, or the one a take would use), bytes.', () => s().recording.freeBytes);
+    gauge('stagebox_recording_time_left_seconds', 'Recording time left on that drive at the current rate, seconds.', () => s().recording.secondsLeft);
+    monotonic('stagebox_recording_write_errors_total', 'Failed writes and flushes to recording drives since the service started.', () => s().recording.writeErrors, reg);
+    gauge('stagebox_playback', '1 while virtual soundcheck plays a take instead of the stage, else 0.', () => (s().recording.playing !== null ? 1 : 0));
     gauge('stagebox_cpu_load_ratio', 'Whole-machine CPU load, 0-1.', () => {
       const v = s().cpu.loadPct;
       return v === null ? null : v / 100;

@@ -40,6 +40,9 @@ export interface StatusSources {
   systemd(): object;
   /** Audio over UDP: the socket's counters (transport/udp-flows.ts). */
   udp(): object;
+  /** Recording and virtual soundcheck (recording/). */
+  recording(): object;
+  playback(): object;
   ready(): boolean;
   stopping(): boolean;
   watchdog(): WatchdogView | null;
@@ -57,6 +60,8 @@ export function statusDocument(s: StatusSources): object {
     perf: { serverLatency: s.pool.serverLatency.summary(), captureBlock: s.pool.captureBlock.summary() },
     server: { port: s.port(), clients: s.server.clients.size, maxClients: s.config.stream.maxClients, handshakes: s.server.pendingInfo() },
     state: { ...s.state.saving(), writes: state?.writes ?? 0, failure: state?.writeFailure ?? null },
+    recording: s.recording(),
+    playback: s.playback(),
     mixing: { maxOutputDb: s.metadata.maxOutputDb, adminEnabled: s.config.admin.token !== null },
     metadata: { channels: s.metadata.list(), groups: s.metadata.groups() },
     clients: s.server.clientInfos(),

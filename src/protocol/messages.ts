@@ -28,6 +28,13 @@ export const CLIENT_MESSAGE_TYPES = [
   'delete-preset',
   'list-presets',
   'transport',
+  // Admin: recording and virtual soundcheck (docs/protocol.md, "Recording").
+  'record-start',
+  'record-stop',
+  'record-marker',
+  'list-takes',
+  'delete-take',
+  'playback',
 ] as const;
 export type ClientMessageType = (typeof CLIENT_MESSAGE_TYPES)[number];
 
@@ -57,6 +64,21 @@ export const ERROR_CODES = [
   'too-many-presets',
   'not-saved',
   'bad-transport',
+  // Recording and playback refusals (docs/protocol.md, "Recording").
+  'already-recording',
+  'not-recording',
+  'bad-take-name',
+  'bad-marker',
+  'bad-drive',
+  'no-drive',
+  'drive-error',
+  'no-audio',
+  'unknown-take',
+  'take-busy',
+  'bad-take',
+  'bad-seek',
+  'playback-active',
+  'not-playing',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -77,6 +99,8 @@ export interface SourceInfo {
   rate: number | null;
   periodFrames: number;
   format: string | null;
+  /** The engineer is recording a take (absent from boxes before recording existed). */
+  recording?: boolean;
 }
 
 export interface Welcome {

@@ -25,13 +25,13 @@ const RANK: Readonly<Record<string, number>> = {
   pool: 4,
   capture: 5,
   transport: 6,
-  control: 7,
-  health: 8,
-  web: 8,
-  discovery: 8,
-  recording: 8,
-  listen: 9,
-  appliance: 10,
+  recording: 7,
+  control: 8,
+  health: 9,
+  web: 9,
+  discovery: 9,
+  listen: 10,
+  appliance: 11,
 };
 
 /** Portable layers (the browser build imports them): no Node built-ins, no npm packages. */

@@ -97,3 +97,16 @@ test('rules across keys are checked: the dashboard\'s red latency must be above 
   const { config } = loadConfig({ path: file({}), env: {} });
   assert.deepEqual(config.dashboard, { maxViewers: 8, latencyAmberMs: 20, latencyRedMs: 50 });
 });
+
+test('recording: a drive path outside the allowed mounts, or not absolute and normalised, stops the start naming the key', () => {
+  assert.equal(
+    configError(() => loadConfig({ path: file({ recording: { dir: '/etc/shows' } }), env: {} })),
+    'config: recording.dir: got "/etc/shows"; allowed: "auto", or a folder inside one of recording.drives (/media, /mnt, /run/media) or inside state.dir (/var/lib/stagebox)',
+  );
+  assert.match(configError(() => loadConfig({ path: file({ recording: { dir: '/media/../etc' } }), env: {} })), /^config file .*: recording\.dir: got "\/media\/\.\.\/etc"; .*an absolute path without "\.\.", "\." or a trailing "\/"/);
+  assert.match(configError(() => loadConfig({ path: file({ recording: { drives: ['media'] } }), env: {} })), /^config file .*: recording\.drives\.0: got "media"; .*an absolute path/);
+  assert.match(configError(() => loadConfig({ path: file({}), env: { STAGEBOX_RECORDING_DIR: '/srv/x' } })), /^config: recording\.dir: got "\/srv\/x"; allowed: "auto", or a folder inside one of recording\.drives/);
+  const ok = loadConfig({ path: file({ recording: { dir: '/media/usb0/shows', layout: 'multi' }, state: { dir: '/tmp/sb' } }), env: {} }).config.recording;
+  assert.deepEqual([ok.dir, ok.layout, ok.bufferS, ok.syncIntervalMs, ok.minFreeMiB], ['/media/usb0/shows', 'multi', 4, 1000, 64]);
+  assert.equal(loadConfig({ path: file({ recording: { dir: '/tmp/sb/recordings' }, state: { dir: '/tmp/sb' } }), env: {} }).config.recording.dir, '/tmp/sb/recordings');
+});

@@ -194,6 +194,7 @@
     set('proc-load', typeof pr.loadAvg1m === 'number' ? pr.loadAvg1m.toFixed(2) + ' (' + pr.cores + ' cores)' : null);
 
     showEvents(Array.isArray(s.events) ? s.events : []);
+    showRecording(s.recording || null, s.playback || null);
   }
 
   function showClients(list) {
@@ -262,6 +263,208 @@
       ol.appendChild(li);
     }
   }
+
+  // ---- recording and virtual soundcheck -------------------------------------
+  // State comes with every status push; actions and the take list need the
+  // admin token (HTTP, Authorization: Bearer), kept for this tab only.
+
+  var TOKEN_KEY = 'stagebox-admin-token';
+  var token = null;
+  try { token = sessionStorage.getItem(TOKEN_KEY); } catch (e) { token = null; }
+  var takesTimer = null;
+  var seeking = false;
+  var lastPlayback = null;
+
+  function clock(s) {
+    if (typeof s !== 'number' || !isFinite(s)) return '—';
+    s = Math.floor(s);
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    return (h > 0 ? h + ':' + String(m).padStart(2, '0') : String(m)) + ':' + String(sec).padStart(2, '0');
+  }
+  function bytes(b) {
+    if (typeof b !== 'number') return null;
+    return b >= 1e9 ? (b / 1e9).toFixed(1) + ' GB' : (b / 1e6).toFixed(0) + ' MB';
+  }
+  function message(text, level) {
+    var m = $('rec-msg');
+    m.textContent = text || '';
+    m.dataset.level = level || '';
+  }
+
+  /** One call of the recording API; resolves with the JSON answer, rejects with its error text. */
+  function call(method, path, body) {
+    var init = { method: method, headers: { authorization: 'Bearer ' + token } };
+    if (body !== undefined) {
+      init.headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (j) {
+        if (res.ok) return j;
+        if (res.status === 401 || res.status === 403) lock();
+        throw new Error(j.error || 'HTTP ' + res.status);
+      });
+    });
+  }
+  function act(method, path, body, done) {
+    message('…');
+    return call(method, path, body).then(function (j) {
+      message(done ? done(j) : '');
+      loadTakes();
+      return j;
+    }, function (err) {
+      message(err.message, 'error');
+    });
+  }
+
+  function lock() {
+    token = null;
+    try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* private mode */ }
+    $('rec-controls').hidden = true;
+    $('rec-unlock').hidden = false;
+    $('pb-controls').hidden = true;
+    if (takesTimer) clearInterval(takesTimer);
+    takesTimer = null;
+  }
+  function unlocked() {
+    $('rec-controls').hidden = false;
+    $('rec-unlock').hidden = true;
+    $('pb-controls').hidden = false;
+    loadTakes();
+    if (!takesTimer) takesTimer = setInterval(loadTakes, 15000);
+  }
+
+  function showRecording(r, pb) {
+    if (r) {
+      var st = $('rec-state');
+      st.textContent = r.state === 'recording' ? '● REC' : r.state;
+      st.dataset.state = r.state;
+      $('rec-elapsed').textContent = r.take ? clock(r.take.seconds) : '—';
+      $('rec-take').textContent = r.take ? r.take.name || r.take.id : '';
+      set('rec-drive', r.drive ? r.drive.mount + ' (' + r.drive.kind + (r.drive.fsType ? ', ' + r.drive.fsType : '') + ')' : 'none');
+      set('rec-free', bytes(r.freeBytes));
+      set('rec-left', typeof r.secondsLeft === 'number' ? duration(r.secondsLeft) + (r.take ? ' at this rate' : ' with every input') : null);
+      var last = r.last;
+      set('rec-last', last ? last.id + ' · ' + clock(last.seconds) + ' · ' + last.reason + (last.error ? ': ' + last.error : '') : null);
+      $('rec-start').disabled = r.state !== 'idle' || !!(pb && pb.active);
+      $('rec-stop').disabled = r.state !== 'recording';
+      $('rec-marker').disabled = r.state !== 'recording';
+    }
+    showPlayback(pb);
+  }
+
+  function showPlayback(pb) {
+    lastPlayback = pb;
+    var on = !!(pb && pb.active);
+    $('playback-banner').hidden = !on;
+    if (!on) return;
+    $('pb-take').textContent = pb.take;
+    var st = $('pb-state');
+    st.textContent = pb.state;
+    st.dataset.state = pb.state;
+    $('pb-pos').textContent = clock(pb.positionS) + ' / ' + clock(pb.durationS) + (pb.loop ? ' · loop ' + clock(pb.loop.startS) + '–' + clock(pb.loop.endS) : '');
+    $('pb-toggle').textContent = pb.state === 'playing' ? 'Pause' : 'Play';
+    var seek = $('pb-seek');
+    seek.max = String(pb.durationS || 1);
+    if (!seeking) seek.value = String(pb.positionS || 0);
+    $('pb-loop').checked = !!pb.loop;
+  }
+
+  function loadTakes() {
+    if (!token) return;
+    call('GET', '/api/recordings').then(function (j) {
+      showTakes(Array.isArray(j.takes) ? j.takes : []);
+      showRecording(j.recording, j.playback);
+    }, function (err) {
+      message(err.message, 'error');
+    });
+  }
+
+  function showTakes(list) {
+    var ul = $('takes');
+    ul.textContent = '';
+    $('no-takes').hidden = list.length > 0;
+    list.forEach(function (t) {
+      var li = el('li', 'take');
+      li.dataset.takeId = t.id;
+      li.dataset.state = t.state;
+      li.appendChild(el('div', 'name', t.name || t.id));
+      var parts = [t.id, clock(t.seconds), t.state];
+      if (t.channels && t.channels.length) parts.push(t.channels.length + ' input(s)');
+      var marks = (t.markers || []).filter(function (m) { return m.kind === 'marker'; }).length;
+      var dropouts = (t.markers || []).length - marks;
+      if (marks) parts.push(marks + ' marker(s)');
+      if (dropouts) parts.push(dropouts + ' capture dropout(s)');
+      if (t.error || t.damaged) parts.push(t.error || t.damaged);
+      li.appendChild(el('div', 'detail', parts.join(' · ')));
+      var files = el('div', 'files');
+      (t.files || []).forEach(function (f) {
+        var a = el('a', null, f.name);
+        a.href = f.link;
+        a.setAttribute('download', f.name);
+        files.appendChild(a);
+      });
+      li.appendChild(files);
+      var row = el('div', 'row');
+      var play = el('button', null, '▶ Play as the stage');
+      play.type = 'button';
+      play.disabled = t.state === 'damaged' || t.state === 'recording';
+      play.addEventListener('click', function () {
+        act('POST', '/api/playback', { action: 'play', take: t.id }, function () { return 'playing ' + t.id + ' instead of the stage'; });
+      });
+      var del = el('button', null, 'Delete');
+      del.type = 'button';
+      del.disabled = t.state === 'recording';
+      del.addEventListener('click', function () {
+        if (!window.confirm('Delete take ' + t.id + ' and its files?')) return;
+        act('DELETE', '/api/recordings/' + encodeURIComponent(t.id), undefined, function () { return 'deleted ' + t.id; });
+      });
+      row.appendChild(play);
+      row.appendChild(del);
+      li.appendChild(row);
+      ul.appendChild(li);
+    });
+  }
+
+  $('rec-unlock-btn').addEventListener('click', function () {
+    token = $('rec-token').value;
+    $('rec-token').value = '';
+    call('GET', '/api/recordings').then(function (j) {
+      try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* private mode: this page only */ }
+      message('');
+      unlocked();
+      showTakes(j.takes || []);
+    }, function (err) {
+      token = null;
+      message(err.message, 'error');
+    });
+  });
+  $('rec-start').addEventListener('click', function () {
+    var name = $('rec-name').value.trim();
+    act('POST', '/api/recordings', name ? { name: name } : {}, function (j) { return 'recording ' + j.take.id + ' to ' + j.take.drive; });
+  });
+  $('rec-stop').addEventListener('click', function () {
+    act('POST', '/api/recordings/stop', undefined, function (j) { return 'stopped: ' + j.take.id + ', ' + clock(j.take.seconds); });
+  });
+  $('rec-marker').addEventListener('click', function () {
+    act('POST', '/api/recordings/markers', {}, function (j) { return j.marker.label + ' at ' + clock(j.marker.seconds); });
+  });
+  $('pb-toggle').addEventListener('click', function () {
+    var playing = lastPlayback && lastPlayback.state === 'playing';
+    act('POST', '/api/playback', { action: playing ? 'pause' : 'play' });
+  });
+  $('pb-seek').addEventListener('input', function () { seeking = true; });
+  $('pb-seek').addEventListener('change', function () {
+    seeking = false;
+    act('POST', '/api/playback', { action: 'seek', positionS: Number($('pb-seek').value) });
+  });
+  $('pb-loop').addEventListener('change', function () {
+    act('POST', '/api/playback', { action: 'loop', loop: $('pb-loop').checked });
+  });
+  $('pb-live').addEventListener('click', function () {
+    act('POST', '/api/playback', { action: 'live' }, function () { return 'back to live'; });
+  });
+  if (token) unlocked();
 
   // ---- connection -----------------------------------------------------------
 

@@ -171,7 +171,10 @@ function onMixing(m) {
 function sourceText() {
   const s = state.source;
   if (!s) return '—';
-  return `${s.state} · ${s.channels ?? '?'} ch · ${s.rate ? s.rate / 1000 + ' kHz' : '?'}`;
+  // Musicians should know when the box records them, and that a take playing back is not the stage.
+  const what = s.kind === 'take' ? 'playing a recording, not the stage · ' : '';
+  const rec = s.recording ? ' · ● REC' : '';
+  return `${what}${s.state} · ${s.channels ?? '?'} ch · ${s.rate ? s.rate / 1000 + ' kHz' : '?'}${rec}`;
 }
 
 /** A phone the box has never seen: every channel of the mix at -20 dB, centred. */
