@@ -29,7 +29,7 @@ export interface ClientSpec {
   /** A library client's audio transport: "udp" asks for datagrams with `redundancy` copies (default "ws"). */
   transport?: 'ws' | 'udp';
   redundancy?: number;
-  spacing?: number;
+  spacing?: number | 'auto';
 }
 
 /** What the verifying clients found (soak scenario), every client together, churned ones included. */
@@ -86,6 +86,8 @@ export interface WifiListenerStats {
   transportNow: string | null;
   recovered: number;
   datagrams: number;
+  /** The redundancy spacing in use at the end (UDP; 'auto' moves it), null over the WebSocket. */
+  spacingAtEnd: number | null;
 }
 
 /** The library clients' jitter buffers over the window (`library` scenario). */

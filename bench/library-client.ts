@@ -72,7 +72,7 @@ export class LibraryClient extends PacketCounters {
       clientId: this.spec.clientId,
       name: 'bench (library)',
       WebSocket: this.spec.localAddress ? boundWebSocket(this.spec.localAddress) : NodeWebSocket,
-      ...(this.spec.transport === 'udp' ? { udp: { createSocket: nodeDatagramSocket(this.spec.localAddress), redundancy: this.spec.redundancy ?? 1, spacing: this.spec.spacing ?? 1 } } : {}),
+      ...(this.spec.transport === 'udp' ? { udp: { createSocket: nodeDatagramSocket(this.spec.localAddress), redundancy: this.spec.redundancy ?? 1, spacing: this.spec.spacing ?? 'auto' } } : {}),
       inflateRaw: nodeInflateRaw,
       jitter: { targetMs: 10 },
       reconnect: false,

@@ -98,6 +98,7 @@ export class WifiListener extends LibraryClient {
       transportNow: this.transportStats()?.now ?? null,
       recovered: this.transportStats()?.datagram?.recovered ?? 0,
       datagrams: this.transportStats()?.datagram?.datagrams ?? 0,
+      spacingAtEnd: this.transportStats()?.spacing ?? null,
     };
   }
 

@@ -40,7 +40,8 @@ export const WIFI_TRANSPORTS: readonly ('ws' | 'udp')[] = (process.env.WIFI_TRAN
   .map((t) => t.trim())
   .filter((t): t is 'ws' | 'udp' => t === 'ws' || t === 'udp');
 const UDP_REDUNDANCY = Number(process.env.WIFI_UDP_REDUNDANCY ?? 1);
-const UDP_SPACING = Number(process.env.WIFI_UDP_SPACING ?? 1);
+/** 'auto' (the library's default: follows the loss bursts) or a fixed 1-8. */
+const UDP_SPACING: number | 'auto' = process.env.WIFI_UDP_SPACING === undefined || process.env.WIFI_UDP_SPACING === 'auto' ? 'auto' : Number(process.env.WIFI_UDP_SPACING);
 
 /** Issue #12's profiles, mildest first; any other file of bench/net-profiles/ runs after them. */
 const ORDER = ['lan', 'office-wifi', 'busy-venue', 'phone-powersave'];
@@ -177,6 +178,7 @@ function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiList
     seqGaps: sum(ls.map((l) => l.seqGaps)),
     recoveredPackets: sum(ls.map((l) => l.recovered)),
     listenersOnUdpAtEnd: ls.filter((l) => l.transportNow === 'udp').length,
+    spacingAtEnd: ls.map((l) => l.spacingAtEnd),
     e2eLatencyP50Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p50Ms, fleet.e2e.maxMs) : null),
     e2eLatencyP99Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p99Ms, fleet.e2e.maxMs) : null),
     playerTickP99Ms: round(fleet.jitter ? Math.min(fleet.jitter.playerTick.p99Ms, fleet.jitter.playerTick.maxMs) : null),

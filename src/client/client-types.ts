@@ -78,7 +78,8 @@ export interface ClientStats {
   /** The internal jitter buffer (option `jitter`), if any. */
   jitter: JitterBufferStats | null;
   /** How the audio travels now, and what the datagram link did (null before a UDP flow was tried). */
-  transport: { now: AudioTransport; datagram: DatagramLinkStats | null };
+  /** `spacing`: the redundancy spacing asked of the box (null without UDP). */
+  transport: { now: AudioTransport; datagram: DatagramLinkStats | null; spacing: number | null };
 }
 
 /** Audio over UDP (docs/protocol.md §12): the socket factory (Node: dgram) and the redundancy to ask for. */
@@ -86,8 +87,12 @@ export interface UdpTransportOptions {
   createSocket: CreateDatagramSocket;
   /** Copies of 0-3 earlier packets in each datagram; default 1. */
   redundancy?: number;
-  /** How far back the copies reach, in packets (1-8: a copy d packets back repairs a loss burst of up to d); default 1. */
-  spacing?: number;
+  /**
+   * How far back the copies reach, in packets (1-8: a copy d packets back repairs a loss burst of up to d, if the
+   * jitter buffer holds d periods). Default 'auto': starts at 1 and follows the loss bursts of the last 30 s, capped
+   * by the buffer (client/redundancy-spacing.ts).
+   */
+  spacing?: number | 'auto';
 }
 
 export interface ReconnectOptions {

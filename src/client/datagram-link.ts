@@ -47,6 +47,8 @@ export interface DatagramLinkOptions {
   onPacket(bytes: Uint8Array, recovered: boolean): void;
   /** The box confirmed the flow (audio comes over UDP from now on) or stopped hearing it. */
   onState(up: boolean): void;
+  /** `lost` datagrams in a row never came (a gap in the seqs their first packets carry). */
+  onLossBurst?(lost: number): void;
   /** Keepalive period, ms; default 500 (the box falls back after udp.flowTimeoutMs without one). */
   keepaliveMs?: number;
 }
@@ -58,6 +60,8 @@ export class DatagramLink {
   readonly stats: DatagramLinkStats = { up: false, datagrams: 0, packets: 0, recovered: 0, duplicates: 0, badDatagrams: 0, rttMs: null };
   private timer: ReturnType<typeof setInterval> | null = null;
   private newest = -1;
+  /** Seq of the first packet of the last audio datagram: gaps in it are datagrams lost, copies or not. */
+  private lastPrimary = -1;
   /** Bit i: seq (newest - i) has arrived. */
   private seen = 0n;
 
@@ -82,6 +86,7 @@ export class DatagramLink {
   /** A new stretch of audio (a discontinuity, another stream): forget what was seen. */
   resetSeen(): void {
     this.newest = -1;
+    this.lastPrimary = -1;
     this.seen = 0n;
   }
 
@@ -117,6 +122,7 @@ export class DatagramLink {
       case KIND.AUDIO: {
         this.stats.datagrams++;
         if (!this.stats.up) this.setUp(true);
+        this.countBurst(d.packets[0]!);
         // Oldest copy first, so a repaired packet is handed on before the one that carried it.
         for (let i = d.packets.length - 1; i >= 0; i--) this.offer(d.packets[i]!, i > 0);
         return;
@@ -128,13 +134,21 @@ export class DatagramLink {
     if (packet.length < OFFSET.seq + 4) return;
     const seq = new DataView(packet.buffer, packet.byteOffset, packet.byteLength).getUint32(OFFSET.seq, true);
     if (!this.firstSight(seq)) {
-      if (copy) this.stats.duplicates++;
-      else this.stats.duplicates++;
+      this.stats.duplicates++;
       return;
     }
     this.stats.packets++;
     if (copy) this.stats.recovered++;
     this.opts.onPacket(packet, copy);
+  }
+
+  private countBurst(primary: Uint8Array): void {
+    if (primary.length < OFFSET.seq + 4) return;
+    const seq = new DataView(primary.buffer, primary.byteOffset, primary.byteLength).getUint32(OFFSET.seq, true);
+    const ahead = (seq - this.lastPrimary) >>> 0;
+    // A reordered datagram (behind) or a new stream (far ahead) is no loss.
+    if (this.lastPrimary >= 0 && ahead >= 2 && ahead <= SEEN_WINDOW) this.opts.onLossBurst?.(ahead - 1);
+    if (this.lastPrimary < 0 || (ahead !== 0 && ahead < 0x8000_0000)) this.lastPrimary = seq;
   }
 
   /** Records `seq`; false when it was seen already (or is too old to tell). */

@@ -11,10 +11,11 @@
 import type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, UdpTransportOptions, WebSocketConstructor, WebSocketLike } from './client-types.js';
 import { ClockSync } from './clock-sync.js';
 import { DatagramLink } from './datagram-link.js';
-import { tokenFromHex } from '../protocol/datagram.js';
+import { MAX_SPACING, tokenFromHex } from '../protocol/datagram.js';
 import { JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
 import { PacketDecoder, type DecodedPacket } from './packet-decoder.js';
 import { PendingRequests } from './pending-requests.js';
+import { SpacingChooser } from './redundancy-spacing.js';
 import { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec } from '../protocol/codecs.js';
 import { CLOSE } from '../protocol/close-codes.js';
 import { CLIENT_ID_MAX_LENGTH, clientIdProblem } from '../protocol/client-id.js';
@@ -72,6 +73,10 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private decodeChain: Promise<void> | null = null;
 
   private readonly udpOpts: StageboxClientOptions['udp'] | null;
+  /** With udp.spacing 'auto': follows the loss bursts; null with a fixed spacing. */
+  private readonly spacingChooser: SpacingChooser | null;
+  /** Duration of the last packet's audio, ms (the unit a redundancy spacing counts in). */
+  private periodMs: number | null = null;
   private link: DatagramLink | null = null;
   private audioNow: AudioTransport = 'ws';
 
@@ -102,8 +107,11 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (this.udpOpts && typeof this.udpOpts.createSocket !== 'function') throw new TypeError('StageboxClient udp.createSocket must be a function that opens a datagram socket');
     const red = this.udpOpts?.redundancy ?? 1;
     if (!Number.isInteger(red) || red < 0 || red > 3) throw new RangeError(`StageboxClient udp.redundancy is ${red}; allowed: 0-3`);
-    const spacing = this.udpOpts?.spacing ?? 1;
-    if (!Number.isInteger(spacing) || spacing < 1 || spacing > 8) throw new RangeError(`StageboxClient udp.spacing is ${spacing}; allowed: 1-8`);
+    const spacing = this.udpOpts?.spacing ?? 'auto';
+    if (spacing !== 'auto' && (!Number.isInteger(spacing) || spacing < 1 || spacing > MAX_SPACING)) {
+      throw new RangeError(`StageboxClient udp.spacing is ${JSON.stringify(spacing)}; allowed: 'auto' or 1-${MAX_SPACING}`);
+    }
+    this.spacingChooser = spacing === 'auto' ? new SpacingChooser() : null;
     const r = opts.reconnect;
     this.reconnectOpts =
       r === false
@@ -229,7 +237,11 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       packets: this.packets,
       badPackets: this.badPackets,
       jitter: this.jb ? this.jb.stats() : null,
-      transport: { now: this.audioNow, datagram: this.link ? { ...this.link.stats } : null },
+      transport: {
+        now: this.audioNow,
+        datagram: this.link ? { ...this.link.stats } : null,
+        spacing: this.link ? (this.spacingChooser?.spacing ?? (this.udpOpts?.spacing as number | undefined) ?? 1) : null,
+      },
     };
   }
 
@@ -407,6 +419,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private deliver(p: DecodedPacket, arrivalMs: number): void {
     this.packets++;
     const h = p.header;
+    this.periodMs = (p.frames * 1000) / h.rate;
     const boxMs = this.boxToClientMs(h.captureNs);
     this.netLatency = boxMs === null ? null : arrivalMs - boxMs;
     if (this.jitterOpts) {
@@ -528,9 +541,24 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       now: this.now,
       onPacket: (bytes) => this.onDatagramPacket(bytes),
       onState: () => undefined,
+      onLossBurst: (lost) => this.spacingChooser?.noteBurst(lost, this.now()),
     });
     this.link.start();
-    this.ws.send(JSON.stringify({ type: 'transport', transport: 'udp', redundancy: o.redundancy ?? 1, spacing: o.spacing ?? 1 }));
+    this.askUdp();
+  }
+
+  private askUdp(): void {
+    const o = this.udpOpts!;
+    const spacing = this.spacingChooser ? this.spacingChooser.spacing : (o.spacing as number | undefined) ?? 1;
+    this.ws?.send(JSON.stringify({ type: 'transport', transport: 'udp', redundancy: o.redundancy ?? 1, spacing }));
+  }
+
+  /** With spacing 'auto', once a report period: asks the box for the spacing the recent loss bursts call for. */
+  private followLossBursts(): void {
+    if (!this.spacingChooser || !this.link?.stats.up || this.periodMs === null) return;
+    const bufferMs = this.jb ? this.jb.stats().targetMs : this.playback ? this.playback.bufferMs : null;
+    const next = this.spacingChooser.look(this.now(), bufferMs === null ? null : bufferMs / this.periodMs);
+    if (next !== null) this.askUdp();
   }
 
   private onDatagramPacket(bytes: Uint8Array): void {
@@ -592,6 +620,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
 
   private report(): void {
     if (!this.ws || this.state !== 'open') return;
+    this.followLossBursts();
     let bufferMs: number | null = null;
     let underruns = 0;
     if (this.playback) {

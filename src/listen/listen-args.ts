@@ -37,6 +37,14 @@ a terminal, one plain line a second otherwise).
                      out; the latency held by time-stretching) or silence
                      (hear every dropout as it is; frame slips only, so every
                      frame played is one the box sent)
+  --transport T      how the audio comes: udp (default: datagrams, no
+                     head-of-line blocking on Wi-Fi; the WebSocket where the
+                     box offers no UDP) or ws (the WebSocket only)
+  --redundancy N     udp: copies of earlier packets in each datagram, 0-3
+                     (default 1)
+  --spacing D        udp: how far back the copies reach, in packets: auto
+                     (default: follows the loss bursts it sees, within what
+                     the jitter buffer holds) or 1-8
   -h, --help         show this help and exit
 
 Exit codes: 0 done (or stopped with Ctrl-C), 1 connection or device failure,
@@ -61,6 +69,9 @@ export interface ListenOptions {
   token: string | null;
   targetMs: number;
   conceal: 'waveform' | 'silence';
+  transport: 'ws' | 'udp';
+  redundancy: number;
+  spacing: number | 'auto';
   help: boolean;
 }
 
@@ -105,6 +116,9 @@ export function parseListenArgs(argv: string[]): ListenOptions {
     token: process.env.STAGEBOX_ADMIN_TOKEN || null,
     targetMs: 10,
     conceal: 'waveform',
+    transport: 'udp',
+    redundancy: 1,
+    spacing: 'auto',
     help: false,
   };
   let parsed;
@@ -122,9 +136,12 @@ export function parseListenArgs(argv: string[]): ListenOptions {
         token: { type: 'string' },
         'target-ms': { type: 'string' },
         conceal: { type: 'string' },
+        transport: { type: 'string' },
+        redundancy: { type: 'string' },
+        spacing: { type: 'string' },
       },
       positionals: true,
-      allowed: '--channels, --mix, --codec, --seconds, --out, --alsa, --client-id, --token, --target-ms, --conceal, --help',
+      allowed: '--channels, --mix, --codec, --seconds, --out, --alsa, --client-id, --token, --target-ms, --conceal, --transport, --redundancy, --spacing, --help',
       hint: valueHint,
     });
   } catch (err) {
@@ -164,7 +181,23 @@ export function parseListenArgs(argv: string[]): ListenOptions {
     if (v.conceal !== 'waveform' && v.conceal !== 'silence') throw new UsageError(`--conceal ${JSON.stringify(v.conceal)}: ${valueHint('--conceal')}`);
     o.conceal = v.conceal;
   }
+  if (v.transport !== undefined) {
+    if (v.transport !== 'ws' && v.transport !== 'udp') throw new UsageError(`--transport ${JSON.stringify(v.transport)}: ${valueHint('--transport')}`);
+    o.transport = v.transport;
+  }
+  if (v.redundancy !== undefined) {
+    if (!/^[0-3]$/.test(v.redundancy.trim())) throw new UsageError(`--redundancy ${JSON.stringify(v.redundancy)}: ${valueHint('--redundancy')}`);
+    o.redundancy = Number(v.redundancy);
+  }
+  if (v.spacing !== undefined) {
+    const t = v.spacing.trim();
+    if (t !== 'auto' && !/^[1-8]$/.test(t)) throw new UsageError(`--spacing ${JSON.stringify(v.spacing)}: ${valueHint('--spacing')}`);
+    o.spacing = t === 'auto' ? 'auto' : Number(t);
+  }
   if (o.help) return o;
+  if (o.transport === 'ws' && (v.redundancy !== undefined || v.spacing !== undefined)) {
+    throw new UsageError(`--${v.redundancy !== undefined ? 'redundancy' : 'spacing'} applies to --transport udp; the WebSocket delivers every packet (allowed: leave it out, or use --transport udp)`);
+  }
   if (urls.length !== 1) {
     throw new UsageError(urls.length === 0 ? 'no url given; allowed: one ws:// URL such as ws://stagebox.local:5100/' : `${urls.length} urls given (${urls.map((u) => JSON.stringify(u)).join(', ')}); allowed: one`);
   }
@@ -224,6 +257,12 @@ function valueHint(name: string): string {
       return 'allowed: 2.5-200 ms';
     case '--conceal':
       return 'allowed: waveform or silence';
+    case '--transport':
+      return 'allowed: udp or ws';
+    case '--redundancy':
+      return 'allowed: 0, 1, 2 or 3 copies';
+    case '--spacing':
+      return 'allowed: auto or 1-8 packets';
     default:
       return 'a value is needed';
   }

@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { StageboxClient, type AudioEvent, type BoxMessage, type MixRequest } from '../client/index.js';
 import { LISTEN_USAGE, UsageError, parseListenArgs, type ListenOptions } from './listen-args';
-import { NodeWebSocket, createNodeOpusDecoder, nodeInflateRaw } from './node-platform';
+import { NodeWebSocket, createNodeOpusDecoder, nodeDatagramSocket, nodeInflateRaw } from './node-platform';
 import { WavWriter, encodePcm } from './wav-writer';
 
 export interface ListenIo {
@@ -76,6 +76,7 @@ class Listener {
       inflateRaw: nodeInflateRaw,
       createOpusDecoder: createNodeOpusDecoder,
       jitter: { targetMs: opts.targetMs, maxMs: Math.max(200, opts.targetMs), conceal: opts.conceal },
+      ...(opts.transport === 'udp' ? { udp: { createSocket: nodeDatagramSocket(), redundancy: opts.redundancy, spacing: opts.spacing } } : {}),
       // A box that restarts is back within seconds; one that never answers is a mistake in the url.
       reconnect: { initialMs: 500, maxMs: 5000, maxAttempts: 8 },
     });
@@ -91,6 +92,9 @@ class Listener {
       if (e.code === 'gave-up' || e.code === 'closed') void this.stop(1);
     });
     this.client.on('audio', (a) => this.onAudio(a));
+    this.client.on('transport', (t) => {
+      if (!this.stopping) this.line(`audio over ${t.audio === 'ws' ? 'the WebSocket' : t.audio === 'udp' ? 'UDP' : t.audio}${t.reason ? ` (${t.reason})` : ''}`, false);
+    });
     // A box that never answered is most likely a wrong url: give up sooner than on one that went away.
     let welcomed = false;
     this.client.on('welcome', () => (welcomed = true));
@@ -262,6 +266,9 @@ class Listener {
       `  losses ${j?.concealedLosses ?? 0}  concealed ${(j?.concealedMs ?? 0).toFixed(0)} ms  recovered ${j?.recoveredLate ?? 0}` +
       `  accel ${(j?.acceleratedMs ?? 0).toFixed(1)} ms  expand ${(j?.expandedMs ?? 0).toFixed(1)} ms` +
       `  events/min ${minutes > 0 ? ((j?.audibleEvents ?? 0) / minutes).toFixed(1) : '0.0'}` +
+      // Added by issue #13: where the audio comes from, and what redundant copies repaired.
+      `  transport ${s.transport.now}${s.transport.spacing !== null && s.transport.now === 'udp' ? ` spacing ${s.transport.spacing}` : ''}` +
+      `  repaired ${s.transport.datagram?.recovered ?? 0}` +
       (this.pipeDrops ? `  output drops ${this.pipeDrops}` : '')
     );
   }
@@ -282,9 +289,11 @@ class Listener {
     this.stopping = true;
     if (this.player) clearInterval(this.player);
     if (this.progress) clearInterval(this.progress);
+    // Read before closing: a closed client's audio comes over nothing.
+    const last = this.format && this.receivedFrames > 0 ? this.statusText() : null;
     this.client.close();
     if (this.tty && this.progress) this.io.stdout.write('\n');
-    if (this.format && this.receivedFrames > 0) this.line(`done: ${this.statusText()}`, false);
+    if (last !== null) this.line(`done: ${last}`, false);
     try {
       if (this.wav) {
         await this.wav.finish();

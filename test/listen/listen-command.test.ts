@@ -87,6 +87,15 @@ describe('stagebox listen --out: bit-exact recordings', () => {
     });
   }
 
+  test('--transport ws: the same bit-exact recording over the WebSocket alone', async () => {
+    const out = tmpWav('ws.wav');
+    const r = await runCli(['listen', url, '--channels', '1-2', '--seconds', '1', '--out', out, '--transport', 'ws', '--client-id', 'listen-ws'], { timeoutMs: 30000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /audio over UDP/);
+    assert.match(r.stdout, /done: .* transport ws {2}repaired 0/);
+    assertBitExact(wavSamples(out).samples, [1, 2], 'pcm16');
+  });
+
   test('deflate records 16-bit samples equal to the source (top 16 bits)', async () => {
     const out = tmpWav('deflate.wav');
     const r = await runCli(['listen', url, '--channels', '5', '--codec', 'deflate', '--seconds', '1', '--out', out, '--client-id', 'listen-deflate'], { timeoutMs: 30000 });
@@ -119,14 +128,16 @@ describe('stagebox listen: progress and stopping', () => {
       proc.kill('SIGKILL');
     }
     assert.ok(!stdout.includes('\r'), 'no carriage returns when stdout is not a terminal');
+    assert.match(stdout, /^audio over UDP$/m, 'the move to UDP is said once, on its own line');
+    assert.match(stdout.split('\n').filter((l) => /latency/.test(l)).at(-1)!, /transport udp spacing 1/);
     const progress = stdout.split('\n').filter((l) => /^\d+\.\d s {2}latency /.test(l));
     assert.ok(progress.length >= 2, stdout);
     // Today's fields first, in their order (scripts read them), then issue #12's: losses, concealed, recovered, accel,
-    // expand, events/min.
+    // expand, events/min; then issue #13's: the transport (UDP by default) and the packets redundancy repaired.
     for (const l of progress) {
       assert.match(
         l,
-        /^\d+\.\d s {2}latency (-?\d+\.\d|-) ms \(network .* \+ buffer .*\) {2}target \d+\.\d ms {2}underruns \d+ {2}lost \d+ {2}late \d+ {2}drift [+-]?\d+ ppm {2}rtt (\d+\.\d\d|-) ms {2}losses \d+ {2}concealed \d+ ms {2}recovered \d+ {2}accel \d+\.\d ms {2}expand \d+\.\d ms {2}events\/min \d+\.\d( {2}output drops \d+)?$/,
+        /^\d+\.\d s {2}latency (-?\d+\.\d|-) ms \(network .* \+ buffer .*\) {2}target \d+\.\d ms {2}underruns \d+ {2}lost \d+ {2}late \d+ {2}drift [+-]?\d+ ppm {2}rtt (\d+\.\d\d|-) ms {2}losses \d+ {2}concealed \d+ ms {2}recovered \d+ {2}accel \d+\.\d ms {2}expand \d+\.\d ms {2}events\/min \d+\.\d {2}transport (ws|udp spacing [1-8]) {2}repaired \d+( {2}output drops \d+)?$/,
       );
       // events/min is underruns and losses over the minutes played.
       const m = /underruns (\d+) .* losses (\d+) .* events\/min (\d+\.\d)/.exec(l)!;
@@ -243,6 +254,11 @@ describe('stagebox listen: bad usage exits 2 naming the option, the value and wh
     ['--seconds 0', ['--seconds', '0', '--out', 'x.wav'], /--seconds "0": allowed: a number of seconds above 0/],
     ['an unknown option', ['--loud', '--out', 'x.wav'], /unknown option "--loud"; allowed: --channels/],
     ['an unknown --conceal', ['--conceal', 'noise', '--alsa', 'default'], /--conceal "noise": allowed: waveform or silence/],
+    ['an unknown --transport', ['--transport', 'tcp', '--out', 'x.wav'], /--transport "tcp": allowed: udp or ws/],
+    ['--redundancy 4', ['--redundancy', '4', '--out', 'x.wav'], /--redundancy "4": allowed: 0, 1, 2 or 3 copies/],
+    ['--spacing 0', ['--spacing', '0', '--out', 'x.wav'], /--spacing "0": allowed: auto or 1-8 packets/],
+    ['--spacing not a number', ['--spacing', 'far', '--out', 'x.wav'], /--spacing "far": allowed: auto or 1-8 packets/],
+    ['--spacing over the WebSocket', ['--transport', 'ws', '--spacing', '2', '--out', 'x.wav'], /--spacing applies to --transport udp; the WebSocket delivers every packet/],
   ];
   for (const [what, args, message] of cases) {
     test(what, async () => {

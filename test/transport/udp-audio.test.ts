@@ -72,9 +72,15 @@ function lossySockets(lose: (n: number, bytes: Uint8Array) => boolean): { create
   };
 }
 
-function udpClient(clientId: string, create: ReturnType<typeof nodeDatagramSocket>, redundancy = 1, jitter = false): { c: StageboxClient; audio: AudioEvent[]; transports: string[] } {
+function udpClient(
+  clientId: string,
+  create: ReturnType<typeof nodeDatagramSocket>,
+  redundancy = 1,
+  jitter = false,
+  spacing: number | 'auto' = 'auto',
+): { c: StageboxClient; audio: AudioEvent[]; transports: string[] } {
   // With a jitter buffer the library reports its playback (and recovered and concealed counts) to the box.
-  const c = new StageboxClient({ url: `ws://127.0.0.1:${svc.port}/`, clientId, WebSocket: NodeWebSocket, udp: { createSocket: create, redundancy }, reconnect: false, reportIntervalMs: 200, ...(jitter ? { jitter: {} } : {}) });
+  const c = new StageboxClient({ url: `ws://127.0.0.1:${svc.port}/`, clientId, WebSocket: NodeWebSocket, udp: { createSocket: create, redundancy, spacing }, reconnect: false, reportIntervalMs: 200, ...(jitter ? { jitter: {} } : {}) });
   clients.push(c);
   const audio: AudioEvent[] = [];
   const transports: string[] = [];
@@ -90,6 +96,18 @@ function seqProblem(audio: AudioEvent[], from: number): string | null {
     if (step !== 1 && !(audio[i]!.header.flags & FLAG_DISCONTINUITY)) return `seq ${audio[i]!.seq} after ${audio[i - 1]!.seq}`;
   }
   return null;
+}
+
+/**
+ * Seqs missing among the packets from index `from` on (arrival order aside), but for the newest `pending`,
+ * whose copies may still come, and the oldest `pending`, which may have come before `from`.
+ */
+function missingSeqs(audio: AudioEvent[], from: number, pending: number): number[] {
+  const seqs = new Set(audio.slice(from).map((a) => a.seq));
+  const sorted = [...seqs].sort((a, b) => a - b);
+  const missing: number[] = [];
+  for (let s = sorted[0]! + pending; s <= sorted.at(-1)! - pending; s++) if (!seqs.has(s)) missing.push(s);
+  return missing;
 }
 
 describe('audio over UDP', () => {
@@ -132,6 +150,41 @@ describe('audio over UDP', () => {
     const metrics = (await httpRequest(svc.port, 'GET', '/metrics')).body;
     assert.match(metrics, /stagebox_client_transport\{client="udp-redundant",transport="udp"\} 1/);
     assert.match(metrics, /stagebox_client_recovered_packets\{client="udp-redundant"\} [1-9]/);
+    c.close();
+  });
+
+  test('with spacing auto, bursts of three lost datagrams move the copies three packets back, and from then on every burst is repaired', async () => {
+    const loss = lossySockets((n) => n % 24 >= 5 && n % 24 <= 7);
+    const { c, audio, transports } = udpClient('udp-auto-spacing', loss.create, 1, true);
+    await c.connect();
+    await c.subscribe({ channels: [0, 1], codec: 'pcm16' });
+    await waitFor(() => transports.includes('udp'), { timeoutMs: 5000, what: 'UDP' });
+    assert.equal(c.stats().transport.spacing, 1, 'auto starts at 1: the lowest latency a repair can cost');
+    // The jitter buffer starts at 10 ms (3.75 periods of 128 frames), enough to wait for a copy 3 back.
+    await waitFor(() => c.stats().transport.spacing === 3, { timeoutMs: 10_000, what: 'the client to choose spacing 3' });
+    const me = await waitFor(
+      async () => ((await getStatus(svc.port)).clients as unknown as { clientId: string; transport: { spacing: number } }[]).find((x) => x.clientId === 'udp-auto-spacing' && x.transport.spacing === 3),
+      { timeoutMs: 5000, what: 'the box to send copies 3 back' },
+    );
+    assert.ok(me);
+    const from = audio.length;
+    const lostBefore = loss.lost();
+    await waitFor(() => loss.lost() >= lostBefore + 30, { timeoutMs: 10_000, what: '30 more datagrams lost' });
+    // A repaired packet is handed on when its copy comes, three packets late: arrival order is not seq order.
+    assert.deepEqual(missingSeqs(audio, from, 4), [], 'each burst of three is repaired by the copies in the three after it');
+    c.close();
+  });
+
+  test('with a fixed spacing the client keeps it, whatever the bursts', async () => {
+    const loss = lossySockets((n) => n % 24 >= 5 && n % 24 <= 7);
+    const { c, audio, transports } = udpClient('udp-fixed-spacing', loss.create, 1, true, 1);
+    await c.connect();
+    await c.subscribe({ channels: [0, 1], codec: 'pcm16' });
+    await waitFor(() => transports.includes('udp'), { timeoutMs: 5000, what: 'UDP' });
+    const from = audio.length;
+    await waitFor(() => loss.lost() >= 60, { timeoutMs: 10_000, what: '60 datagrams lost' });
+    assert.equal(c.stats().transport.spacing, 1);
+    assert.notEqual(seqProblem(audio, from), null, 'a copy one back cannot repair the first two of a burst of three');
     c.close();
   });
 
