@@ -139,8 +139,14 @@ export class WebRtcPeers {
       await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
       const sctp = pc.sctpTransport;
       if (!sctp?.sctp) throw new WebRtcError('bad-sdp', 'offer sdp gave no SCTP transport; allowed: a data-channel offer');
-      enforcePartialReliability(sctp.sctp);
-      skipHandshakeSequenceNumbers(sctp.transport);
+      try {
+        enforcePartialReliability(sctp.sctp);
+        skipHandshakeSequenceNumbers(sctp.transport);
+      } catch (err) {
+        // A werift that no longer has what the fixes replace: never run the audio channel reliably by accident.
+        this.options.logger?.error({ err }, 'webrtc: werift fix cannot be applied');
+        throw new WebRtcError('webrtc-unavailable', (err as Error).message);
+      }
       await pc.setLocalDescription(await pc.createAnswer());
       const answer = pc.localDescription?.sdp;
       if (!answer) throw new WebRtcError('webrtc-unavailable', 'the WebRTC stack produced no answer');
