@@ -1,4 +1,4 @@
-import { RTCPeerConnection, type RTCDataChannel } from 'werift';
+import type { RTCDataChannel, RTCPeerConnection } from 'werift';
 import type { Logger } from '../logging/logger';
 import { AUDIO_CHANNEL_INIT, AUDIO_CHANNEL_LABEL, type PeerCloseReason } from '../protocol/webrtc';
 import { skipHandshakeSequenceNumbers } from './dtls-record-sequence';
@@ -42,6 +42,19 @@ export interface PeerStats {
 }
 
 const DEFAULTS = { maxPeers: 64, connectTimeoutMs: 10_000, maxBufferedBytes: 16_384 };
+
+type Werift = typeof import('werift');
+let werift: Promise<Werift> | null = null;
+
+/**
+ * werift is loaded on the first offer, not at start: loading it takes about
+ * 0.5 s of CPU and 28 MB of RSS (this machine), which a box whose listeners
+ * all use the WebSocket or UDP never needs.
+ */
+function loadWerift(): Promise<Werift> {
+  werift ??= import('werift');
+  return werift;
+}
 
 /** One browser's peer connection and its audio channel. */
 class Peer {
@@ -112,11 +125,21 @@ export class WebRtcPeers {
   async answer(connId: number, offerSdp: unknown): Promise<string> {
     if (this.stopped) throw new WebRtcError('webrtc-unavailable', 'the box is stopping; WebRTC offers are no longer answered');
     const offer = checkOffer(offerSdp);
+    let RTCPeerConnectionClass: Werift['RTCPeerConnection'];
+    try {
+      RTCPeerConnectionClass = (await loadWerift()).RTCPeerConnection;
+    } catch (err) {
+      werift = null;
+      this.options.logger?.error({ err }, 'webrtc: werift cannot be loaded');
+      throw new WebRtcError('webrtc-unavailable', `the WebRTC stack cannot be loaded: ${(err as Error).message}`);
+    }
+    // After the load, which may have waited: stop() or another offer may have come meanwhile.
+    if (this.stopped) throw new WebRtcError('webrtc-unavailable', 'the box is stopping; WebRTC offers are no longer answered');
     this.close(connId, 'replaced');
     if (this.peers.size >= this.maxPeers) {
       throw new WebRtcError('too-many-peers', `${this.peers.size} WebRTC peer connections are open; allowed: ${this.maxPeers} (audio stays on the WebSocket)`);
     }
-    const pc = new RTCPeerConnection({
+    const pc = new RTCPeerConnectionClass({
       iceServers: [],
       // werift's own gathering skips veth and tun interfaces and adds every
       // other one; the box offers exactly where its HTTP server listens.
