@@ -112,6 +112,8 @@ async function receiver(): Promise<void> {
       send({ type: 'ready' });
     }
   });
+  // The box process gone (even by a crash): nothing left running.
+  process.on('disconnect', () => process.exit(0));
   // Received messages are kept only as counts and sizes.
   WeriftBrowser.keepMessages = false;
   send({ type: 'ready' });
