@@ -29,6 +29,7 @@ const COMMON_LICENSES = {
   'CC0-1.0': '0ceb3372c9595f0a8067e55da801e4a1',
   ISC: 'f3b90e78ea0cffb20bf5cca7947a896d',
   MIT: '0835ade698e0bcf8506ecda2f7b4f302',
+  'MPL-2.0': '815ca599c9df247a0c7f619bab123dad',
   'Python-2.0': 'a5c8025e305fb49e6d405769358851f6',
   Unlicense: '7246f848faa4e9c9fc0ea91122d6e680',
 };

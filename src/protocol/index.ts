@@ -5,3 +5,4 @@ export * from './client-id.js';
 export * from './messages.js';
 export * from './packet-header.js';
 export * from './datagram.js';
+export * from './webrtc.js';
