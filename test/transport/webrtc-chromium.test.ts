@@ -115,7 +115,7 @@ function datagram(n: number, size: number): Buffer {
   const packet = Buffer.alloc(size);
   packet.writeUInt32LE(n, 0);
   for (let i = 4; i < size; i++) packet[i] = (n * 7 + i) & 0xff;
-  const out = Buffer.alloc(audioDatagramBytes([size]));
+  const out = Buffer.alloc(audioDatagramBytes([packet]));
   writeAudioDatagram(out, [packet]);
   return out;
 }

@@ -34,7 +34,7 @@ function datagram(n: number, size: number): Buffer {
   const packet = new Uint8Array(size);
   new DataView(packet.buffer).setUint32(0, n, true);
   for (let i = 4; i < size; i++) packet[i] = (n * 31 + i) & 0xff;
-  const out = Buffer.alloc(audioDatagramBytes([size]));
+  const out = Buffer.alloc(audioDatagramBytes([packet]));
   writeAudioDatagram(out, [packet]);
   return out;
 }
