@@ -25,6 +25,7 @@ import { SavedState } from '../state/saved-state';
 import { FanOut } from '../transport/fan-out';
 import { StreamServer } from '../transport/stream-server';
 import { UdpFlows } from '../transport/udp-flows';
+import { WebRtcRoutes } from '../transport/webrtc-routes';
 import { DashboardFiles } from '../web/dashboard-routes';
 import { LevelMeter } from '../web/level-meter';
 import { createListenQrRoute } from '../web/listen-qr';
@@ -154,6 +155,8 @@ export class Controller {
           log,
         })
       : null;
+    // werift itself loads on the first offer (0.5 s, 28 MB): a box whose listeners never offer pays nothing.
+    const webrtc = cfg.webrtc.enabled ? new WebRtcRoutes(cfg.webrtc, cfg.server.host, log) : null;
     // The control plane reaches the server through these closures; they run only once clients connect, after both exist.
     const control = new ControlHandler({
       version: VERSION,
@@ -172,6 +175,7 @@ export class Controller {
       periodFrames: cfg.capture.periodFrames,
       memory: state.store ? new ClientMemory(state.store) : null,
       udpPort: () => udp?.port ?? null,
+      webrtc,
       recording: recording.control,
     });
 
@@ -181,7 +185,7 @@ export class Controller {
     const recordingRoutes = createRecordingRoutes(recording.control, auth);
     let api: http.RequestListener = () => undefined;
     const routes: http.RequestListener = (req, res) => (dashboard?.handle(req, res) ?? false) || (listen?.handle(req, res) ?? false) || listenQr(req, res) || recordingRoutes(req, res) || api(req, res);
-    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, { outputs, serverLatency: pool.serverLatency, http: routes, text: control, events, log, udp, maxDatagramBytes: cfg.udp.maxDatagramBytes });
+    this.server = new StreamServer({ host: cfg.server.host, port: cfg.server.port, stream: cfg.stream }, { outputs, serverLatency: pool.serverLatency, http: routes, text: control, events, log, udp, webrtc, maxDatagramBytes: cfg.udp.maxDatagramBytes });
     const server = this.server;
 
     const figures = (): ServiceFigures => ({
@@ -248,6 +252,7 @@ export class Controller {
       dashboard: () => ({ ...live.snapshot(), latencyAmberMs: cfg.dashboard.latencyAmberMs, latencyRedMs: cfg.dashboard.latencyRedMs }),
       systemd: () => this.readiness.status(),
       udp: () => (udp ? udp.stats() : { enabled: false }),
+      webrtc: () => (webrtc ? webrtc.status() : { enabled: false }),
       recording: () => recording.recorder.status(),
       playback: () => recording.soundcheck.status(),
       ready: () => this.readiness.ready,
@@ -296,6 +301,7 @@ export class Controller {
         },
         stop: () => udp?.stop(),
       },
+      { name: 'webrtc', start: () => undefined, stop: () => webrtc?.stop() },
       { name: 'live feed', start: () => undefined, stop: () => live.stop() },
       usage,
       this.supervisor,
@@ -313,7 +319,7 @@ export class Controller {
             protocol: PROTOCOL_VERSION,
             version: VERSION,
             dashboardPath: dashboard ? '/' : null,
-            transports: udp?.port != null ? ['ws', 'udp'] : ['ws'],
+            transports: ['ws', ...(udp?.port != null ? ['udp'] : []), ...(webrtc ? ['webrtc'] : [])],
             log,
           });
           const info = sourceInfo();

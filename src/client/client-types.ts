@@ -43,7 +43,7 @@ export interface ClientError {
   /**
    * The box's `error` codes (docs/protocol.md 3.2), or: `connect-failed` (the socket failed), `closed` (the box
    * closed the connection with a code after which the client does not reconnect), `gave-up` (reconnect attempts
-   * used up), `bad-packet` (a packet that does not decode), `bad-message` (a text frame that is not a JSON object), `udp-failed` (no UDP socket could be opened; the audio stays on the WebSocket).
+   * used up), `bad-packet` (a packet that does not decode), `bad-message` (a text frame that is not a JSON object), `udp-failed` (no UDP socket could be opened; the audio stays on the WebSocket), `webrtc-failed` (the platform could not open a data channel; the same).
    */
   code: string;
   message: string;
@@ -78,8 +78,30 @@ export interface ClientStats {
   /** The internal jitter buffer (option `jitter`), if any. */
   jitter: JitterBufferStats | null;
   /** How the audio travels now, and what the datagram link did (null before a UDP flow was tried). */
-  /** `spacing`: the redundancy spacing asked of the box (null without UDP). */
+  /** `spacing`: the redundancy spacing asked of the box (null without a datagram link). */
   transport: { now: AudioTransport; datagram: DatagramLinkStats | null; spacing: number | null };
+}
+
+/** What the library gives a data channel it asks the platform to open (see {@link WebRtcTransportOptions}). */
+export interface DataChannelHandlers {
+  /** Sends the offer's SDP to the box over the WebSocket; resolves with the box's answer SDP, rejects with its refusal. */
+  sendOffer(sdp: string): Promise<string>;
+  /** The bytes of one message of the channel: one AUDIO datagram. */
+  onDatagram(bytes: Uint8Array): void;
+  /** The channel's state: 'open' (audio may come), 'failed' or 'closed' (it will not); others are ignored. */
+  onState(state: string, reason: string): void;
+}
+
+/**
+ * Audio over a WebRTC data channel (docs/protocol.md §13), for browsers: `openChannel` makes the peer connection and
+ * its channel (the browser's is web/listen/datachannel-audio.js) and returns something to close it with.
+ */
+export interface WebRtcTransportOptions {
+  openChannel(handlers: DataChannelHandlers): { close(): void };
+  /** As for UDP: copies of 0-3 earlier packets in each datagram; default 1. */
+  redundancy?: number;
+  /** As for UDP: 1-8 or 'auto' (the default). */
+  spacing?: number | 'auto';
 }
 
 /** Audio over UDP (docs/protocol.md §12): the socket factory (Node: dgram) and the redundancy to ask for. */
@@ -123,6 +145,8 @@ export interface StageboxClientOptions {
   createOpusDecoder?: CreateOpusDecoder;
   /** Audio over UDP where the box offers it (welcome.udp); without it, the audio comes over the WebSocket. */
   udp?: UdpTransportOptions;
+  /** Audio over a WebRTC data channel where the box offers it and UDP is not used (browsers). */
+  webrtc?: WebRtcTransportOptions;
   /** Keep an internal jitter buffer fed with the audio (read it with pull()); off by default. */
   jitter?: Omit<JitterBufferOptions, 'rate' | 'channels'> | false;
   /** Reconnect with backoff (default on); false: never. */

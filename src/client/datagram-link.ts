@@ -14,7 +14,7 @@ import {
   KIND,
   parseBoxDatagram,
 } from '../protocol/datagram.js';
-import { OFFSET } from '../protocol/packet-header.js';
+import { FLAG_MIX, OFFSET } from '../protocol/packet-header.js';
 
 /** The part of a UDP socket the link uses. */
 export interface DatagramSocketLike {
@@ -41,7 +41,8 @@ export interface DatagramLinkStats {
 
 export interface DatagramLinkOptions {
   socket: DatagramSocketLike;
-  token: Uint8Array;
+  /** The connection's UDP token (16 bytes); null for a route that belongs to the connection already (a WebRTC data channel): no BIND, no keepalive. */
+  token: Uint8Array | null;
   now: () => number;
   /** Each new audio packet, in the order it should be played (oldest first within a datagram). */
   onPacket(bytes: Uint8Array, recovered: boolean): void;
@@ -60,17 +61,20 @@ export class DatagramLink {
   readonly stats: DatagramLinkStats = { up: false, datagrams: 0, packets: 0, recovered: 0, duplicates: 0, badDatagrams: 0, rttMs: null };
   private timer: ReturnType<typeof setInterval> | null = null;
   private newest = -1;
+  /** Codec, channel count, mix flag and frames of the last packet: what tells one stream from the next. */
+  private stream = -1;
   /** Seq of the first packet of the last audio datagram: gaps in it are datagrams lost, copies or not. */
   private lastPrimary = -1;
   /** Bit i: seq (newest - i) has arrived. */
   private seen = 0n;
 
   constructor(private readonly opts: DatagramLinkOptions) {
-    if (opts.token.length !== 16) throw new RangeError(`udp token is ${opts.token.length} bytes; allowed: 16`);
+    if (opts.token !== null && opts.token.length !== 16) throw new RangeError(`udp token is ${opts.token.length} bytes; allowed: 16`);
   }
 
   start(): void {
     this.opts.socket.onmessage = this.onDatagram;
+    if (this.opts.token === null) return;
     this.bind();
     this.timer = setInterval(this.keepalive, this.opts.keepaliveMs ?? 500);
   }
@@ -91,12 +95,12 @@ export class DatagramLink {
   }
 
   private bind(): void {
-    this.opts.socket.send(encodeTokenTime(KIND.BIND, this.opts.token, this.opts.now()));
+    this.opts.socket.send(encodeTokenTime(KIND.BIND, this.opts.token!, this.opts.now()));
   }
 
   private readonly keepalive = (): void => {
     // Until the box confirms the address, a keepalive is a bind (the first may have been lost).
-    this.opts.socket.send(encodeTokenTime(KIND.KEEPALIVE, this.opts.token, this.opts.now()));
+    this.opts.socket.send(encodeTokenTime(KIND.KEEPALIVE, this.opts.token!, this.opts.now()));
   };
 
   private readonly onDatagram = (bytes: Uint8Array): void => {
@@ -110,7 +114,7 @@ export class DatagramLink {
     }
     switch (d.kind) {
       case KIND.CHALLENGE:
-        this.opts.socket.send(encodeConfirm(this.opts.token, d.nonce));
+        if (this.opts.token !== null) this.opts.socket.send(encodeConfirm(this.opts.token, d.nonce));
         return;
       case KIND.BOUND:
         this.setUp(true);
@@ -122,17 +126,26 @@ export class DatagramLink {
       case KIND.AUDIO: {
         this.stats.datagrams++;
         if (!this.stats.up) this.setUp(true);
-        this.countBurst(d.packets[0]!);
         // Oldest copy first, so a repaired packet is handed on before the one that carried it.
         for (let i = d.packets.length - 1; i >= 0; i--) this.offer(d.packets[i]!, i > 0);
+        // After the offers: a new stream has reset what the gap is measured from.
+        this.countBurst(d.packets[0]!);
         return;
       }
     }
   };
 
   private offer(packet: Uint8Array, copy: boolean): void {
-    if (packet.length < OFFSET.seq + 4) return;
-    const seq = new DataView(packet.buffer, packet.byteOffset, packet.byteLength).getUint32(OFFSET.seq, true);
+    if (packet.length < OFFSET.flags + 1) return;
+    const v = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
+    const seq = v.getUint32(OFFSET.seq, true);
+    // Another stream (a new subscription, a mix in another codec) numbers its packets afresh: what was seen of
+    // the old one says nothing about it. The box never mixes two streams in one datagram.
+    const stream = packet[OFFSET.codec]! | (packet[OFFSET.channelCount]! << 8) | ((packet[OFFSET.flags]! & FLAG_MIX) << 16) | (v.getUint16(OFFSET.frames, true) * 0x1000000);
+    if (stream !== this.stream) {
+      this.resetSeen();
+      this.stream = stream;
+    }
     if (!this.firstSight(seq)) {
       this.stats.duplicates++;
       return;
@@ -165,7 +178,13 @@ export class DatagramLink {
       return true;
     }
     const back = (this.newest - seq) >>> 0;
-    if (back >= SEEN_WINDOW) return false;
+    if (back >= SEEN_WINDOW) {
+      // Far behind: a stream that started its numbering again (an Opus encoder made anew), not a copy that late
+      // (SEEN_WINDOW periods is more than any redundancy reaches). Start over from it.
+      this.newest = seq;
+      this.seen = 1n;
+      return true;
+    }
     const bit = 1n << BigInt(back);
     if (this.seen & bit) return false;
     this.seen |= bit;

@@ -8,10 +8,10 @@
  * Portable: the WebSocket constructor, the raw inflater (deflate) and the Opus
  * decoder are injected; everything else is plain ES2022.
  */
-import type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, UdpTransportOptions, WebSocketConstructor, WebSocketLike } from './client-types.js';
+import type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, UdpTransportOptions, WebRtcTransportOptions, DataChannelHandlers, WebSocketConstructor, WebSocketLike } from './client-types.js';
 import { ClockSync } from './clock-sync.js';
-import { DatagramLink } from './datagram-link.js';
-import { MAX_SPACING, tokenFromHex } from '../protocol/datagram.js';
+import { DatagramLink, type DatagramSocketLike } from './datagram-link.js';
+import { MAX_REDUNDANCY, MAX_SPACING, tokenFromHex } from '../protocol/datagram.js';
 import { JitterBuffer, type JitterBufferOptions } from './jitter-buffer.js';
 import { PacketDecoder, type DecodedPacket } from './packet-decoder.js';
 import { PendingRequests } from './pending-requests.js';
@@ -24,7 +24,7 @@ import { TypedEmitter } from './typed-emitter.js';
 
 export { CHANNEL_CODECS, MIX_CODECS, type ChannelCodec, type MixCodec } from '../protocol/codecs.js';
 export { PROTOCOL_VERSION, type BoxMessage, type MixRequest, type SourceInfo, type SubscribeRequest, type Welcome } from '../protocol/messages.js';
-export type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, UdpTransportOptions, WebSocketConstructor, WebSocketLike };
+export type { AudioEvent, ClientError, ClientEvents, ClientStats, ConnectionState, ReconnectOptions, StageboxClientOptions, StateEvent, UdpTransportOptions, WebRtcTransportOptions, DataChannelHandlers, WebSocketConstructor, WebSocketLike };
 
 /** Close codes after which reconnecting would not help (docs/protocol.md section 4). */
 const NO_RECONNECT: Record<number, string> = {
@@ -73,6 +73,9 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   private decodeChain: Promise<void> | null = null;
 
   private readonly udpOpts: StageboxClientOptions['udp'] | null;
+  private readonly webrtcOpts: StageboxClientOptions['webrtc'] | null;
+  /** The datagram transport in use or being set up, with its options. */
+  private datagramKind: 'udp' | 'webrtc' | null = null;
   /** With udp.spacing 'auto': follows the loss bursts; null with a fixed spacing. */
   private readonly spacingChooser: SpacingChooser | null;
   /** Duration of the last packet's audio, ms (the unit a redundancy spacing counts in). */
@@ -105,12 +108,17 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.jitterOpts = opts.jitter ? opts.jitter : null;
     this.udpOpts = opts.udp ?? null;
     if (this.udpOpts && typeof this.udpOpts.createSocket !== 'function') throw new TypeError('StageboxClient udp.createSocket must be a function that opens a datagram socket');
-    const red = this.udpOpts?.redundancy ?? 1;
-    if (!Number.isInteger(red) || red < 0 || red > 3) throw new RangeError(`StageboxClient udp.redundancy is ${red}; allowed: 0-3`);
-    const spacing = this.udpOpts?.spacing ?? 'auto';
-    if (spacing !== 'auto' && (!Number.isInteger(spacing) || spacing < 1 || spacing > MAX_SPACING)) {
-      throw new RangeError(`StageboxClient udp.spacing is ${JSON.stringify(spacing)}; allowed: 'auto' or 1-${MAX_SPACING}`);
+    this.webrtcOpts = opts.webrtc ?? null;
+    if (this.webrtcOpts && typeof this.webrtcOpts.openChannel !== 'function') throw new TypeError('StageboxClient webrtc.openChannel must be a function that opens a data channel');
+    for (const [name, o] of [['udp', this.udpOpts], ['webrtc', this.webrtcOpts]] as const) {
+      const red = o?.redundancy ?? 1;
+      if (!Number.isInteger(red) || red < 0 || red > MAX_REDUNDANCY) throw new RangeError(`StageboxClient ${name}.redundancy is ${red}; allowed: 0-${MAX_REDUNDANCY}`);
+      const sp = o?.spacing ?? 'auto';
+      if (sp !== 'auto' && (!Number.isInteger(sp) || sp < 1 || sp > MAX_SPACING)) {
+        throw new RangeError(`StageboxClient ${name}.spacing is ${JSON.stringify(sp)}; allowed: 'auto' or 1-${MAX_SPACING}`);
+      }
     }
+    const spacing = (this.udpOpts ?? this.webrtcOpts)?.spacing ?? 'auto';
     this.spacingChooser = spacing === 'auto' ? new SpacingChooser() : null;
     const r = opts.reconnect;
     this.reconnectOpts =
@@ -240,7 +248,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       transport: {
         now: this.audioNow,
         datagram: this.link ? { ...this.link.stats } : null,
-        spacing: this.link ? (this.spacingChooser?.spacing ?? (this.udpOpts?.spacing as number | undefined) ?? 1) : null,
+        spacing: this.link ? this.askedSpacing() : null,
       },
     };
   }
@@ -313,8 +321,13 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (this.reportTimer) clearInterval(this.reportTimer);
     this.pingTimer = this.reportTimer = null;
     this.decoder.reset();
-    this.link?.close();
+    // Forgotten before closing: a data channel reports its own close, which must not count as a fallback.
+    const link = this.link;
     this.link = null;
+    this.datagramKind = null;
+    link?.close();
+    // An offer belongs to its connection: the next one makes a new peer.
+    while (this.pending.has('webrtc-answer')) this.pending.refuse('webrtc-answer', new Error('the connection closed before the box answered the WebRTC offer'));
     this.audioNow = 'ws';
   }
 
@@ -480,6 +493,9 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       case 'unsubscribed':
         this.pending.settle('unsubscribed', msg);
         break;
+      case 'webrtc-answer':
+        this.pending.settle('webrtc-answer', msg);
+        break;
       case 'pong':
         this.onPong(msg);
         break;
@@ -509,7 +525,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     this.emit('welcome', w);
     // A subscribe or mix made in a 'welcome' listener has been sent already; sending the choice too would repeat it.
     if (this.choice === choice) this.restoreChoice(w);
-    this.startUdp(w);
+    this.startDatagrams(w);
     this.ping();
     this.pingTimer = setInterval(() => this.ping(), this.pingIntervalMs);
     this.reportTimer = setInterval(() => this.report(), this.reportIntervalMs);
@@ -518,39 +534,97 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   /**
    * Audio over UDP when this client was given a socket factory and the box
    * offers it: binds a flow with this connection's token, then asks the box
-   * to move the audio there. Until the flow is up (and whenever it falls
-   * back) the audio keeps coming over the WebSocket.
+   * to move the audio there. Otherwise a WebRTC data channel, the same way,
+   * when the platform can open one (a browser). Until the datagram route is
+   * up (and whenever it falls back) the audio keeps coming over the WebSocket.
    */
-  private startUdp(w: Welcome): void {
-    const o = this.udpOpts;
-    if (!o || !this.ws) return;
-    if (!w.udp) {
-      this.emit('transport', { audio: 'ws', reason: 'the box offers no UDP (welcome has no udp)' });
-      return;
+  private startDatagrams(w: Welcome): void {
+    if (this.udpOpts && w.udp) this.startUdp(w.udp);
+    else if (this.webrtcOpts && w.transports?.includes('webrtc')) this.startWebRtc();
+    else if (this.udpOpts || this.webrtcOpts) {
+      const which = [this.udpOpts ? 'UDP' : null, this.webrtcOpts ? 'WebRTC' : null].filter((x) => x !== null).join(' or ');
+      this.emit('transport', { audio: 'ws', reason: `the box offers no ${which} (welcome.transports: ${(w.transports ?? ['ws']).join(', ')})` });
     }
+  }
+
+  private startUdp(udp: { port: number; token: string }): void {
+    const o = this.udpOpts!;
     let socket;
     try {
-      socket = o.createSocket(new URL(this.url).hostname.replace(/^\[|\]$/g, ''), w.udp.port);
+      socket = o.createSocket(new URL(this.url).hostname.replace(/^\[|\]$/g, ''), udp.port);
     } catch (err) {
       this.emit('error', { code: 'udp-failed', message: `cannot open a UDP socket to the box: ${(err as Error).message}; audio stays on the WebSocket` });
       return;
     }
+    this.datagramKind = 'udp';
     this.link = new DatagramLink({
       socket,
-      token: tokenFromHex(w.udp.token),
+      token: tokenFromHex(udp.token),
       now: this.now,
       onPacket: (bytes) => this.onDatagramPacket(bytes),
       onState: () => undefined,
       onLossBurst: (lost) => this.spacingChooser?.noteBurst(lost, this.now()),
     });
     this.link.start();
-    this.askUdp();
+    this.askDatagrams();
   }
 
-  private askUdp(): void {
-    const o = this.udpOpts!;
-    const spacing = this.spacingChooser ? this.spacingChooser.spacing : (o.spacing as number | undefined) ?? 1;
-    this.ws?.send(JSON.stringify({ type: 'transport', transport: 'udp', redundancy: o.redundancy ?? 1, spacing }));
+  /** Offers a data channel over the WebSocket; once it opens, asks the box to move the audio there. */
+  private startWebRtc(): void {
+    const o = this.webrtcOpts!;
+    let channel: { close(): void } | null = null;
+    const socket: DatagramSocketLike = { onmessage: null, send: () => undefined, close: () => channel?.close() };
+    const link = new DatagramLink({
+      socket,
+      token: null,
+      now: this.now,
+      onPacket: (bytes) => this.onDatagramPacket(bytes),
+      onState: () => undefined,
+      onLossBurst: (lost) => this.spacingChooser?.noteBurst(lost, this.now()),
+    });
+    this.datagramKind = 'webrtc';
+    this.link = link;
+    link.start();
+    try {
+      channel = o.openChannel({
+        sendOffer: async (sdp) => String((await this.request('webrtc-answer', { type: 'webrtc-offer', sdp })).sdp),
+        onDatagram: (bytes) => {
+          if (this.link === link) socket.onmessage?.(bytes);
+        },
+        onState: (state, reason) => {
+          if (this.link !== link) return;
+          if (state === 'open') this.askDatagrams();
+          else if (state === 'failed' || state === 'closed') this.dropWebRtc(link, `the WebRTC data channel ${state === 'failed' ? 'failed' : 'closed'}: ${reason}`);
+        },
+      });
+    } catch (err) {
+      this.dropWebRtc(link, `cannot open a WebRTC data channel: ${(err as Error).message}`);
+      this.emit('error', { code: 'webrtc-failed', message: `cannot open a WebRTC data channel: ${(err as Error).message}; audio stays on the WebSocket` });
+    }
+  }
+
+  /** The data channel is gone: the audio stays on (or goes back to) the WebSocket; the box falls back on its own. */
+  private dropWebRtc(link: DatagramLink, reason: string): void {
+    if (this.link !== link) return;
+    this.link = null;
+    this.datagramKind = null;
+    link.close();
+    this.audioNow = 'ws';
+    // The box may not notice a channel gone (a browser's close can be lost with the Wi-Fi): say where to send.
+    if (this.ws && this.state === 'open') this.ws.send(JSON.stringify({ type: 'transport', transport: 'ws' }));
+    this.emit('transport', { audio: 'ws', reason });
+  }
+
+  private askedSpacing(): number {
+    const o = this.datagramKind === 'webrtc' ? this.webrtcOpts : this.udpOpts;
+    return this.spacingChooser ? this.spacingChooser.spacing : ((o?.spacing as number | undefined) ?? 1);
+  }
+
+  private askDatagrams(): void {
+    const kind = this.datagramKind;
+    if (!kind) return;
+    const o = kind === 'webrtc' ? this.webrtcOpts! : this.udpOpts!;
+    this.ws?.send(JSON.stringify({ type: 'transport', transport: kind, redundancy: o.redundancy ?? 1, spacing: this.askedSpacing() }));
   }
 
   /** With spacing 'auto', once a report period: asks the box for the spacing the recent loss bursts call for. */
@@ -558,7 +632,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     if (!this.spacingChooser || !this.link?.stats.up || this.periodMs === null) return;
     const bufferMs = this.jb ? this.jb.stats().targetMs : this.playback ? this.playback.bufferMs : null;
     const next = this.spacingChooser.look(this.now(), bufferMs === null ? null : bufferMs / this.periodMs);
-    if (next !== null) this.askUdp();
+    if (next !== null) this.askDatagrams();
   }
 
   private onDatagramPacket(bytes: Uint8Array): void {
@@ -602,7 +676,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
     const code = String(msg.code);
     const ref = typeof msg.ref === 'string' ? msg.ref : undefined;
     const message = typeof msg.message === 'string' ? msg.message : code;
-    const answer = ref === 'subscribe' ? 'subscribed' : ref === 'mix' ? 'mixing' : ref === 'unsubscribe' ? 'unsubscribed' : null;
+    const answer = ref === 'subscribe' ? 'subscribed' : ref === 'mix' ? 'mixing' : ref === 'unsubscribe' ? 'unsubscribed' : ref === 'webrtc-offer' ? 'webrtc-answer' : null;
     if (answer) this.pending.refuse(answer, Object.assign(new Error(`${code}: ${message}`), { code }));
     this.emit('error', { code, message, ...(ref ? { ref } : {}) });
   }

@@ -129,6 +129,31 @@ const udpSchema = z
   .strict()
   .default({});
 
+const webrtcSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Offer audio over WebRTC data channels to browsers that ask for it (docs/protocol.md §13): the listener page prefers it to the WebSocket. false: not offered.'),
+    maxPeers: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe('Most browsers on a data channel at once; the next offer gets too-many-peers and its audio stays on the WebSocket. Each costs about 3-4 % of a core (werift, in the main thread): BENCHMARKS.md.'),
+    connectTimeoutMs: z.number().int().min(1000).max(60000).default(10000).describe('A peer connection whose channel is not open this long after the answer is closed, ms; its audio stays on the WebSocket.'),
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .min(2048)
+      .max(1048576)
+      .default(16384)
+      .describe('Bytes a data channel may hold unsent before the box drops datagrams for it (as the WebSocket queue bounds packets): 16384 is 35-70 ms of audio.'),
+  })
+  .strict()
+  .default({});
+
 const poolSchema = z
   .object({
     size: autoOr(z.number().int().min(0).max(64))
@@ -417,6 +442,7 @@ export const configSchema = z
     server: serverSchema,
     stream: streamSchema,
     udp: udpSchema,
+    webrtc: webrtcSchema,
     pool: poolSchema,
     state: stateSchema,
     admin: adminSchema,
@@ -433,6 +459,7 @@ export type Config = z.infer<typeof configSchema>;
 export type CaptureConfig = Config['capture'];
 export type StreamConfig = Config['stream'];
 export type UdpConfig = Config['udp'];
+export type WebRtcConfig = Config['webrtc'];
 export type AdminConfig = Config['admin'];
 export type HealthConfig = Config['health'];
 export type MqttConfig = Config['mqtt'];

@@ -15,6 +15,7 @@ import type { Logger } from '../logging/logger';
 /** What clients are told about the capture source (welcome and "source" messages). */
 export type { SourceInfo };
 import { RecordingError } from '../recording/recording-error';
+import { WebRtcError } from '../transport/webrtc-error';
 import { isRecordingMessage, type RecordingMessage } from '../recording/recording-messages';
 
 export interface ControlDeps {
@@ -39,6 +40,8 @@ export interface ControlDeps {
   periodFrames: number;
   /** The box's UDP port for audio datagrams, or null when it offers no UDP. */
   udpPort(): number | null;
+  /** Answers browsers' WebRTC offers (transport/webrtc-routes.ts); null when the box offers no WebRTC. */
+  webrtc: { offer(conn: ClientConnection, sdp: unknown): Promise<string>; release(conn: ClientConnection): void } | null;
   /** Saved client state; null when the state dir is unusable (nothing is remembered). */
   memory: ClientMemory | null;
   /** Answers the admin's recording and playback messages (recording/recording-control.ts). */
@@ -219,6 +222,19 @@ export class ControlHandler {
         this.send(conn, { type: 'transport', asked: msg.transport, ...this.transportNow(conn) });
         return;
       }
+      case 'webrtc-offer': {
+        const webrtc = this.deps.webrtc;
+        if (!webrtc) throw new ControlError('bad-transport', `transport "webrtc" is not offered by this box; allowed: ${this.transports().map((t) => JSON.stringify(t)).join(', ')}`, msg.type);
+        webrtc.offer(conn, msg.sdp).then(
+          (sdp) => this.send(conn, { type: 'webrtc-answer', sdp }),
+          (err: Error & { code?: string }) => {
+            const code = err instanceof WebRtcError ? err.code : 'webrtc-unavailable';
+            if (code !== 'bad-sdp') this.deps.log.warn({ clientId: conn.clientId, address: conn.address, code, err: err.message }, 'webrtc offer refused');
+            this.sendError(conn, new ControlError(code, err.message, msg.type));
+          },
+        );
+        return;
+      }
       case 'subscribe': {
         if (msg.transport !== undefined) this.chooseTransport(conn, msg.transport, msg.redundancy, msg.spacing, 'subscribe');
         this.subscribe(conn, msg.channels, msg.codec);
@@ -280,7 +296,7 @@ export class ControlHandler {
 
   /** The audio transports this box offers. */
   private transports(): AudioTransport[] {
-    return this.deps.udpPort() !== null ? ['ws', 'udp'] : ['ws'];
+    return ['ws', ...(this.deps.udpPort() !== null ? (['udp'] as const) : []), ...(this.deps.webrtc ? (['webrtc'] as const) : [])];
   }
 
   /** Checks and sets how `conn`'s audio travels; it takes effect once a datagram route is up. */
@@ -292,6 +308,8 @@ export class ControlHandler {
     if (transport === 'ws' && redundancy !== undefined && redundancy > 0) {
       throw new ControlError('bad-transport', `redundancy ${redundancy} applies to datagrams; over "ws" (TCP) nothing is lost, so allowed: 0`, ref);
     }
+    // A client that leaves its data channel frees the peer for another browser (webrtc.maxPeers).
+    if (transport !== 'webrtc' && conn.transport.asked === 'webrtc') this.deps.webrtc?.release(conn);
     conn.setTransport(transport, redundancy ?? (transport === 'ws' ? 0 : 1), spacing ?? 1);
   }
 

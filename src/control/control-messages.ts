@@ -40,6 +40,14 @@ export const transportSchema = z
   })
   .strict();
 
+/** A browser's offer for a WebRTC data channel; the SDP itself is checked by transport/sdp-offer.ts (bad-sdp). */
+export const webrtcOfferSchema = z
+  .object({
+    type: z.literal('webrtc-offer'),
+    sdp: z.string(),
+  })
+  .strict();
+
 export const subscribeSchema = z
   .object({
     type: z.literal('subscribe'),
@@ -247,6 +255,7 @@ export const MESSAGE_SCHEMAS = {
   'delete-preset': deletePresetSchema,
   'list-presets': listPresetsSchema,
   transport: transportSchema,
+  'webrtc-offer': webrtcOfferSchema,
   // Admin: recording and virtual soundcheck (docs/protocol.md, "Recording").
   ...RECORDING_MESSAGE_SCHEMAS,
 } as const satisfies Record<ClientMessageType, z.ZodTypeAny>;

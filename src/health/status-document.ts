@@ -40,6 +40,8 @@ export interface StatusSources {
   systemd(): object;
   /** Audio over UDP: the socket's counters (transport/udp-flows.ts). */
   udp(): object;
+  /** Browsers' WebRTC data channels: peers now, their bound, offers answered and refused (transport/webrtc-routes.ts). */
+  webrtc(): object;
   /** Recording and virtual soundcheck (recording/). */
   recording(): object;
   playback(): object;
@@ -73,6 +75,7 @@ export function statusDocument(s: StatusSources): object {
     discovery: s.discovery(),
     systemd: s.systemd(),
     udp: s.udp(),
+    webrtc: s.webrtc(),
     process: s.usage.snapshot(),
     dashboard: s.dashboard(),
     events: s.events.recent(),

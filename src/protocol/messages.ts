@@ -28,6 +28,8 @@ export const CLIENT_MESSAGE_TYPES = [
   'delete-preset',
   'list-presets',
   'transport',
+  // A browser's WebRTC offer (docs/protocol.md §13); answered with webrtc-answer.
+  'webrtc-offer',
   // Admin: recording and virtual soundcheck (docs/protocol.md, "Recording").
   'record-start',
   'record-stop',
@@ -64,6 +66,10 @@ export const ERROR_CODES = [
   'too-many-presets',
   'not-saved',
   'bad-transport',
+  // WebRTC offers (protocol/webrtc.ts WEBRTC_ERROR_CODES).
+  'bad-sdp',
+  'too-many-peers',
+  'webrtc-unavailable',
   // Recording and playback refusals (docs/protocol.md, "Recording").
   'already-recording',
   'not-recording',

@@ -166,13 +166,24 @@ export class ClientConnection implements PacketSink, FlowOwner {
 
   /** The UDP flow's address proved itself: audio goes there now, if the client asked for UDP. */
   onFlowUp(flow: UdpFlow): void {
-    if (this.asked === 'udp') this.notify({ type: 'transport', audio: 'udp', redundancy: this.redundancy, spacing: this.spacing, address: flow.info.address });
+    this.onRouteUp('udp', flow.info.address);
   }
 
   /** The UDP flow went silent: audio falls back to the WebSocket; the mix or subscription stays. */
   onFlowDown(_flow: UdpFlow, reason: string): void {
+    this.onRouteDown('udp', reason);
+  }
+
+  /** A datagram route of kind `kind` is up: the client that asked for it is told its audio travels there now. */
+  onRouteUp(kind: 'udp' | 'webrtc', where: string | null): void {
+    if (this.asked === kind) this.notify({ type: 'transport', audio: kind, redundancy: this.redundancy, spacing: this.spacing, address: where });
+  }
+
+  /** A datagram route went down: audio falls back to the WebSocket; the mix or subscription stays. */
+  onRouteDown(kind: 'udp' | 'webrtc', reason: string): void {
+    if (this.asked !== kind) return;
     this.history.length = 0;
-    if (this.asked === 'udp') this.notify({ type: 'transport', audio: 'ws', redundancy: 0, reason });
+    this.notify({ type: 'transport', audio: 'ws', redundancy: 0, reason });
   }
 
   /** A message about this connection's own transport, from the transport layer itself. */

@@ -38,6 +38,8 @@ export interface StreamServerDeps {
   events: EventSink | null;
   /** Audio over UDP (docs/protocol.md §12); null when the box offers none. */
   udp: UdpFlows | null;
+  /** Browsers' data channels; a connection's end closes its peer. */
+  webrtc: { release(conn: ClientConnection): void } | null;
   /** Largest datagram built with redundant copies (udp.maxDatagramBytes). */
   maxDatagramBytes: number;
   log: Logger;
@@ -104,6 +106,7 @@ export class StreamServer {
   private readonly events: EventSink | null;
   private readonly log: Logger;
   private readonly udp: UdpFlows | null;
+  private readonly webrtc: StreamServerDeps['webrtc'];
   private readonly maxDatagramBytes: number;
 
   constructor(
@@ -116,6 +119,7 @@ export class StreamServer {
     this.events = deps.events;
     this.log = deps.log;
     this.udp = deps.udp;
+    this.webrtc = deps.webrtc;
     this.maxDatagramBytes = deps.maxDatagramBytes;
     this.http = http.createServer(deps.http);
     this.wss = new WebSocketServer({
@@ -276,6 +280,7 @@ export class StreamServer {
     if (conn.closed) return;
     conn.markClosed();
     if (conn.flow) this.udp?.close(conn.flow);
+    this.webrtc?.release(conn);
     this.forgetPending(conn);
     this.clients.delete(conn);
     this.bytesSentGone += conn.bytesSent;

@@ -8,8 +8,11 @@ import { WebRtcError } from './webrtc-error';
 
 /** Options of {@link WebRtcPeers}; checked by the constructor. */
 export interface WebRtcPeersOptions {
-  /** ICE host candidates the box offers (see ice-host-addresses.ts); at least one. */
-  hostAddresses: readonly string[];
+  /**
+   * ICE host candidates the box offers (see ice-host-addresses.ts); at least one. A function is asked at each
+   * offer: a box's addresses change when it is plugged into another network.
+   */
+  hostAddresses: readonly string[] | (() => readonly string[]);
   /** Most peer connections at once; the next offer gets `too-many-peers`. Default 64. */
   maxPeers?: number;
   /** A peer whose audio channel is not open this long after its answer is closed (`timeout`), ms. Default 10000. */
@@ -96,17 +99,21 @@ function positiveInt(name: string, value: number, max: number): number {
  */
 export class WebRtcPeers {
   private readonly peers = new Map<number, Peer>();
-  private readonly hostAddresses: string[];
+  private readonly hostAddresses: () => readonly string[];
   private readonly maxPeers: number;
   private readonly connectTimeoutMs: number;
   private readonly maxBufferedBytes: number;
   private stopped = false;
 
   constructor(private readonly options: WebRtcPeersOptions) {
-    if (!Array.isArray(options.hostAddresses) || options.hostAddresses.length === 0) {
-      throw new TypeError(`WebRtcPeers option hostAddresses is ${JSON.stringify(options.hostAddresses)}; allowed: at least one IP address`);
+    const given = options.hostAddresses;
+    if (typeof given === 'function') this.hostAddresses = given;
+    else if (!Array.isArray(given) || given.length === 0) {
+      throw new TypeError(`WebRtcPeers option hostAddresses is ${JSON.stringify(given)}; allowed: at least one IP address, or a function giving them`);
+    } else {
+      const fixed = [...given];
+      this.hostAddresses = () => fixed;
     }
-    this.hostAddresses = [...options.hostAddresses];
     this.maxPeers = positiveInt('maxPeers', options.maxPeers ?? DEFAULTS.maxPeers, 4096);
     this.connectTimeoutMs = positiveInt('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs, 600_000);
     this.maxBufferedBytes = positiveInt('maxBufferedBytes', options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes, 16 * 1024 * 1024);
@@ -139,13 +146,15 @@ export class WebRtcPeers {
     if (this.peers.size >= this.maxPeers) {
       throw new WebRtcError('too-many-peers', `${this.peers.size} WebRTC peer connections are open; allowed: ${this.maxPeers} (audio stays on the WebSocket)`);
     }
+    const hosts = this.hostAddresses();
+    if (hosts.length === 0) throw new WebRtcError('webrtc-unavailable', 'the box has no network address to offer as an ICE candidate');
     const pc = new RTCPeerConnectionClass({
       iceServers: [],
       // werift's own gathering skips veth and tun interfaces and adds every
       // other one; the box offers exactly where its HTTP server listens.
       iceUseIpv4: false,
       iceUseIpv6: false,
-      iceAdditionalHostAddresses: this.hostAddresses,
+      iceAdditionalHostAddresses: [...hosts],
     });
     const peer = new Peer(connId, pc);
     this.peers.set(connId, peer);

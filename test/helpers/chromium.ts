@@ -22,7 +22,9 @@ export function newPageLog(): PageLog {
 
 /** --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start. */
 export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', ...extraArgs] });
+  // Without WebRtcHideLocalIpsWithMdns off, a page that opens a peer connection announces an mDNS name by multicast
+  // on every interface: tests stay on loopback, and the box ignores such candidates anyway.
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-features=WebRtcHideLocalIpsWithMdns', ...extraArgs] });
 }
 
 function isLoopback(url: string): boolean {

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { StageboxClient, type AudioEvent, type DatagramSocketLike } from '../../src/client/index';
-import { NodeWebSocket, nodeDatagramSocket } from '../../src/listen/node-platform';
+import { NodeWebSocket, createNodeOpusDecoder, nodeDatagramSocket } from '../../src/listen/node-platform';
 import { BIND_BYTES, CHALLENGE_BYTES, KIND, encodeConfirm, encodeTokenTime, parseBoxDatagram, tokenFromHex } from '../../src/protocol/datagram';
 import { FLAG_DISCONTINUITY, parsePacket } from '../../src/protocol';
 import { startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
@@ -20,6 +20,8 @@ import { waitFor } from '../helpers/wait';
 const CONFIG = {
   capture: { device: 'test-signal', channels: 8, rate: 48000, periodFrames: 128 },
   udp: { flowTimeoutMs: 800, sourceRatePerSecond: 20, sourceBurst: 40 },
+  // Off, so a transport this box does not offer can be asked for (webrtc-audio.test.ts has it on).
+  webrtc: { enabled: false },
 };
 let svc: ServiceProcess;
 const clients: StageboxClient[] = [];
@@ -185,6 +187,25 @@ describe('audio over UDP', () => {
     await waitFor(() => loss.lost() >= 60, { timeoutMs: 10_000, what: '60 datagrams lost' });
     assert.equal(c.stats().transport.spacing, 1);
     assert.notEqual(seqProblem(audio, from), null, 'a copy one back cannot repair the first two of a burst of three');
+    c.close();
+  });
+
+  test('a new stream over the same flow (the mix in pcm16, then in Opus, numbered afresh) plays at once', async () => {
+    const c = new StageboxClient({ url: `ws://127.0.0.1:${svc.port}/`, clientId: 'udp-codec-switch', WebSocket: NodeWebSocket, createOpusDecoder: createNodeOpusDecoder, udp: { createSocket: nodeDatagramSocket('127.0.0.1') }, reconnect: false });
+    clients.push(c);
+    const audio: AudioEvent[] = [];
+    c.on('audio', (a) => audio.push(a));
+    await c.connect();
+    await c.mix({ channels: [{ ch: 0 }, { ch: 1 }] });
+    await waitFor(() => c.stats().transport.now === 'udp' && audio.length > 100, { timeoutMs: 5000, what: 'the pcm16 mix over UDP' });
+    await c.mix({ channels: [{ ch: 0 }, { ch: 1 }], codec: 'opus' });
+    const opus = await waitFor(() => audio.filter((a) => a.header.codec === 'opus').length >= 100 && audio.filter((a) => a.header.codec === 'opus'), {
+      timeoutMs: 5000,
+      what: '100 Opus packets over UDP',
+      describe: () => JSON.stringify(c.stats().transport),
+    });
+    assert.equal(c.stats().transport.now, 'udp');
+    assert.equal(seqProblem(opus, 0), null, 'the Opus stream from its first packet, none dropped as an old copy');
     c.close();
   });
 

@@ -215,6 +215,12 @@ describe('listener in Chromium on the real ALSA path', () => {
     await waitFor(async () => (await pageState()).picked.length === TONES.length, { timeoutMs: 5000, what: 'all four channels subscribed' });
     const audio = await playedAudio({ channels: 4, mixed: false }, t0);
     assert.equal(audio.rate, 48000);
+    // The audio came over the page's WebRTC data channel (the box offers it; the page prefers it to the WebSocket).
+    assert.equal(await page.getAttribute('#transport', 'data-kind'), 'webrtc');
+    assert.equal(await page.textContent('#transport'), 'WebRTC data channel');
+    const me = (await getStatus(svc.port)).clients.find((c) => c.clientId === st.clientId) as unknown as { transport: { now: string; datagrams: number } };
+    assert.equal(me.transport.now, 'webrtc');
+    assert.ok(me.transport.datagrams > 48000 / 128, `${me.transport.datagrams} datagrams`);
     for (let ch = 0; ch < TONES.length; ch++) assertTone(measure(audio.channels[ch]!, audio.rate), TONES[ch]!, `channel ${ch + 1}`, 0.3);
   });
 

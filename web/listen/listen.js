@@ -5,6 +5,7 @@
 import { AudioOutput } from './audio-output.js';
 import { createOpusDecoder, loadWasmModule, pickOpusDecoder } from './opus-decoders.js';
 import { StageboxClient } from './client/stagebox-client.js';
+import { DataChannelAudio, dataChannelSupported } from './datachannel-audio.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -96,6 +97,9 @@ function connect() {
     name: state.name,
     inflateRaw,
     createOpusDecoder: (rate, channels) => createOpusDecoder(state.decoderKind, rate, channels),
+    // Audio over a WebRTC data channel where the box offers it: a lost datagram costs its own packet, where the
+    // WebSocket (TCP) would hold every packet behind it. The WebSocket carries the audio until the channel opens.
+    ...(dataChannelSupported() ? { webrtc: { openChannel } } : {}),
   });
   state.client = client;
   client.on('state', onState);
@@ -118,12 +122,29 @@ function connect() {
     state.answeredAt = performance.now();
   });
   client.on('audio', onAudio);
+  client.on('transport', (t) => showTransport(t.audio, t.reason));
   client.on('error', onError);
   client.on('stats', (s) => {
     if (s.rttMs !== null) $('rtt').textContent = s.rttMs.toFixed(1) + ' ms';
   });
   // A rejection means the client stopped before a welcome; the 'state' event has shown why.
   client.connect().catch(() => undefined);
+}
+
+/** The library's webrtc.openChannel: a DataChannelAudio, started at once (its state changes go to the library). */
+function openChannel(handlers) {
+  const channel = new DataChannelAudio(handlers);
+  // A refused offer or a failed connection is reported through onState; the audio stays on the WebSocket.
+  channel.start().catch(() => undefined);
+  return channel;
+}
+
+const TRANSPORT_NAMES = { ws: 'WebSocket', udp: 'UDP', webrtc: 'WebRTC data channel' };
+function showTransport(audio, reason) {
+  const t = $('transport');
+  t.dataset.kind = audio;
+  t.textContent = TRANSPORT_NAMES[audio] || audio;
+  t.title = reason || '';
 }
 
 function onState(ev) {
@@ -151,6 +172,8 @@ function onWelcome(w) {
   state.source = w.source;
   setConn('live', 'live');
   showError('');
+  // Every (re)connect starts on the WebSocket; a 'transport' event follows when a data channel opens.
+  showTransport('ws', '');
   buildChannelUi();
   // A phone the box remembers gets its mix or channels back without asking (welcome.restored). Unless the box restored
   // a mix, the library sends this page's last choice again (so a mix's echo is ours); a phone new to the box starts a
