@@ -107,7 +107,7 @@ describe('mDNS/DNS-SD announcement (real multicast in a network namespace)', { s
     assert.ok(stream);
     assert.equal(stream.port, svc.port, 'SRV port is the stream server port');
     assert.equal(stream.host, 'stagebox.local', 'SRV target');
-    assert.deepEqual(stream.txt, { protocol: '1', channels: '8', rate: '48000', deviceid: 'foh-left', dashboard: '/', version: '0.1.0', transports: 'ws,udp' }, JSON.stringify(describeService(stream)));
+    assert.deepEqual(stream.txt, { protocol: '1', channels: '8', rate: '48000', deviceid: 'foh-left', dashboard: '/', version: '0.1.0', transports: 'ws,udp,webrtc' }, JSON.stringify(describeService(stream)));
     assert.ok(stream.addresses?.includes(ns.boxAddr), `A record has the box's address ${ns.boxAddr}: ${JSON.stringify(stream.addresses)}`);
 
     const [web] = await browser.waitForServices('http', (f) => f.some((s) => s.name === 'stagebox'), 10000, 'the dashboard service "stagebox"');

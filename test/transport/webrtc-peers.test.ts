@@ -203,7 +203,7 @@ test('after stop every peer is closed and offers get webrtc-unavailable', async 
 });
 
 test('options are checked at construction, naming the option, the value and what is allowed', () => {
-  assert.throws(() => new WebRtcPeers({ hostAddresses: [] }), { name: 'TypeError', message: 'WebRtcPeers option hostAddresses is []; allowed: at least one IP address' });
+  assert.throws(() => new WebRtcPeers({ hostAddresses: [] }), { name: 'TypeError', message: 'WebRtcPeers option hostAddresses is []; allowed: at least one IP address, or a function giving them' });
   assert.throws(() => new WebRtcPeers({ hostAddresses: ['127.0.0.1'], maxPeers: 0 }), { name: 'RangeError', message: 'WebRtcPeers option maxPeers is 0; allowed: an integer 1-4096' });
   assert.throws(() => new WebRtcPeers({ hostAddresses: ['127.0.0.1'], connectTimeoutMs: 1.5 }), { name: 'RangeError', message: 'WebRtcPeers option connectTimeoutMs is 1.5; allowed: an integer 1-600000' });
   assert.throws(() => new WebRtcPeers({ hostAddresses: ['127.0.0.1'], maxBufferedBytes: -1 }), { name: 'RangeError', message: 'WebRtcPeers option maxBufferedBytes is -1; allowed: an integer 1-16777216' });
