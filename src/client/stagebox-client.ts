@@ -391,6 +391,11 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
       this.badPacket(`a binary frame of an unknown type (${Object.prototype.toString.call(data)}); set binaryType "arraybuffer"`);
       return;
     }
+    this.decodeInOrder(bytes, arrivalMs);
+  }
+
+  /** Packets from the WebSocket and the datagram route share one decode order. */
+  private decodeInOrder(bytes: Uint8Array, arrivalMs: number): void {
     if (this.decodeChain) {
       // An earlier packet is still decoding (an async inflater or decoder): keep the order.
       this.decodeChain = this.decodeChain.then(() => this.decodeOne(bytes, arrivalMs));
@@ -636,18 +641,7 @@ export class StageboxClient extends TypedEmitter<ClientEvents> {
   }
 
   private onDatagramPacket(bytes: Uint8Array): void {
-    const arrivalMs = this.now();
-    if (this.decodeChain) {
-      this.decodeChain = this.decodeChain.then(() => this.decodeOne(bytes, arrivalMs));
-      return;
-    }
-    const r = this.decodeOne(bytes, arrivalMs);
-    if (r) {
-      const chain: Promise<void> = r.finally(() => {
-        if (this.decodeChain === chain) this.decodeChain = null;
-      });
-      this.decodeChain = chain;
-    }
+    this.decodeInOrder(bytes, this.now());
   }
 
   /**
