@@ -12,7 +12,7 @@ import { api } from '../helpers/recording-api';
 import { stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { describeSeqGaps, firstSeqGap, StreamClient } from '../helpers/stream-client';
 import { httpRequest } from '../helpers/http-client';
-import { sleep, waitFor } from '../helpers/wait';
+import { waitFor } from '../helpers/wait';
 
 /**
  * Recording and virtual soundcheck on the real service, capturing a real
@@ -114,7 +114,8 @@ describe('recording a show', () => {
     assert.match(started.id, /^\d{4}-\d\d-\d\d_\d{6}_Soundcheck$/);
     assert.deepEqual(started.channels, [{ ch: 0, name: 'Kick' }, { ch: 3, name: 'Bass DI' }, { ch: 7, name: 'Input 8' }]);
     assert.deepEqual(started.files, ['01 Kick.wav', '04 Bass DI.wav', '08.wav']);
-    await sleep(400);
+    // The marker lands inside the take, not at its first frame.
+    await waitFor(async () => (await api(svc.port, 'GET', '/api/recordings', { token: TOKEN })).json<{ recording: { take: TakeView } }>().recording.take.seconds >= 0.3, { timeoutMs: 10_000, what: '0.3 s recorded' });
     const mk = await api(svc.port, 'POST', '/api/recordings/markers', { token: TOKEN, body: { label: 'song 1' } });
     assert.equal(mk.status, 201);
     assert.equal(mk.json<{ marker: { label: string } }>().marker.label, 'song 1');
@@ -225,7 +226,7 @@ describe('recording a show', () => {
     a.send({ type: 'record-start', name: 'Over WS', channels: [1, 2] });
     const started = await a.waitForMessage('recording-started');
     const id = (started.take as TakeView).id;
-    await sleep(300);
+    await waitFor(async () => (await api(svc.port, 'GET', '/api/recordings', { token: TOKEN })).json<{ recording: { take: TakeView } }>().recording.take.seconds >= 0.3, { timeoutMs: 10_000, what: '0.3 s recorded' });
     a.send({ type: 'record-marker', label: 'here' });
     const mk = await a.waitForMessage('marker-added');
     assert.equal(mk.take, id);
