@@ -4,6 +4,8 @@
  * over IPC (bench-ipc.ts); writes nothing to stdout.
  */
 import WebSocket, { type RawData } from 'ws';
+import { DatagramLink } from '../src/client/datagram-link';
+import { nodeDatagramSocket } from '../src/listen/node-platform';
 import { LatencyHistogram } from '../src/metrics/latency-histogram';
 import type { ChurnStats, ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
 import { LibraryClient, jitterStats, resetJitterStats } from './library-client';
@@ -29,6 +31,10 @@ class BenchClient extends PacketCounters {
   closeCode: number | null = null;
   private ws: WebSocket | null = null;
   readonly verifier: StreamVerifier | null;
+  /** Where the box says this client's audio goes now ("ws" until a UDP flow is up). */
+  audioNow = 'ws';
+  /** Audio over UDP (spec.transport "udp"): the library's datagram link, with no jitter buffer behind it. */
+  private link: DatagramLink | null = null;
 
   constructor(readonly spec: ClientSpec) {
     super();
@@ -64,6 +70,8 @@ class BenchClient extends PacketCounters {
           return;
         }
         const reply = parseControl(data);
+        if (reply.type === 'welcome' && this.spec.transport === 'udp') this.startUdp(ws, reply.udp);
+        else if (reply.type === 'transport' && typeof reply.audio === 'string') this.audioNow = reply.audio;
         if (reply.type === 'subscribed' || reply.type === 'mixing') {
           if (this.spec.stalled) ws.pause();
           settle(null);
@@ -79,6 +87,26 @@ class BenchClient extends PacketCounters {
         settle(new Error(`${this.spec.clientId}: closed ${code} ${reason.toString()} before "subscribed"`));
       });
     });
+  }
+
+  /** Binds a UDP flow with the connection's token and asks the box to send the audio there (docs/protocol.md §12). */
+  private startUdp(ws: WebSocket, udp: ControlReply['udp']): void {
+    if (!udp || typeof udp.port !== 'number' || typeof udp.token !== 'string') return;
+    const link = new DatagramLink({
+      socket: nodeDatagramSocket()('127.0.0.1', udp.port),
+      token: Buffer.from(udp.token, 'hex'),
+      now: () => performance.now(),
+      onPacket: (bytes) => this.onPacket(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+      onState: () => undefined,
+    });
+    this.link = link;
+    link.start();
+    ws.send(JSON.stringify({ type: 'transport', transport: 'udp', redundancy: this.spec.redundancy ?? 1, spacing: typeof this.spec.spacing === 'number' ? this.spec.spacing : 1 }));
+  }
+
+  /** Packets a redundant copy brought (UDP), since connect. */
+  get recovered(): number {
+    return this.link?.stats.recovered ?? 0;
   }
 
   /**
@@ -107,6 +135,8 @@ class BenchClient extends PacketCounters {
   }
 
   close(): void {
+    this.link?.close();
+    this.link = null;
     const ws = this.ws;
     if (!ws) return;
     try {
@@ -119,6 +149,8 @@ class BenchClient extends PacketCounters {
   }
 
   terminate(): void {
+    this.link?.close();
+    this.link = null;
     this.ws?.terminate();
   }
 }
@@ -127,6 +159,10 @@ interface ControlReply {
   type?: string;
   code?: string;
   message?: string;
+  /** welcome: the box's UDP port and this connection's token. */
+  udp?: { port?: unknown; token?: unknown };
+  /** transport: where the audio goes now. */
+  audio?: unknown;
 }
 
 function parseControl(data: RawData): ControlReply {
@@ -176,6 +212,8 @@ function collectStats(): FleetStats {
     payloadBytes: 0,
     pcm16Bytes: 0,
     stalled: { clients: 0, open: 0, packets: 0 },
+    audioTransports: {},
+    recovered: 0,
   };
   let min = Infinity;
   for (const c of clients) {
@@ -189,12 +227,14 @@ function collectStats(): FleetStats {
     if (c.open) {
       s.open++;
       min = Math.min(min, c.packets);
+      if (c instanceof BenchClient) s.audioTransports[c.audioNow] = (s.audioTransports[c.audioNow] ?? 0) + 1;
     } else if (c.closeCode !== null) {
       s.closes[c.closeCode] = (s.closes[c.closeCode] ?? 0) + 1;
     }
     s.packets += c.packets;
     s.maxPackets = Math.max(s.maxPackets, c.packets);
     s.lostPackets += c.lost;
+    if (c instanceof BenchClient) s.recovered += c.recovered;
     s.discontinuities += c.discontinuities;
     s.payloadBytes += c.payloadBytes;
     s.pcm16Bytes += c.pcm16Bytes;

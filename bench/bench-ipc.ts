@@ -26,7 +26,7 @@ export interface ClientSpec {
   localAddress?: string;
   /** A library client that also keeps what the wifi scenario reports (bench/wifi-listener.ts), under this label. */
   wifiLabel?: string;
-  /** A library client's audio transport: "udp" asks for datagrams with `redundancy` copies (default "ws"). */
+  /** The audio transport: "udp" asks for datagrams with `redundancy` copies (default "ws"). A raw bench client uses a fixed spacing (default 1); a library client may use 'auto'. */
   transport?: 'ws' | 'udp';
   redundancy?: number;
   spacing?: number | 'auto';
@@ -88,6 +88,12 @@ export interface WifiListenerStats {
   datagrams: number;
   /** The redundancy spacing in use at the end (UDP; 'auto' moves it), null over the WebSocket. */
   spacingAtEnd: number | null;
+  /** Audible events not inside an arrival gap that outlasted the buffer's target; not inside one of 100 ms or more (bench/wifi-listener.ts). */
+  outsideLongGaps: number;
+  outsideStalls: number;
+  /** Box-side holds seen in the packets' capture times (consecutive periods more than 3 periods apart), and the longest, ms. */
+  boxStalls: number;
+  boxStallMaxMs: number;
 }
 
 /** The library clients' jitter buffers over the window (`library` scenario). */
@@ -154,6 +160,10 @@ export interface FleetStats {
   payloadBytes: number;
   pcm16Bytes: number;
   stalled: StalledStats;
+  /** Open raw clients by where the box says their audio goes now ("ws", "udp"). */
+  audioTransports: Record<string, number>;
+  /** Packets raw UDP clients got only from a redundant copy, since connect. */
+  recovered: number;
   /** Present when library clients are connected. */
   jitter?: JitterFleetStats;
   /** Present when verifying clients are connected (or were, churned). */

@@ -78,6 +78,11 @@ export function measurementFields(load: LoadShape, m: Measurement): ReportLine {
     clientCpuPct: round(m.clientProcess.cpuPct, 1),
   };
   if (Object.keys(fleet.closes).length > 0) line.clientCloseCodes = fleet.closes;
+  if (fleet.audioTransports.udp !== undefined) {
+    line.audioTransports = fleet.audioTransports;
+    line.udpRecovered = fleet.recovered;
+    line.udpSendErrors = after.udpSendErrors - before.udpSendErrors;
+  }
   if (fleet.jitter) {
     const j = fleet.jitter;
     Object.assign(line, quantiles('jitterBufferLatency', j.bufferLatency));

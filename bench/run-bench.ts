@@ -124,7 +124,7 @@ async function main(): Promise<number> {
   for (const name of args.scenarios) {
     const t0 = Date.now();
     const watchdogMs =
-      name === 'ramp' || name === 'shared'
+      name === 'ramp' || name === 'shared' || name === 'udp-shared'
         ? RAMP_WATCHDOG_MS + 2 * seconds * 1000
         : name === 'soak'
           ? 2 * FIXED_WATCHDOG_EXTRA_MS + 2 * SOAK_WINDOW_FACTOR * seconds * 1000

@@ -14,7 +14,7 @@ import { clampedQuantile, failedCriteria, measurementFields, round, stopFields, 
 import { sleep, type StopInfo } from './service-process';
 import { runWifi, WIFI_DEFAULT_SECONDS } from './wifi-scenario';
 
-export const SCENARIO_NAMES = ['seed', 'wide', 'slow-client', 'ramp', 'shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'device-loss', 'library', 'soak', 'wifi', 'record'] as const;
+export const SCENARIO_NAMES = ['seed', 'wide', 'udp-wide', 'slow-client', 'ramp', 'shared', 'udp-shared', 'deflate', 'mix-pcm', 'mix-opus', 'boot', 'device-loss', 'library', 'soak', 'wifi', 'record'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchContext {
@@ -45,8 +45,12 @@ function subsets(count: number): number[][] {
 
 function specsFor(scenario: string, lists: number[][], codec: BenchCodec, stalled = false): ClientSpec[] {
   const tag = stalled ? 'stalled' : 'c';
-  return lists.map((channels, i) => ({ clientId: `${scenario}-${tag}-${String(i).padStart(4, '0')}`, channels, codec, stalled }));
+  const udp = scenario.startsWith('udp-') ? { transport: 'udp' as const, redundancy: UDP_REDUNDANCY } : {};
+  return lists.map((channels, i) => ({ clientId: `${scenario}-${tag}-${String(i).padStart(4, '0')}`, channels, codec, stalled, ...udp }));
 }
+
+/** Copies of the previous packet in each datagram for the udp- scenarios (the library's default k). */
+const UDP_REDUNDANCY = 1;
 
 interface FixedLoad {
   normal: ClientSpec[];
@@ -56,11 +60,13 @@ interface FixedLoad {
   poolSize?: number;
 }
 
-function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'boot' | 'device-loss' | 'soak' | 'wifi' | 'record'>): FixedLoad {
+function fixedLoad(name: Exclude<ScenarioName, 'ramp' | 'shared' | 'udp-shared' | 'boot' | 'device-loss' | 'soak' | 'wifi' | 'record'>): FixedLoad {
   switch (name) {
     case 'seed':
       return { normal: specsFor(name, subsets(SEED_CLIENTS), 'pcm16'), stalled: [], shape: { clients: SEED_CLIENTS, channelsPerClient: SUBSET, codec: 'pcm16' } };
-    case 'wide': {
+    case 'wide':
+    case 'udp-wide': {
+      // udp-wide: the same load with every client's audio over UDP (the WebSocket stays for control).
       const lists = Array.from({ length: WIDE_CLIENTS }, (_, i) => rotation(i, SOURCE_CHANNELS));
       return { normal: specsFor(name, lists, 'pcm16'), stalled: [], shape: { clients: WIDE_CLIENTS, channelsPerClient: SOURCE_CHANNELS, codec: 'pcm16' } };
     }
@@ -102,7 +108,7 @@ export async function runScenario(name: ScenarioName, ctx: BenchContext): Promis
   if (name === 'soak') return runSoak(ctx);
   if (name === 'wifi') return runWifi({ ...ctx, seconds: ctx.secondsGiven ? ctx.seconds : WIFI_DEFAULT_SECONDS });
   if (name === 'record') return runRecord(ctx);
-  if (name === 'shared') return runRamp(name, (n) => Array.from({ length: n }, () => firstChannels(SUBSET)), ctx);
+  if (name === 'shared' || name === 'udp-shared') return runRamp(name, (n) => Array.from({ length: n }, () => firstChannels(SUBSET)), ctx);
   return runFixed(name, fixedLoad(name), ctx);
 }
 
@@ -131,6 +137,14 @@ async function runFixed(name: ScenarioName, load: FixedLoad, ctx: BenchContext):
   return { ...line, ...stopFields(stop) };
 }
 
+/** A udp- ramp step counts only if every client's audio really came over UDP. */
+function rampCriteria(name: ScenarioName, m: Measurement, count: number): string[] {
+  const failed = failedCriteria(m, count);
+  const onUdp = m.fleet.audioTransports.udp ?? 0;
+  if (name.startsWith('udp-') && onUdp < m.fleet.open) failed.push(`notOnUdp=${m.fleet.open - onUdp}`);
+  return failed;
+}
+
 interface RampStep {
   phase: 'probe' | 'confirm';
   clients: number;
@@ -156,6 +170,8 @@ function stepRecord(phase: RampStep['phase'], clients: number, m: Measurement, f
     captureBlockP99Ms: clampedQuantile(m.after.perf.captureBlock, m.after.perf.captureBlock.p99Ms),
     cpuPct: round(m.service.cpuPct, 1),
     clientCpuPct,
+    audioTransports: m.fleet.audioTransports,
+    udpSendErrors: m.after.udpSendErrors - m.before.udpSendErrors,
   };
   if (failed.length > 0 && clientCpuPct !== null && clientCpuPct >= CLIENT_SATURATED_PCT) {
     step.hint = `bench client process at ${clientCpuPct}% CPU: this limit may be the bench's, not the box's`;
@@ -213,7 +229,7 @@ async function runRamp(name: ScenarioName, channelLists: (n: number) => number[]
         stoppedBy = 'failed-step';
         break;
       }
-      let failed = failedCriteria(m, count);
+      let failed = rampCriteria(name, m, count);
       steps.push(stepRecord('probe', count, m, failed));
       firstProbe ??= { clients: count, m, failed };
       // On a shared 2-core box one descheduled period is a miss: a step fails only if a second probe fails too.
@@ -221,7 +237,7 @@ async function runRamp(name: ScenarioName, channelLists: (n: number) => number[]
         ctx.log(`${name}: ${count} clients failed (${failed.join(', ')}); probing once more...`);
         try {
           m = await session.measure(probeS);
-          failed = failedCriteria(m, count);
+          failed = rampCriteria(name, m, count);
           steps.push({ ...stepRecord('probe', count, m, failed), retry: true });
         } catch (err) {
           steps.push({ ...errorStep('probe', count, probeS, err), retry: true });
@@ -286,7 +302,7 @@ async function confirmBest(name: ScenarioName, session: BenchSession, steps: Ram
       steps.push(errorStep('confirm', count, ctx.seconds, err));
       continue;
     }
-    const failed = failedCriteria(m, count);
+    const failed = rampCriteria(name, m, count);
     confirm = { clients: count, m, failed };
     steps.push(stepRecord('confirm', count, m, failed));
     if (failed.length === 0) break;

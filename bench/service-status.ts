@@ -32,6 +32,8 @@ export interface ServiceStatus {
   };
   perf: { serverLatency: LatencySummary; captureBlock: LatencySummary };
   clients: StatusClient[];
+  /** Datagrams the kernel refused (udp.sendErrors; 0 without UDP or from an older service). */
+  udpSendErrors: number;
 }
 
 type Obj = Record<string, unknown>;
@@ -83,6 +85,7 @@ export function parseStatus(json: unknown): ServiceStatus {
       utilization: optNum(pool, 'utilization'),
     },
     perf: { serverLatency: summary(perf.serverLatency, 'perf.serverLatency'), captureBlock: summary(perf.captureBlock, 'perf.captureBlock') },
+    udpSendErrors: typeof root.udp === 'object' && root.udp !== null ? optNum(root.udp as Obj, 'sendErrors') : 0,
     clients: (root.clients as unknown[]).map((c, i) => {
       const o = obj(c, `clients[${i}]`);
       return {
