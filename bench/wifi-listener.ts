@@ -11,10 +11,13 @@ import type { AudioEvent, JitterBufferStats } from '../src/client/index.js';
 import type { LatencyHistogram } from '../src/metrics/latency-histogram';
 import type { ClientSpec, WifiListenerStats } from './bench-ipc';
 import { LibraryClient, monoMs } from './library-client';
+import { ArrivalGaps, STALL_MS } from './arrival-gaps';
 import { PlayoutTracker } from './playout-tracker';
 
 /** Trace columns per row, flat: seq, capture_ms, arrival_ms, flags. */
 const TRACE_COLS = 4;
+/** A capture-time gap over this many periods between consecutive seqs is a box-side stall. */
+const BOX_STALL_PERIODS = 3;
 export const TRACE_HEADER = 'seq,capture_ms,arrival_ms,flags';
 
 export class WifiListener extends LibraryClient {
@@ -25,6 +28,9 @@ export class WifiListener extends LibraryClient {
   /** The jitter buffer's counters at the window's start. */
   private atReset = { underruns: 0, late: 0, lost: 0, concealedFrames: 0, droppedFrames: 0 };
   private lastDropped = 0;
+  private lastCapture: { seq: number; ms: number } | null = null;
+  private lastUnderruns = 0;
+  private readonly gaps = new ArrivalGaps();
   private win = emptyWindow();
 
   constructor(spec: ClientSpec, e2e: LatencyHistogram) {
@@ -33,7 +39,10 @@ export class WifiListener extends LibraryClient {
 
   protected override onAudio(a: AudioEvent): void {
     const h = a.header;
-    this.trace.push(a.seq, Number(h.captureNs) / 1e6, a.arrivalMs, h.flags);
+    const captureMs = Number(h.captureNs) / 1e6;
+    this.noteCaptureGap(a.seq, captureMs, (a.frames * 1000) / a.rate);
+    this.gaps.arrived(a.arrivalMs, (a.frames * 1000) / a.rate);
+    this.trace.push(a.seq, captureMs, a.arrivalMs, h.flags);
     this.packetFrames = a.frames;
     this.rate = a.rate;
     this.playout.arrived(a.seq, h.discontinuity);
@@ -41,7 +50,16 @@ export class WifiListener extends LibraryClient {
 
   protected override afterPull(now: number, st: JitterBufferStats): void {
     const w = this.win;
+    const concealedBefore = this.playout.events;
     this.playout.played(st.bufferedFrames, this.packetFrames);
+    const events = st.underruns - this.lastUnderruns + this.playout.events - concealedBefore;
+    this.lastUnderruns = st.underruns;
+    for (let e = 0; e < events; e++) {
+      const gap = this.gaps.gapAt(now);
+      if (gap.ms < STALL_MS) w.outsideStalls++;
+      if (!gap.long) w.outsideLongGaps++;
+    }
+    this.gaps.target(st.targetMs);
     if (st.droppedFrames > this.lastDropped) {
       w.skipEvents++;
       this.lastDropped = st.droppedFrames;
@@ -51,12 +69,30 @@ export class WifiListener extends LibraryClient {
     if (st.targetMs > w.targetMax) w.targetMax = st.targetMs;
   }
 
+  /**
+   * The box's own stalls, as every listener sees them: consecutive periods
+   * whose capture times lie more than BOX_STALL_PERIODS periods apart. The
+   * test signal's pacer catches up after a held loop without counting an
+   * xrun (nothing of a generated tone is lost), so this is where a box-side
+   * hold shows, apart from the network's.
+   */
+  private noteCaptureGap(seq: number, captureMs: number, periodMs: number): void {
+    const prev = this.lastCapture;
+    this.lastCapture = { seq, ms: captureMs };
+    if (!prev || seq !== ((prev.seq + 1) >>> 0)) return;
+    const gap = captureMs - prev.ms;
+    if (gap <= BOX_STALL_PERIODS * periodMs) return;
+    this.win.boxStalls++;
+    if (gap > this.win.boxStallMaxMs) this.win.boxStallMaxMs = gap;
+  }
+
   override resetStats(): void {
     super.resetStats();
     const st = this.stats();
     if (st) {
       this.atReset = { underruns: st.underruns, late: st.late, lost: st.lost, concealedFrames: st.concealedFrames, droppedFrames: st.droppedFrames };
       this.lastDropped = st.droppedFrames;
+      this.lastUnderruns = st.underruns;
     }
     this.win = emptyWindow();
     this.playout.reset();
@@ -99,6 +135,10 @@ export class WifiListener extends LibraryClient {
       recovered: this.transportStats()?.datagram?.recovered ?? 0,
       datagrams: this.transportStats()?.datagram?.datagrams ?? 0,
       spacingAtEnd: this.transportStats()?.spacing ?? null,
+      outsideLongGaps: w.outsideLongGaps,
+      outsideStalls: w.outsideStalls,
+      boxStalls: w.boxStalls,
+      boxStallMaxMs: w.boxStallMaxMs,
     };
   }
 
@@ -121,8 +161,12 @@ function emptyWindow(): {
   buffer: number[];
   targetSteps: [number, number][];
   targetMax: number;
+  boxStalls: number;
+  boxStallMaxMs: number;
+  outsideLongGaps: number;
+  outsideStalls: number;
 } {
-  return { fromMs: monoMs(), skipEvents: 0, buffer: [], targetSteps: [], targetMax: 0 };
+  return { fromMs: monoMs(), skipEvents: 0, buffer: [], targetSteps: [], targetMax: 0, boxStalls: 0, boxStallMaxMs: 0, outsideLongGaps: 0, outsideStalls: 0 };
 }
 
 /** p50, p99 and max of buffer samples (exact: a buffer may hold more than a latency histogram's range). */

@@ -71,11 +71,11 @@ export async function runWifi(ctx: BenchContext): Promise<ReportLine> {
   const profiles: ReportLine[] = [];
   for (const name of wifiProfiles()) for (const transport of WIFI_TRANSPORTS) profiles.push(await runProfile(name, transport, ctx));
   ctx.log(`wifi: per listener-minute (${LISTENERS} listeners x ${ctx.seconds} s each):`);
-  ctx.log('wifi:   profile/transport    audible  underruns  conc.loss  conc.ms  buffer p50/p99 ms  target end/max ms  stall recovery med/max s  box xruns/skipped');
+  ctx.log('wifi:   profile/transport    audible  outside gaps>buffer  underruns  conc.loss  conc.ms  buffer p50/p99 ms  target end/max ms  stall recovery med/max s  box xruns/skipped/holds');
   for (const p of profiles) {
     const cell = (v: unknown, w: number): string => String(v ?? '-').padStart(w);
     ctx.log(
-      `wifi:   ${`${String(p.profile)}/${String(p.transport)}`.padEnd(20)} ${cell(p.audibleEventsPerMin, 7)}  ${cell(p.underrunsPerMin, 9)}  ${cell(p.concealedLossEventsPerMin, 9)}  ${cell(p.concealedMsPerMin, 7)}  ${cell(`${p.bufferP50Ms}/${p.bufferP99Ms}`, 17)}  ${cell(`${p.targetSettledMs}/${p.targetMaxMs}`, 17)}  ${cell(`${p.stallRecoveryMedianS}/${p.stallRecoveryMaxS}`, 24)}  ${cell(`${p.boxXruns}/${p.boxSkippedPeriods}`, 17)}`,
+      `wifi:   ${`${String(p.profile)}/${String(p.transport)}`.padEnd(20)} ${cell(p.audibleEventsPerMin, 7)}  ${cell(p.eventsOutsideLongGapsPerMin, 19)}  ${cell(p.underrunsPerMin, 9)}  ${cell(p.concealedLossEventsPerMin, 9)}  ${cell(p.concealedMsPerMin, 7)}  ${cell(`${p.bufferP50Ms}/${p.bufferP99Ms}`, 17)}  ${cell(`${p.targetSettledMs}/${p.targetMaxMs}`, 17)}  ${cell(`${p.stallRecoveryMedianS}/${p.stallRecoveryMaxS}`, 24)}  ${cell(`${p.boxXruns}/${p.boxSkippedPeriods}/${p.boxHolds}`, 17)}`,
     );
   }
   return { scenario: 'wifi', seconds: ctx.seconds, listeners: LISTENERS, seed: SEED, mix: 'stereo pcm16 of 32 channels', transports: WIFI_TRANSPORTS, udpRedundancy: UDP_REDUNDANCY, udpSpacing: UDP_SPACING, traces: path.relative(REPO_ROOT, TRACE_DIR), profiles };
@@ -160,6 +160,9 @@ function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiList
     audibleEventsPerMin: perMin(underruns + concealed),
     underrunsPerMin: perMin(underruns),
     concealedLossEventsPerMin: perMin(concealed),
+    // Issue #12's measure: events apart from gaps in arrival longer than the buffer (and apart from stalls of 100 ms+).
+    eventsOutsideLongGapsPerMin: perMin(sum(ls.map((l) => l.outsideLongGaps))),
+    eventsOutsideStallsPerMin: perMin(sum(ls.map((l) => l.outsideStalls))),
     concealedMsPerMin: perMin(sum(ls.map((l) => l.concealedMs))),
     skipEventsPerMin: perMin(sum(ls.map((l) => l.skipEvents))),
     skippedMsPerMin: perMin(sum(ls.map((l) => l.skippedMs))),
@@ -183,6 +186,9 @@ function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiList
     e2eLatencyP99Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p99Ms, fleet.e2e.maxMs) : null),
     playerTickP99Ms: round(fleet.jitter ? Math.min(fleet.jitter.playerTick.p99Ms, fleet.jitter.playerTick.maxMs) : null),
     boxXruns: after.capture.xruns - before.capture.xruns,
+    // Every listener sees the box's holds; the most any one saw (a listener's own network loss can hide one).
+    boxHolds: Math.max(0, ...ls.map((l) => l.boxStalls)),
+    boxHoldMaxMs: round(Math.max(0, ...ls.map((l) => l.boxStallMaxMs)), 1),
     boxSkippedPeriods: after.pool.skippedPeriods - before.pool.skippedPeriods,
     // The perf reset zeroes deadlineMisses; xruns and skippedPeriods run on.
     boxDeadlineMisses: after.pool.deadlineMisses,
