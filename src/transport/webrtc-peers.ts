@@ -2,9 +2,16 @@ import type { RTCDataChannel, RTCPeerConnection } from 'werift';
 import type { Logger } from '../logging/logger';
 import { AUDIO_CHANNEL_INIT, AUDIO_CHANNEL_LABEL, type PeerCloseReason } from '../protocol/webrtc';
 import { skipHandshakeSequenceNumbers } from './dtls-record-sequence';
+import { holdCongestionWindow } from './sctp-audio-window';
 import { enforcePartialReliability } from './sctp-partial-reliability';
 import { checkOffer } from './sdp-offer';
 import { WebRtcError } from './webrtc-error';
+
+/**
+ * The audio channel's congestion-window floor (sctp-audio-window.ts): 64 KiB in flight is 150-290 ms of a stereo
+ * stream with one copy a datagram, more than any round trip worth waiting for on a stage network.
+ */
+const AUDIO_CWND_FLOOR_BYTES = 65536;
 
 /** Options of {@link WebRtcPeers}; checked by the constructor. */
 export interface WebRtcPeersOptions {
@@ -173,6 +180,7 @@ export class WebRtcPeers {
       if (!sctp?.sctp) throw new WebRtcError('bad-sdp', 'offer sdp gave no SCTP transport; allowed: a data-channel offer');
       try {
         enforcePartialReliability(sctp.sctp);
+        holdCongestionWindow(sctp.sctp, AUDIO_CWND_FLOOR_BYTES);
         skipHandshakeSequenceNumbers(sctp.transport);
       } catch (err) {
         // A werift that no longer has what the fixes replace: never run the audio channel reliably by accident.
