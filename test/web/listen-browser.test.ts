@@ -292,13 +292,17 @@ describe('listener in Chromium on the real ALSA path', () => {
     assert.deepEqual(ids, [before.clientId], 'one connection per client id: the reload replaced the old one');
   });
 
-  test('without an AudioWorklet (plain http on a phone) the ScriptProcessor fallback plays the same mix', async () => {
-    await openListener(page, 'output=script');
+  test('without an AudioWorklet (plain http on a phone) the ScriptProcessor fallback plays the same mix; ?transport=ws keeps it on the WebSocket', async () => {
+    await openListener(page, 'output=script&transport=ws');
     assert.equal(await page.getAttribute('#engine', 'data-kind'), 'script');
     const t0 = (await pageState()).now;
     await chooseCodec('pcm16');
     const audio = await playedAudio({ channels: 2, mixed: true }, t0);
     assertLeftRight(audio, 'pcm16 mix (ScriptProcessor)', 0.3);
+    assert.equal(await page.getAttribute('#transport', 'data-kind'), 'ws');
+    const id = (await pageState()).clientId;
+    const me = (await getStatus(svc.port)).clients.find((c) => c.clientId === id) as unknown as { transport: { now: string; asked: string } };
+    assert.deepEqual([me.transport.now, me.transport.asked], ['ws', 'ws'], 'the page never asked for the data channel');
   });
 
   test('it fits a 360 px phone screen, and the screenshot is saved', async (t) => {

@@ -99,7 +99,8 @@ function connect() {
     createOpusDecoder: (rate, channels) => createOpusDecoder(state.decoderKind, rate, channels),
     // Audio over a WebRTC data channel where the box offers it: a lost datagram costs its own packet, where the
     // WebSocket (TCP) would hold every packet behind it. The WebSocket carries the audio until the channel opens.
-    ...(dataChannelSupported() ? { webrtc: { openChannel } } : {}),
+    // ?transport=ws keeps the audio on the WebSocket (an engineer ruling the data channel out; the wifi bench).
+    ...(dataChannelSupported() && params.get('transport') !== 'ws' ? { webrtc: { openChannel } } : {}),
   });
   state.client = client;
   client.on('state', onState);
