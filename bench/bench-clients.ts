@@ -8,6 +8,7 @@ import { DatagramLink } from '../src/client/datagram-link';
 import { nodeDatagramSocket } from '../src/listen/node-platform';
 import { LatencyHistogram } from '../src/metrics/latency-histogram';
 import type { ChurnStats, ClientSpec, ConnectResult, FleetReply, FleetRequest, FleetStats } from './bench-ipc';
+import { BrowserListener, closeBrowser } from './browser-listener';
 import { LibraryClient, jitterStats, resetJitterStats } from './library-client';
 import { PacketCounters } from './packet-counters';
 import { addCounts, emptyCounts, StreamVerifier } from './stream-verifier';
@@ -174,12 +175,15 @@ function parseControl(data: RawData): ControlReply {
   }
 }
 
-const clients: (BenchClient | LibraryClient)[] = [];
+type AnyClient = BenchClient | LibraryClient | BrowserListener;
+const clients: AnyClient[] = [];
 
 async function connectAll(port: number, specs: ClientSpec[], perClientTimeoutMs: number): Promise<ConnectResult> {
   const result: ConnectResult = { connected: 0, failed: 0, firstError: null };
   for (let i = 0; i < specs.length; i += CONNECT_CONCURRENCY) {
-    const batch = specs.slice(i, i + CONNECT_CONCURRENCY).map((s) => (s.wifiLabel ? new WifiListener(s, e2e) : s.viaLibrary ? new LibraryClient(s, e2e) : new BenchClient(s)));
+    const batch = specs
+      .slice(i, i + CONNECT_CONCURRENCY)
+      .map((s): AnyClient => (s.browser ? new BrowserListener(s) : s.wifiLabel ? new WifiListener(s, e2e) : s.viaLibrary ? new LibraryClient(s, e2e) : new BenchClient(s)));
     const outcomes = await Promise.allSettled(batch.map((c) => c.connect(port, perClientTimeoutMs)));
     outcomes.forEach((o, k) => {
       const c = batch[k]!;
@@ -319,7 +323,7 @@ function resetStats(): void {
 }
 
 /** Closes `victims` and waits (bounded) for the close handshakes, so the box has detached them on return. */
-async function closeClients(victims: (BenchClient | LibraryClient)[]): Promise<void> {
+async function closeClients(victims: AnyClient[]): Promise<void> {
   for (const c of victims) c.close();
   const deadline = Date.now() + CLOSE_WAIT_MS;
   while (Date.now() < deadline && victims.some((c) => c.open)) await new Promise((r) => setTimeout(r, 50));
@@ -328,7 +332,7 @@ async function closeClients(victims: (BenchClient | LibraryClient)[]): Promise<v
 
 async function trim(keep: number): Promise<number> {
   let normal = 0;
-  const victims: (BenchClient | LibraryClient)[] = [];
+  const victims: AnyClient[] = [];
   for (let i = 0; i < clients.length; i++) {
     const c = clients[i]!;
     if (c.spec.stalled || ++normal <= keep) continue;
@@ -367,13 +371,14 @@ async function handle(req: FleetRequest): Promise<void> {
         reply({ rid: req.rid, op: 'churn-stop', churn: await churnStop() });
         return;
       case 'wifi': {
-        const wifi = clients.filter((c): c is WifiListener => c instanceof WifiListener);
-        const listeners = wifi.map((c) => c.wifiStats(req.traceDir, req.traceName));
+        const wifi = clients.filter((c): c is WifiListener | BrowserListener => c instanceof WifiListener || c instanceof BrowserListener);
+        const listeners = wifi.map((c) => (c instanceof WifiListener ? c.wifiStats(req.traceDir, req.traceName) : c.wifiStats()));
         reply({ rid: req.rid, op: 'wifi', listeners, pooledBufferMs: bufferQuantiles(wifi.flatMap((c) => c.bufferSamples())) });
         return;
       }
       case 'close':
         await closeClients(clients);
+        await closeBrowser();
         reply({ rid: req.rid, op: 'close' });
         process.disconnect?.();
         setTimeout(() => process.exit(0), 100).unref();
@@ -393,5 +398,6 @@ process.on('message', (msg: FleetRequest) => void handle(msg));
 process.on('disconnect', () => {
   if (churn.timer) clearInterval(churn.timer);
   for (const c of [...clients, ...churn.live]) c.terminate();
-  setTimeout(() => process.exit(0), 50).unref();
+  void closeBrowser();
+  setTimeout(() => process.exit(0), 500).unref();
 });

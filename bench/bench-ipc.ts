@@ -26,8 +26,10 @@ export interface ClientSpec {
   localAddress?: string;
   /** A library client that also keeps what the wifi scenario reports (bench/wifi-listener.ts), under this label. */
   wifiLabel?: string;
+  /** A wifi listener that is the listener page in headless Chromium (bench/browser-listener.ts), over WebRTC or, with transport "ws", the WebSocket. */
+  browser?: boolean;
   /** The audio transport: "udp" asks for datagrams with `redundancy` copies (default "ws"). A raw bench client uses a fixed spacing (default 1); a library client may use 'auto'. */
-  transport?: 'ws' | 'udp';
+  transport?: 'ws' | 'udp' | 'webrtc';
   redundancy?: number;
   spacing?: number | 'auto';
 }
@@ -89,11 +91,11 @@ export interface WifiListenerStats {
   /** The redundancy spacing in use at the end (UDP; 'auto' moves it), null over the WebSocket. */
   spacingAtEnd: number | null;
   /** Audible events not inside an arrival gap that outlasted the buffer's target; not inside one of 100 ms or more (bench/wifi-listener.ts). */
-  outsideLongGaps: number;
-  outsideStalls: number;
+  outsideLongGaps: number | null;
+  outsideStalls: number | null;
   /** Box-side holds seen in the packets' capture times (consecutive periods more than 3 periods apart), and the longest, ms. */
-  boxStalls: number;
-  boxStallMaxMs: number;
+  boxStalls: number | null;
+  boxStallMaxMs: number | null;
 }
 
 /** The library clients' jitter buffers over the window (`library` scenario). */

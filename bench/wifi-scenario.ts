@@ -32,13 +32,22 @@ export const TRACE_DIR = path.join(REPO_ROOT, 'build', 'bench-traces');
 const PROFILE_OVERHEAD_MS = 60_000;
 
 /**
- * Transports each profile runs with, side by side (WIFI_TRANSPORTS=ws,udp to choose): the WebSocket,
- * and UDP datagrams with one redundant copy (issue #13's k = 1).
+ * Transports each profile runs with, side by side (WIFI_TRANSPORTS to choose): the WebSocket, UDP datagrams with
+ * one redundant copy (issue #13's k = 1), both through the client library, and `webrtc`: the listener page in
+ * headless Chromium over its data channel (BROWSER_LISTENERS of them). `page-ws` is that page made to use the
+ * WebSocket (?transport=ws), to tell the browser's part from the transport's.
  */
-export const WIFI_TRANSPORTS: readonly ('ws' | 'udp')[] = (process.env.WIFI_TRANSPORTS ?? 'ws,udp')
+export type WifiTransport = 'ws' | 'udp' | 'webrtc' | 'page-ws';
+const TRANSPORT_NAMES: readonly WifiTransport[] = ['ws', 'udp', 'webrtc', 'page-ws'];
+export const WIFI_TRANSPORTS: readonly WifiTransport[] = (process.env.WIFI_TRANSPORTS ?? 'ws,udp,webrtc')
   .split(',')
   .map((t) => t.trim())
-  .filter((t): t is 'ws' | 'udp' => t === 'ws' || t === 'udp');
+  .filter((t): t is WifiTransport => (TRANSPORT_NAMES as readonly string[]).includes(t));
+/**
+ * One page: Chromium takes the listener namespace's first address for its sockets, so every page would share link
+ * l0 (and a page costs the bench far more CPU than a library listener). Compare it with the others' l0.
+ */
+const BROWSER_LISTENERS = 1;
 const UDP_REDUNDANCY = Number(process.env.WIFI_UDP_REDUNDANCY ?? 1);
 /** 'auto' (the library's default: follows the loss bursts) or a fixed 1-8. */
 const UDP_SPACING: number | 'auto' = process.env.WIFI_UDP_SPACING === undefined || process.env.WIFI_UDP_SPACING === 'auto' ? 'auto' : Number(process.env.WIFI_UDP_SPACING);
@@ -81,7 +90,7 @@ export async function runWifi(ctx: BenchContext): Promise<ReportLine> {
   return { scenario: 'wifi', seconds: ctx.seconds, listeners: LISTENERS, seed: SEED, mix: 'stereo pcm16 of 32 channels', transports: WIFI_TRANSPORTS, udpRedundancy: UDP_REDUNDANCY, udpSpacing: UDP_SPACING, traces: path.relative(REPO_ROOT, TRACE_DIR), profiles };
 }
 
-async function runProfile(name: string, transport: 'ws' | 'udp', ctx: BenchContext): Promise<ReportLine> {
+async function runProfile(name: string, transport: WifiTransport, ctx: BenchContext): Promise<ReportLine> {
   const profile = loadProfile(name);
   ctx.log(`wifi: ${name} over ${transport}: starting the harness and the service`);
   const harness = await NetHarness.start({ profile, listeners: LISTENERS, seed: SEED, maxSeconds: (WARMUP_MS + ctx.seconds * 1000 + PROFILE_OVERHEAD_MS) / 1000 });
@@ -92,22 +101,34 @@ async function runProfile(name: string, transport: 'ws' | 'udp', ctx: BenchConte
     // 0.0.0.0 as on a box: the listeners come in on BOX_ADDR, the bench's own HTTP calls on loopback.
     session = await BenchSession.open({ netns: { prefix: harness.prefix('box'), host: '0.0.0.0', httpSocket: (port) => harness.boxSocket(port) } }, harness.prefix('listener'));
     const all = firstChannels(32);
-    const specs: ClientSpec[] = harness.listenerAddrs.map((addr, i) => ({
-      clientId: `wifi-${name}-l${i}`,
-      channels: all,
-      codec: 'pcm16',
-      stalled: false,
-      mix: personalMix(i),
-      viaLibrary: true,
-      host: BOX_ADDR,
-      localAddress: addr,
-      wifiLabel: `l${i}`,
-      transport,
-      redundancy: UDP_REDUNDANCY,
-      spacing: UDP_SPACING,
-    }));
+    const browser = transport === 'webrtc' || transport === 'page-ws';
+    const specs: ClientSpec[] = browser
+      ? Array.from({ length: BROWSER_LISTENERS }, (_, i) => ({
+          clientId: `wifi-${name}-page${i}`,
+          channels: [0, 1],
+          codec: 'pcm16',
+          stalled: false,
+          host: BOX_ADDR,
+          wifiLabel: `l${i}`,
+          browser: true,
+          transport: transport === 'webrtc' ? 'webrtc' : 'ws',
+        }))
+      : harness.listenerAddrs.map((addr, i) => ({
+          clientId: `wifi-${name}-l${i}`,
+          channels: all,
+          codec: 'pcm16',
+          stalled: false,
+          mix: personalMix(i),
+          viaLibrary: true,
+          host: BOX_ADDR,
+          localAddress: addr,
+          wifiLabel: `l${i}`,
+          transport,
+          redundancy: UDP_REDUNDANCY,
+          spacing: UDP_SPACING,
+        }));
     await session.addClients(specs);
-    ctx.log(`wifi: ${name}: ${LISTENERS} listeners, warming up ${WARMUP_MS / 1000} s, measuring ${ctx.seconds} s...`);
+    ctx.log(`wifi: ${name}: ${specs.length} ${browser ? 'listener page(s) in Chromium' : 'listeners'}, warming up ${WARMUP_MS / 1000} s, measuring ${ctx.seconds} s...`);
     await sleep(WARMUP_MS);
     await harness.snapshot(); // the warm-up's impairments are not the window's
     const m = await session.measure(ctx.seconds);
@@ -161,8 +182,9 @@ function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiList
     underrunsPerMin: perMin(underruns),
     concealedLossEventsPerMin: perMin(concealed),
     // Issue #12's measure: events apart from gaps in arrival longer than the buffer (and apart from stalls of 100 ms+).
-    eventsOutsideLongGapsPerMin: perMin(sum(ls.map((l) => l.outsideLongGaps))),
-    eventsOutsideStallsPerMin: perMin(sum(ls.map((l) => l.outsideStalls))),
+    // null for the page: it hands over no arrival times to classify by.
+    eventsOutsideLongGapsPerMin: ls.every((l) => l.outsideLongGaps !== null) ? perMin(sum(ls.map((l) => l.outsideLongGaps!))) : null,
+    eventsOutsideStallsPerMin: ls.every((l) => l.outsideStalls !== null) ? perMin(sum(ls.map((l) => l.outsideStalls!))) : null,
     concealedMsPerMin: perMin(sum(ls.map((l) => l.concealedMs))),
     skipEventsPerMin: perMin(sum(ls.map((l) => l.skipEvents))),
     skippedMsPerMin: perMin(sum(ls.map((l) => l.skippedMs))),
@@ -187,8 +209,8 @@ function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiList
     playerTickP99Ms: round(fleet.jitter ? Math.min(fleet.jitter.playerTick.p99Ms, fleet.jitter.playerTick.maxMs) : null),
     boxXruns: after.capture.xruns - before.capture.xruns,
     // Every listener sees the box's holds; the most any one saw (a listener's own network loss can hide one).
-    boxHolds: Math.max(0, ...ls.map((l) => l.boxStalls)),
-    boxHoldMaxMs: round(Math.max(0, ...ls.map((l) => l.boxStallMaxMs)), 1),
+    boxHolds: ls.every((l) => l.boxStalls !== null) ? Math.max(0, ...ls.map((l) => l.boxStalls!)) : null,
+    boxHoldMaxMs: ls.every((l) => l.boxStallMaxMs !== null) ? round(Math.max(0, ...ls.map((l) => l.boxStallMaxMs!)), 1) : null,
     boxSkippedPeriods: after.pool.skippedPeriods - before.pool.skippedPeriods,
     // The perf reset zeroes deadlineMisses; xruns and skippedPeriods run on.
     boxDeadlineMisses: after.pool.deadlineMisses,
