@@ -1,7 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeAlsaFixture, expectedWire, frameFromTop16, type AlsaFixture } from '../helpers/alsa-fixture';
@@ -119,12 +119,11 @@ describe('recording faults', { skip: NEEDS_ROOT }, () => {
     mkdirSync(stateDir, { recursive: true });
     let svc = await service('rec-kill', fx, { layout: 'multi' }, { stateDir });
     const take = await startTake(svc, { name: 'Killed', channels: [0, 1, 2, 3] });
-    await waitFor(async () => ((await recordingStatus(svc)).take?.seconds ?? 0) >= 1.5, { timeoutMs: 15_000, what: '1.5 s recorded' });
-    // Two flushes after that second and a half.
-    await new Promise((r) => setTimeout(r, 500));
+    // Killed once the file's header declares 1.5 s (the writer rewrites it after every flush).
+    const file = path.join(take.dir, 'Killed.wav');
+    await waitFor(() => existsSync(file) && soxInfo(file).samples >= 1.5 * 48000, { timeoutMs: 15_000, what: 'a header declaring 1.5 s flushed' });
     svc.proc.kill('SIGKILL');
     await svc.waitForExit(5000);
-    const file = path.join(take.dir, 'Killed.wav');
     const before = checkTakeFile(file, [0, 1, 2, 3]);
     assert.ok(before >= 1.5 * 48000, `sox reads ${before} frames after SIGKILL; at least 1.5 s were flushed`);
     assert.equal(JSON.parse(readFileSync(path.join(take.dir, 'take.json'), 'utf8')).state, 'recording');

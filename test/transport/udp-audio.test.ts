@@ -266,7 +266,9 @@ describe('audio over UDP', () => {
     b.got.length = 0;
     b.send(encodeTokenTime(KIND.KEEPALIVE, tok, 2), port, '127.0.0.1');
     const chB = await next(b, KIND.CHALLENGE);
-    await new Promise((r) => setTimeout(r, 100));
+    // While A receives 20 more audio datagrams, B receives none.
+    const aHad = a.got.filter((g) => g.bytes[3] === KIND.AUDIO).length;
+    await waitFor(() => a.got.filter((g) => g.bytes[3] === KIND.AUDIO).length >= aHad + 20, { timeoutMs: 5000, what: '20 more audio datagrams at A' });
     assert.equal(b.got.filter((g) => g.bytes[3] === KIND.AUDIO).length, 0, 'no audio to an address that has not confirmed');
     assert.ok(b.got.reduce((n, g) => n + g.bytes.length, 0) <= BIND_BYTES, 'no more bytes to it than it sent');
     // A wrong nonce confirms nothing.
