@@ -110,7 +110,7 @@ interface Current {
  * and MQTT show.
  */
 export class Recorder {
-  readonly library: TakeLibrary;
+  readonly takes: TakeLibrary;
   private state: RecorderState = 'idle';
   private current: Current | null = null;
   private idleDrive: Drive | null = null;
@@ -122,7 +122,7 @@ export class Recorder {
   private lastError: string | null = null;
 
   constructor(private readonly deps: RecorderDeps) {
-    this.library = new TakeLibrary(deps.drives, deps.log, () => this.current?.id ?? null);
+    this.takes = new TakeLibrary(deps.drives, deps.log, () => this.current?.id ?? null);
   }
 
   /**
@@ -131,7 +131,7 @@ export class Recorder {
    * must not hold up the start (READY=1, the first clients).
    */
   start(): void {
-    void this.library.list().then(
+    void this.takes.list().then(
       (takes) => this.deps.log.info({ takes: takes.length }, 'recording: takes on the drives listed (interrupted ones repaired)'),
       (err: Error) => this.deps.log.warn({ err: err.message }, 'recording: listing the takes failed'),
     );
@@ -273,7 +273,7 @@ export class Recorder {
   async deleteTake(id: string): Promise<void> {
     if (this.current?.id === id) throw new RecordingError('take-busy', `take ${id} is recording; stop it first`);
     if (this.deps.playing() === id) throw new RecordingError('take-busy', `take ${id} is playing (virtual soundcheck); go back to live first`);
-    await this.library.remove(await this.library.find(id));
+    await this.takes.remove(await this.takes.find(id));
   }
 
   /** Recording as the health snapshot (MQTT, /metrics, Home Assistant) shows it; `playing`: the take virtual soundcheck plays. */

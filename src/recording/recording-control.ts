@@ -71,14 +71,14 @@ export class RecordingControl {
   }
 
   async list(): Promise<{ recording: RecordingStatus; playback: PlaybackStatus; drives: object[]; takes: TakeListing[] }> {
-    const entries = await this.recorder.library.list();
+    const entries = await this.recorder.takes.list();
     const takes = await Promise.all(entries.map((e) => this.listing(e)));
     const drives = (await this.recorder.drives()).map((d) => ({ mount: d.mount, kind: d.kind, fsType: d.fsType, writable: d.writable, freeBytes: d.freeBytes, totalBytes: d.totalBytes }));
     return { recording: this.recorder.status(), playback: this.soundcheck.status(), drives, takes };
   }
 
   async take(id: string): Promise<TakeListing> {
-    return this.listing(await this.recorder.library.find(id));
+    return this.listing(await this.recorder.takes.find(id));
   }
 
   async remove(id: string): Promise<void> {
@@ -87,7 +87,7 @@ export class RecordingControl {
 
   /** The path of one file of a take, for download; only names the take lists are served. */
   async file(id: string, name: string): Promise<string> {
-    const entry = await this.recorder.library.find(id);
+    const entry = await this.recorder.takes.find(id);
     const names = entry.manifest ? [...new Set([...entry.manifest.files.map((f) => f.name), ...entry.wavFiles])] : entry.wavFiles;
     if (!names.includes(name)) {
       throw new RecordingError('unknown-take', `take ${id} has no file ${JSON.stringify(name.slice(0, 80))}; its files: ${names.join(', ')}`);

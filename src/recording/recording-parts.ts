@@ -38,7 +38,7 @@ export function createRecordingParts(d: RecordingPartsDeps): { recorder: Recorde
     log: d.log,
   });
   soundcheck = new Soundcheck({
-    library: recorder.library,
+    takes: recorder.takes,
     periodFrames: d.periodFrames,
     useSource: (src) => d.swapSource(src),
     useLive: () => d.swapSource(null),

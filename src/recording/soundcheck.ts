@@ -10,7 +10,7 @@ export interface SoundcheckLog {
 }
 
 export interface SoundcheckDeps {
-  library: TakeLibrary;
+  takes: TakeLibrary;
   periodFrames: number;
   /** Makes `source` the capture (the one before it stops); clients stay connected. */
   useSource(source: CaptureSource): Promise<void>;
@@ -133,7 +133,7 @@ export class Soundcheck {
   }
 
   private async load(id: string, positionS: number | undefined): Promise<void> {
-    const plan = await this.deps.library.playPlan(await this.deps.library.find(id));
+    const plan = await this.deps.takes.playPlan(await this.deps.takes.find(id));
     const startFrame = positionS === undefined ? 0 : frameIn(positionS, plan.rate, plan.frames, id);
     const src = new TakeSource(plan, this.deps.periodFrames, { startFrame, playing: true });
     try {
