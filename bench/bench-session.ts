@@ -67,9 +67,9 @@ export class BenchSession {
   }
 
   /** Connects and subscribes `specs`; throws with the first failure if any client could not. */
-  async addClients(specs: ClientSpec[]): Promise<void> {
+  async addClients(specs: ClientSpec[], perClientTimeoutMs?: number): Promise<void> {
     if (specs.length === 0) return;
-    const r = await this.fleet.connect(this.service.port, specs);
+    const r = await this.fleet.connect(this.service.port, specs, perClientTimeoutMs);
     for (const s of specs) (s.stalled ? this.stalledIds : this.normalIds).add(s.clientId);
     if (r.failed > 0) throw new Error(`${r.failed} of ${specs.length} clients could not connect and subscribe; first: ${r.firstError ?? '?'}`);
   }

@@ -63,9 +63,10 @@ export class ClientFleet {
     return this.child.pid!;
   }
 
-  async connect(port: number, clients: ClientSpec[]): Promise<ConnectResult> {
-    const timeoutMs = PER_CLIENT_TIMEOUT_MS + clients.length * CONNECT_MS_PER_CLIENT;
-    const r = await this.request({ op: 'connect', port, clients, perClientTimeoutMs: PER_CLIENT_TIMEOUT_MS }, timeoutMs);
+  /** `perClientTimeoutMs`: how long one client may take to connect and subscribe (default 10 s). */
+  async connect(port: number, clients: ClientSpec[], perClientTimeoutMs = PER_CLIENT_TIMEOUT_MS): Promise<ConnectResult> {
+    const timeoutMs = perClientTimeoutMs + clients.length * CONNECT_MS_PER_CLIENT;
+    const r = await this.request({ op: 'connect', port, clients, perClientTimeoutMs }, timeoutMs);
     if (r.op !== 'connect') throw new Error(`bench clients: expected a connect reply, got ${r.op}`);
     return r.result;
   }

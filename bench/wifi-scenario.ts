@@ -48,6 +48,7 @@ export const WIFI_TRANSPORTS: readonly WifiTransport[] = (process.env.WIFI_TRANS
  * l0 (and a page costs the bench far more CPU than a library listener). Compare it with the others' l0.
  */
 const BROWSER_LISTENERS = 1;
+const BROWSER_CONNECT_MS = 30_000;
 const UDP_REDUNDANCY = Number(process.env.WIFI_UDP_REDUNDANCY ?? 1);
 /** 'auto' (the library's default: follows the loss bursts) or a fixed 1-8. */
 const UDP_SPACING: number | 'auto' = process.env.WIFI_UDP_SPACING === undefined || process.env.WIFI_UDP_SPACING === 'auto' ? 'auto' : Number(process.env.WIFI_UDP_SPACING);
@@ -78,7 +79,18 @@ export async function runWifi(ctx: BenchContext): Promise<ReportLine> {
     return { scenario: 'wifi', skipped: why };
   }
   const profiles: ReportLine[] = [];
-  for (const name of wifiProfiles()) for (const transport of WIFI_TRANSPORTS) profiles.push(await runProfile(name, transport, ctx));
+  for (const name of wifiProfiles()) {
+    for (const transport of WIFI_TRANSPORTS) {
+      // One run that cannot start (a page that never connects) must not lose the others' results.
+      try {
+        profiles.push(await runProfile(name, transport, ctx));
+      } catch (err) {
+        const error = (err as Error).message.split('\n')[0]!;
+        ctx.log(`wifi: ${name} over ${transport}: failed: ${error}`);
+        profiles.push({ profile: name, transport, error });
+      }
+    }
+  }
   ctx.log(`wifi: per listener-minute (${LISTENERS} listeners x ${ctx.seconds} s each):`);
   ctx.log('wifi:   profile/transport    audible  outside gaps>buffer  underruns  conc.loss  conc.ms  buffer p50/p99 ms  target end/max ms  stall recovery med/max s  box xruns/skipped/holds');
   for (const p of profiles) {
@@ -127,7 +139,8 @@ async function runProfile(name: string, transport: WifiTransport, ctx: BenchCont
           redundancy: UDP_REDUNDANCY,
           spacing: UDP_SPACING,
         }));
-    await session.addClients(specs);
+    // A page loads, starts its audio and opens its data channel across the impaired link: power-save holds slow that.
+    await session.addClients(specs, browser ? BROWSER_CONNECT_MS : undefined);
     ctx.log(`wifi: ${name}: ${specs.length} ${browser ? 'listener page(s) in Chromium' : 'listeners'}, warming up ${WARMUP_MS / 1000} s, measuring ${ctx.seconds} s...`);
     await sleep(WARMUP_MS);
     await harness.snapshot(); // the warm-up's impairments are not the window's
