@@ -11,6 +11,7 @@ import { StageboxClient, type AudioEvent, type JitterBufferStats } from '../src/
 import type { WebSocketConstructor } from '../src/client/stagebox-client.js';
 import { LatencyHistogram } from '../src/metrics/latency-histogram';
 import { NodeWebSocket, nodeDatagramSocket, nodeInflateRaw } from '../src/listen/node-platform';
+import { weriftDataChannel } from '../src/listen/werift-data-channel';
 import type { ClientSpec, JitterFleetStats } from './bench-ipc';
 import { PacketCounters } from './packet-counters';
 
@@ -73,6 +74,9 @@ export class LibraryClient extends PacketCounters {
       name: 'bench (library)',
       WebSocket: this.spec.localAddress ? boundWebSocket(this.spec.localAddress) : NodeWebSocket,
       ...(this.spec.transport === 'udp' ? { udp: { createSocket: nodeDatagramSocket(this.spec.localAddress), redundancy: this.spec.redundancy ?? 1, spacing: this.spec.spacing ?? 'auto' } } : {}),
+      ...(this.spec.transport === 'webrtc'
+        ? { webrtc: { openChannel: weriftDataChannel(this.spec.localAddress ? [this.spec.localAddress] : undefined), redundancy: this.spec.redundancy ?? 1, spacing: this.spec.spacing ?? 'auto' } }
+        : {}),
       inflateRaw: nodeInflateRaw,
       jitter: { targetMs: 10 },
       reconnect: false,

@@ -33,12 +33,14 @@ const PROFILE_OVERHEAD_MS = 60_000;
 
 /**
  * Transports each profile runs with, side by side (WIFI_TRANSPORTS to choose): the WebSocket, UDP datagrams with
- * one redundant copy (issue #13's k = 1), both through the client library, and `webrtc`: the listener page in
- * headless Chromium over its data channel (BROWSER_LISTENERS of them). `page-ws` is that page made to use the
- * WebSocket (?transport=ws), to tell the browser's part from the transport's.
+ * one redundant copy (issue #13's k = 1), and `webrtc`, the same datagrams over a WebRTC data channel (werift playing
+ * the browser, as `stagebox listen --transport webrtc` does), all three through the client library and its jitter
+ * buffer, so they differ only in the transport. `page-webrtc` and `page-ws` are the listener page in headless
+ * Chromium (BROWSER_LISTENERS of them) over its data channel or over the WebSocket (?transport=ws): the browser's
+ * whole path, whose audible events on this machine mostly measure the page's timer-driven audio (BENCHMARKS.md).
  */
-export type WifiTransport = 'ws' | 'udp' | 'webrtc' | 'page-ws';
-const TRANSPORT_NAMES: readonly WifiTransport[] = ['ws', 'udp', 'webrtc', 'page-ws'];
+export type WifiTransport = 'ws' | 'udp' | 'webrtc' | 'page-webrtc' | 'page-ws';
+const TRANSPORT_NAMES: readonly WifiTransport[] = ['ws', 'udp', 'webrtc', 'page-webrtc', 'page-ws'];
 export const WIFI_TRANSPORTS: readonly WifiTransport[] = (process.env.WIFI_TRANSPORTS ?? 'ws,udp,webrtc')
   .split(',')
   .map((t) => t.trim())
@@ -113,7 +115,7 @@ async function runProfile(name: string, transport: WifiTransport, ctx: BenchCont
     // 0.0.0.0 as on a box: the listeners come in on BOX_ADDR, the bench's own HTTP calls on loopback.
     session = await BenchSession.open({ netns: { prefix: harness.prefix('box'), host: '0.0.0.0', httpSocket: (port) => harness.boxSocket(port) } }, harness.prefix('listener'));
     const all = firstChannels(32);
-    const browser = transport === 'webrtc' || transport === 'page-ws';
+    const browser = transport === 'page-webrtc' || transport === 'page-ws';
     const specs: ClientSpec[] = browser
       ? Array.from({ length: BROWSER_LISTENERS }, (_, i) => ({
           clientId: `wifi-${name}-page${i}`,
@@ -123,7 +125,7 @@ async function runProfile(name: string, transport: WifiTransport, ctx: BenchCont
           host: BOX_ADDR,
           wifiLabel: `l${i}`,
           browser: true,
-          transport: transport === 'webrtc' ? 'webrtc' : 'ws',
+          transport: transport === 'page-webrtc' ? 'webrtc' : 'ws',
         }))
       : harness.listenerAddrs.map((addr, i) => ({
           clientId: `wifi-${name}-l${i}`,
@@ -147,7 +149,7 @@ async function runProfile(name: string, transport: WifiTransport, ctx: BenchCont
     const m = await session.measure(ctx.seconds);
     const net = await harness.snapshot();
     const wifi = await session.fleet.wifi(TRACE_DIR, `${name}-${transport}`);
-    line = { transport, ...summarize(name, m, net, wifi.listeners, wifi.pooledBufferMs) };
+    line = { transport, ...summarize(name, transport, m, net, wifi.listeners, wifi.pooledBufferMs) };
   } finally {
     if (session) stop = await session.close();
     await harness.stop();
@@ -179,7 +181,7 @@ function networkSide(dirs: DirectionReport[]): ReportLine {
   };
 }
 
-function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiListenerStats[], pooled: WifiListenerStats['bufferMs']): ReportLine {
+function summarize(name: string, transport: WifiTransport, m: Measurement, net: ImpairReport, ls: WifiListenerStats[], pooled: WifiListenerStats['bufferMs']): ReportLine {
   const minutes = sum(ls.map((l) => (l.toMs - l.fromMs) / 60_000));
   const perMin = (n: number): number | null => (minutes > 0 ? round(n / minutes, 2) : null);
   const stalls = ls.flatMap((l, i) => stallOutcomes(l, net.links[i]!.down.stalls));
@@ -215,7 +217,8 @@ function summarize(name: string, m: Measurement, net: ImpairReport, ls: WifiList
     concealedLossPackets: sum(ls.map((l) => l.concealedLossPackets)),
     seqGaps: sum(ls.map((l) => l.seqGaps)),
     recoveredPackets: sum(ls.map((l) => l.recovered)),
-    listenersOnUdpAtEnd: ls.filter((l) => l.transportNow === 'udp').length,
+    // Listeners still on the transport asked for at the end of the window (a datagram flow can fall back to the WebSocket).
+    listenersOnTransportAtEnd: ls.filter((l) => l.transportNow === (transport === 'page-webrtc' ? 'webrtc' : transport === 'page-ws' ? 'ws' : transport)).length,
     spacingAtEnd: ls.map((l) => l.spacingAtEnd),
     e2eLatencyP50Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p50Ms, fleet.e2e.maxMs) : null),
     e2eLatencyP99Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p99Ms, fleet.e2e.maxMs) : null),

@@ -39,10 +39,12 @@ a terminal, one plain line a second otherwise).
                      frame played is one the box sent)
   --transport T      how the audio comes: udp (default: datagrams, no
                      head-of-line blocking on Wi-Fi; the WebSocket where the
-                     box offers no UDP) or ws (the WebSocket only)
-  --redundancy N     udp: copies of earlier packets in each datagram, 0-3
-                     (default 1)
-  --spacing D        udp: how far back the copies reach, in packets: auto
+                     box offers no UDP), webrtc (datagrams over a WebRTC data
+                     channel, as the listener page gets them) or ws (the
+                     WebSocket only)
+  --redundancy N     udp, webrtc: copies of earlier packets in each datagram,
+                     0-3 (default 1)
+  --spacing D        udp, webrtc: how far back the copies reach, in packets: auto
                      (default: follows the loss bursts it sees, within what
                      the jitter buffer holds) or 1-8
   -h, --help         show this help and exit
@@ -69,7 +71,7 @@ export interface ListenOptions {
   token: string | null;
   targetMs: number;
   conceal: 'waveform' | 'silence';
-  transport: 'ws' | 'udp';
+  transport: 'ws' | 'udp' | 'webrtc';
   redundancy: number;
   spacing: number | 'auto';
   help: boolean;
@@ -182,7 +184,7 @@ export function parseListenArgs(argv: string[]): ListenOptions {
     o.conceal = v.conceal;
   }
   if (v.transport !== undefined) {
-    if (v.transport !== 'ws' && v.transport !== 'udp') throw new UsageError(`--transport ${JSON.stringify(v.transport)}: ${valueHint('--transport')}`);
+    if (v.transport !== 'ws' && v.transport !== 'udp' && v.transport !== 'webrtc') throw new UsageError(`--transport ${JSON.stringify(v.transport)}: ${valueHint('--transport')}`);
     o.transport = v.transport;
   }
   if (v.redundancy !== undefined) {
@@ -196,7 +198,7 @@ export function parseListenArgs(argv: string[]): ListenOptions {
   }
   if (o.help) return o;
   if (o.transport === 'ws' && (v.redundancy !== undefined || v.spacing !== undefined)) {
-    throw new UsageError(`--${v.redundancy !== undefined ? 'redundancy' : 'spacing'} applies to --transport udp; the WebSocket delivers every packet (allowed: leave it out, or use --transport udp)`);
+    throw new UsageError(`--${v.redundancy !== undefined ? 'redundancy' : 'spacing'} applies to --transport udp and webrtc; the WebSocket delivers every packet (allowed: leave it out, or use --transport udp or webrtc)`);
   }
   if (urls.length !== 1) {
     throw new UsageError(urls.length === 0 ? 'no url given; allowed: one ws:// URL such as ws://stagebox.local:5100/' : `${urls.length} urls given (${urls.map((u) => JSON.stringify(u)).join(', ')}); allowed: one`);
@@ -258,7 +260,7 @@ function valueHint(name: string): string {
     case '--conceal':
       return 'allowed: waveform or silence';
     case '--transport':
-      return 'allowed: udp or ws';
+      return 'allowed: udp, webrtc or ws';
     case '--redundancy':
       return 'allowed: 0, 1, 2 or 3 copies';
     case '--spacing':

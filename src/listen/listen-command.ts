@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { StageboxClient, type AudioEvent, type BoxMessage, type MixRequest } from '../client/index.js';
 import { LISTEN_USAGE, UsageError, parseListenArgs, type ListenOptions } from './listen-args';
 import { NodeWebSocket, createNodeOpusDecoder, nodeDatagramSocket, nodeInflateRaw } from './node-platform';
+import { weriftDataChannel } from './werift-data-channel';
 import { WavWriter, encodePcm } from './wav-writer';
 
 export interface ListenIo {
@@ -77,6 +78,7 @@ class Listener {
       createOpusDecoder: createNodeOpusDecoder,
       jitter: { targetMs: opts.targetMs, maxMs: Math.max(200, opts.targetMs), conceal: opts.conceal },
       ...(opts.transport === 'udp' ? { udp: { createSocket: nodeDatagramSocket(), redundancy: opts.redundancy, spacing: opts.spacing } } : {}),
+      ...(opts.transport === 'webrtc' ? { webrtc: { openChannel: weriftDataChannel(), redundancy: opts.redundancy, spacing: opts.spacing } } : {}),
       // A box that restarts is back within seconds; one that never answers is a mistake in the url.
       reconnect: { initialMs: 500, maxMs: 5000, maxAttempts: 8 },
     });
@@ -93,7 +95,7 @@ class Listener {
     });
     this.client.on('audio', (a) => this.onAudio(a));
     this.client.on('transport', (t) => {
-      if (!this.stopping) this.line(`audio over ${t.audio === 'ws' ? 'the WebSocket' : t.audio === 'udp' ? 'UDP' : t.audio}${t.reason ? ` (${t.reason})` : ''}`, false);
+      if (!this.stopping) this.line(`audio over ${t.audio === 'ws' ? 'the WebSocket' : t.audio === 'udp' ? 'UDP' : t.audio === 'webrtc' ? 'a WebRTC data channel' : t.audio}${t.reason ? ` (${t.reason})` : ''}`, false);
     });
     // A box that never answered is most likely a wrong url: give up sooner than on one that went away.
     let welcomed = false;
@@ -267,7 +269,7 @@ class Listener {
       `  accel ${(j?.acceleratedMs ?? 0).toFixed(1)} ms  expand ${(j?.expandedMs ?? 0).toFixed(1)} ms` +
       `  events/min ${minutes > 0 ? ((j?.audibleEvents ?? 0) / minutes).toFixed(1) : '0.0'}` +
       // Added by issue #13: where the audio comes from, and what redundant copies repaired.
-      `  transport ${s.transport.now}${s.transport.spacing !== null && s.transport.now === 'udp' ? ` spacing ${s.transport.spacing}` : ''}` +
+      `  transport ${s.transport.now}${s.transport.spacing !== null && s.transport.now !== 'ws' ? ` spacing ${s.transport.spacing}` : ''}` +
       `  repaired ${s.transport.datagram?.recovered ?? 0}` +
       (this.pipeDrops ? `  output drops ${this.pipeDrops}` : '')
     );

@@ -1,29 +1,14 @@
-import { RTCPeerConnection, type RTCDataChannel } from 'werift';
+import type { RTCPeerConnection, RTCDataChannel } from 'werift';
 import { AUDIO_CHANNEL_INIT, AUDIO_CHANNEL_LABEL } from '../../src/protocol/webrtc';
-
-const DCEP_PPID = 50;
-const DATA_CHANNEL_OPEN = 0x03;
-
-/**
- * werift encodes an unordered channel with maxRetransmits as channel type 0x01
- * (ordered) instead of 0x81 (RFC 8832 §5.1: PARTIAL_RELIABLE_REXMIT_UNORDERED),
- * so the box would read an ordered channel. Browsers encode it right; this
- * sets the type byte of the queued DATA_CHANNEL_OPEN as a browser would. The
- * box never sends one (the browser opens the channel), so src/ needs no fix.
- */
-function fixChannelType(pc: RTCPeerConnection, channel: RTCDataChannel, init: { ordered?: boolean; maxRetransmits?: number }): void {
-  if (init.ordered !== false || init.maxRetransmits === undefined) return;
-  const queue = (pc.sctpTransport as unknown as { dataChannelQueue: [RTCDataChannel, number, Buffer][] }).dataChannelQueue;
-  for (const [ch, ppid, data] of queue) {
-    if (ch === channel && ppid === DCEP_PPID && data[0] === DATA_CHANNEL_OPEN) data[1] = 0x81;
-  }
-}
+import { offerAudioChannel } from '../../src/listen/werift-data-channel';
 
 /**
  * The browser's half played by werift, for tests that need a real peer but
  * no Chromium: offers one data channel (the audio channel unless told
  * otherwise) with its loopback host candidate, applies the box's answer and
- * records every message.
+ * records every message. The offer is `stagebox listen --transport webrtc`'s
+ * (src/listen/werift-data-channel.ts), which also corrects werift's channel
+ * type for an unordered channel.
  */
 export class WeriftBrowser {
   /** False: count messages only (a benchmark's receivers), keep none. */
@@ -31,10 +16,10 @@ export class WeriftBrowser {
   readonly received: Buffer[] = [];
   messages = 0;
   bytes = 0;
-  readonly channel: RTCDataChannel;
-  private constructor(readonly pc: RTCPeerConnection, label: string, init: { ordered?: boolean; maxRetransmits?: number }) {
-    this.channel = pc.createDataChannel(label, init);
-    fixChannelType(pc, this.channel, init);
+  private constructor(
+    readonly pc: RTCPeerConnection,
+    readonly channel: RTCDataChannel,
+  ) {
     this.channel.onMessage.subscribe((m) => {
       if (typeof m === 'string') return;
       this.messages++;
@@ -48,10 +33,8 @@ export class WeriftBrowser {
     label: string = AUDIO_CHANNEL_LABEL,
     init: { ordered?: boolean; maxRetransmits?: number } = AUDIO_CHANNEL_INIT,
   ): Promise<{ browser: WeriftBrowser; sdp: string }> {
-    const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] });
-    const browser = new WeriftBrowser(pc, label, init);
-    await pc.setLocalDescription(await pc.createOffer());
-    return { browser, sdp: pc.localDescription!.sdp };
+    const { pc, channel, sdp } = await offerAudioChannel(['127.0.0.1'], label, init);
+    return { browser: new WeriftBrowser(pc, channel), sdp };
   }
 
   accept(answerSdp: string): Promise<void> {

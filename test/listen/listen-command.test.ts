@@ -96,6 +96,17 @@ describe('stagebox listen --out: bit-exact recordings', () => {
     assertBitExact(wavSamples(out).samples, [1, 2], 'pcm16');
   });
 
+  test('--transport webrtc: the audio moves to a WebRTC data channel and the recording is still bit-exact', async () => {
+    const out = tmpWav('webrtc.wav');
+    const r = await runCli(['listen', url, '--channels', '3,6', '--seconds', '2', '--out', out, '--transport', 'webrtc', '--client-id', 'listen-webrtc'], { timeoutMs: 60000 });
+    assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}\n${r.stdout}`);
+    assert.match(r.stdout, /^audio over a WebRTC data channel$/m);
+    assert.doesNotMatch(r.stdout, /audio over UDP/);
+    assert.match(r.stdout, /done: .* transport webrtc spacing [1-8] {2}repaired \d+/);
+    assert.match(r.stdout, /0 packets lost/);
+    assert.equal(assertBitExact(wavSamples(out).samples, [3, 6], 'pcm16'), 96000);
+  });
+
   test('deflate records 16-bit samples equal to the source (top 16 bits)', async () => {
     const out = tmpWav('deflate.wav');
     const r = await runCli(['listen', url, '--channels', '5', '--codec', 'deflate', '--seconds', '1', '--out', out, '--client-id', 'listen-deflate'], { timeoutMs: 30000 });
@@ -137,7 +148,7 @@ describe('stagebox listen: progress and stopping', () => {
     for (const l of progress) {
       assert.match(
         l,
-        /^\d+\.\d s {2}latency (-?\d+\.\d|-) ms \(network .* \+ buffer .*\) {2}target \d+\.\d ms {2}underruns \d+ {2}lost \d+ {2}late \d+ {2}drift [+-]?\d+ ppm {2}rtt (\d+\.\d\d|-) ms {2}losses \d+ {2}concealed \d+ ms {2}recovered \d+ {2}accel \d+\.\d ms {2}expand \d+\.\d ms {2}events\/min \d+\.\d {2}transport (ws|udp spacing [1-8]) {2}repaired \d+( {2}output drops \d+)?$/,
+        /^\d+\.\d s {2}latency (-?\d+\.\d|-) ms \(network .* \+ buffer .*\) {2}target \d+\.\d ms {2}underruns \d+ {2}lost \d+ {2}late \d+ {2}drift [+-]?\d+ ppm {2}rtt (\d+\.\d\d|-) ms {2}losses \d+ {2}concealed \d+ ms {2}recovered \d+ {2}accel \d+\.\d ms {2}expand \d+\.\d ms {2}events\/min \d+\.\d {2}transport (ws|(udp|webrtc) spacing [1-8]) {2}repaired \d+( {2}output drops \d+)?$/,
       );
       // events/min is underruns and losses over the minutes played.
       const m = /underruns (\d+) .* losses (\d+) .* events\/min (\d+\.\d)/.exec(l)!;
@@ -254,11 +265,11 @@ describe('stagebox listen: bad usage exits 2 naming the option, the value and wh
     ['--seconds 0', ['--seconds', '0', '--out', 'x.wav'], /--seconds "0": allowed: a number of seconds above 0/],
     ['an unknown option', ['--loud', '--out', 'x.wav'], /unknown option "--loud"; allowed: --channels/],
     ['an unknown --conceal', ['--conceal', 'noise', '--alsa', 'default'], /--conceal "noise": allowed: waveform or silence/],
-    ['an unknown --transport', ['--transport', 'tcp', '--out', 'x.wav'], /--transport "tcp": allowed: udp or ws/],
+    ['an unknown --transport', ['--transport', 'tcp', '--out', 'x.wav'], /--transport "tcp": allowed: udp, webrtc or ws/],
     ['--redundancy 4', ['--redundancy', '4', '--out', 'x.wav'], /--redundancy "4": allowed: 0, 1, 2 or 3 copies/],
     ['--spacing 0', ['--spacing', '0', '--out', 'x.wav'], /--spacing "0": allowed: auto or 1-8 packets/],
     ['--spacing not a number', ['--spacing', 'far', '--out', 'x.wav'], /--spacing "far": allowed: auto or 1-8 packets/],
-    ['--spacing over the WebSocket', ['--transport', 'ws', '--spacing', '2', '--out', 'x.wav'], /--spacing applies to --transport udp; the WebSocket delivers every packet/],
+    ['--spacing over the WebSocket', ['--transport', 'ws', '--spacing', '2', '--out', 'x.wav'], /--spacing applies to --transport udp and webrtc; the WebSocket delivers every packet/],
   ];
   for (const [what, args, message] of cases) {
     test(what, async () => {
