@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { weriftDataChannel } from '../../src/listen/werift-data-channel';
+import { audioDatagramBytes, writeAudioDatagram } from '../../src/protocol/datagram';
+import { WebRtcPeers } from '../../src/transport/webrtc-peers';
+import { LossyUdpRelay, candidatePort } from '../helpers/lossy-udp-relay';
+import { waitFor } from '../helpers/wait';
+
+/**
+ * The Node client's half of a WebRTC data channel (`stagebox listen --transport webrtc`): werift as the receiver,
+ * the box's WebRtcPeers as the sender, a lossy UDP relay between them on loopback. What the relay drops must be
+ * lost and nothing else: no run of messages lost after a gap, nothing twice, nothing retransmitted.
+ */
+
+const PERIOD_MS = 128 / 48;
+
+function datagram(n: number): Buffer {
+  const packet = Buffer.alloc(600);
+  packet.writeUInt32LE(n, 0);
+  for (let i = 4; i < packet.length; i++) packet[i] = (n * 7 + i) & 0xff;
+  const out = Buffer.alloc(audioDatagramBytes([packet]));
+  writeAudioDatagram(out, [packet]);
+  return out;
+}
+
+test('werift as the receiver loses exactly the datagrams the network dropped, in runs or alone, and gets the rest intact', async () => {
+  const opened: number[] = [];
+  const box = new WebRtcPeers({ hostAddresses: ['127.0.0.1'], maxBufferedBytes: 1 << 20, onOpen: (id) => opened.push(id), onClose: () => undefined });
+  const received: Buffer[] = [];
+  const states: string[] = [];
+  let relay: LossyUdpRelay | null = null;
+  let lossy = false;
+  let big = 0;
+  const channel = weriftDataChannel(['127.0.0.1'])({
+    sendOffer: async (sdp) => {
+      // Without the offer's candidates the box reaches the client only through the relay (a peer-reflexive candidate).
+      const answer = await box.answer(1, sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n'));
+      // Audio-sized datagrams only (ICE and DTLS pass): a run of 70, a run of 3, and every 37th.
+      relay = await LossyUdpRelay.start(candidatePort(answer), (d) => {
+        if (!lossy || d.length < 400) return false;
+        big++;
+        return (big > 50 && big <= 120) || (big > 200 && big <= 203) || big % 37 === 0;
+      });
+      return relay.rewriteAnswer(answer);
+    },
+    onDatagram: (bytes) => received.push(Buffer.from(bytes)),
+    onState: (state) => states.push(state),
+  });
+  try {
+    await waitFor(() => opened.includes(1) && states.includes('open'), { timeoutMs: 30_000, what: 'the channel open through the relay', describe: () => JSON.stringify(states) });
+    lossy = true;
+    const n = 400;
+    const tail = 40;
+    for (let i = 0; i < n + tail; i++) {
+      if (i === n) lossy = false;
+      assert.equal(box.send(1, datagram(i)), true);
+      await new Promise((r) => setTimeout(r, PERIOD_MS));
+    }
+    await waitFor(() => received.some((m) => m.readUInt32LE(12) === n + tail - 1), { timeoutMs: 10_000, what: 'the last datagram' });
+    const got = received.map((m) => m.readUInt32LE(12));
+    assert.equal(new Set(got).size, got.length, 'no datagram twice');
+    for (const m of received) assert.deepEqual(m, datagram(m.readUInt32LE(12)), `datagram ${m.readUInt32LE(12)} intact`);
+    const missing = Array.from({ length: n + tail }, (_, i) => i).filter((i) => !got.includes(i));
+    assert.ok(relay!.dropped >= 80, `the relay dropped ${relay!.dropped}`);
+    assert.equal(missing.length, relay!.dropped, `missing ${missing.length} (${missing.join(',')}) where the relay dropped ${relay!.dropped}`);
+    assert.ok(missing.every((i) => i < n), `only datagrams sent while lossy are missing: ${missing.join(',')}`);
+    assert.deepEqual(states, ['open']);
+  } finally {
+    channel.close();
+    (relay as LossyUdpRelay | null)?.close();
+    await box.stop();
+  }
+});
