@@ -3,7 +3,7 @@
  * the baseline and the current jitter buffer in simulated time and prints what a listener would hear.
  *
  *   node dist/bench/jitter-replay.js [--profiles lan,office-wifi] [--transport tcp|datagram|both] [--seconds 60]
- *       [--seed 1] [--trace FILE ...] [--buffers baseline,current] [--write-traces DIR] [--json]
+ *       [--seed 1] [--trace FILE ...] [--buffers baseline,current] [--fixed-targets-ms 8,15,30] [--write-traces DIR] [--json]
  *   make jitter-replay ARGS="--profiles office-wifi --seconds 120"
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { formatTrace, parseTrace, type ArrivalTrace } from './jitter/arrival-trace';
 import { PROFILE_NAMES, PROFILES, TRANSPORTS, syntheticTrace, type ProfileName, type Transport } from './jitter/network-model';
 import { replay, type ReplayResult } from './jitter/replay';
-import { SUBJECT_NAMES, makeSubject, type SubjectName } from './jitter/replay-subjects';
+import { FIXED_TARGET_MAX_MS, FIXED_TARGET_MIN_MS, SUBJECT_NAMES, makeSubject, pinnedSubject, type SubjectName } from './jitter/replay-subjects';
 
 export const REPLAY_USAGE = `Usage: node dist/bench/jitter-replay.js [options]
 
@@ -24,6 +24,9 @@ export const REPLAY_USAGE = `Usage: node dist/bench/jitter-replay.js [options]
   --buffers LIST      which buffers, in this order (default: ${SUBJECT_NAMES.join(',')})
   --warmup-ms N       not counted at the start, 0-60000 (default 2000)
   --event-cost-ms N   the current buffer's eventCostMs, 0-1000 (default: the library's)
+  --fixed-targets-ms LIST
+                      also replay the current buffer pinned at each of these targets, ms, comma-separated,
+                      each ${FIXED_TARGET_MIN_MS}-${FIXED_TARGET_MAX_MS} (rows fixed-<ms>, after the --buffers rows; default: none)
   --player-tick-ms N  pull from a timer of this period, as stagebox listen and the benches do,
                       0-50 (default 0: an audio callback, one pull per period)
   --write-traces DIR  also write each synthetic trace there as <profile>-<transport>-<seed>.csv
@@ -50,6 +53,12 @@ function num(flag: string, text: string, min: number, max: number, integer: bool
     throw new UsageError(`${flag}: got "${text}"; allowed: ${integer ? 'an integer' : 'a number'} ${min}-${max}`);
   }
   return v;
+}
+
+function targets(flag: string, text: string): number[] {
+  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`${flag}: got an empty list; allowed: numbers ${FIXED_TARGET_MIN_MS}-${FIXED_TARGET_MAX_MS}, comma-separated`);
+  return items.map((it) => num(flag, it, FIXED_TARGET_MIN_MS, FIXED_TARGET_MAX_MS, false));
 }
 
 function fmt(v: number | null, d = 1): string {
@@ -104,6 +113,7 @@ export function main(argv: string[]): number {
         buffers: { type: 'string' },
         'warmup-ms': { type: 'string' },
         'event-cost-ms': { type: 'string' },
+        'fixed-targets-ms': { type: 'string' },
         'player-tick-ms': { type: 'string' },
         'write-traces': { type: 'string' },
         json: { type: 'boolean' },
@@ -124,9 +134,11 @@ export function main(argv: string[]): number {
   let warmupMs: number;
   let tickMs: number;
   let eventCostMs: number | undefined;
+  let fixedMs: number[] = [];
   try {
     tickMs = num('--player-tick-ms', (v['player-tick-ms'] as string | undefined) ?? '0', 0, 50, false);
     if (v['event-cost-ms'] !== undefined) eventCostMs = num('--event-cost-ms', v['event-cost-ms'] as string, 0, 1000, false);
+    if (v['fixed-targets-ms'] !== undefined) fixedMs = targets('--fixed-targets-ms', v['fixed-targets-ms'] as string);
     buffers = list('--buffers', (v.buffers as string | undefined) ?? SUBJECT_NAMES.join(','), SUBJECT_NAMES);
     warmupMs = num('--warmup-ms', (v['warmup-ms'] as string | undefined) ?? '2000', 0, 60000, false);
     const files = (v.trace as string[] | undefined) ?? [];
@@ -176,10 +188,12 @@ export function main(argv: string[]): number {
     return 2;
   }
   if (!v.json) process.stdout.write(`${RESULT_HEADER}\n`);
+  const current = eventCostMs === undefined ? {} : { eventCostMs };
+  const subjectOpts = { rate: 48000, channels: 2, current };
+  const subjects = [...buffers.map((b) => () => makeSubject(b, subjectOpts)), ...fixedMs.map((ms) => () => pinnedSubject(ms, subjectOpts))];
   for (const job of jobs) {
-    for (const b of buffers) {
-      const current = eventCostMs === undefined ? {} : { eventCostMs };
-      const r = replay(job.trace, makeSubject(b, { rate: 48000, channels: 2, current }), { warmupMs, playerTickMs: tickMs });
+    for (const make of subjects) {
+      const r = replay(job.trace, make(), { warmupMs, playerTickMs: tickMs });
       if (v.json) {
         const { stalls, ...rest } = r;
         process.stdout.write(`${JSON.stringify({ trace: job.label, ...rest, stalls: stalls.length, stallGapsMs: stalls.map((s) => Math.round(s.gapMs)), stallRecoverMs: stalls.map((s) => s.recoverMs === null ? null : Math.round(s.recoverMs)) })}\n`);

@@ -1,6 +1,7 @@
 /**
  * The buffers the replay tool compares, behind one interface: `baseline` is the buffer as it was before issue #12
- * (frozen copy), `current` is the client library's JitterBuffer.
+ * (frozen copy), `current` is the client library's JitterBuffer, and `fixed-<ms>` is that same buffer pinned at one
+ * target (the latency/events frontier: what any buffer would hear at that delay on the same arrivals).
  */
 import { JitterBuffer, type JitterBufferOptions, type JitterBufferStats } from '../../src/client/jitter-buffer';
 import { BaselineJitterBuffer, type BaselineJitterBufferStats } from './baseline-jitter-buffer';
@@ -54,12 +55,12 @@ export function baselineSubject(o: SubjectOptions): ReplaySubject {
   };
 }
 
-/** The client library's JitterBuffer, as the library's clients make it. */
-export function currentSubject(o: SubjectOptions): ReplaySubject {
+/** The client library's JitterBuffer, as the library's clients make it; `name` labels it in the results. */
+export function currentSubject(o: SubjectOptions, name = 'current'): ReplaySubject {
   const jb = new JitterBuffer({ rate: o.rate, channels: o.channels, targetMs: o.targetMs ?? 10, ...o.current });
   const frames = (ms: number): number => Math.round((ms * o.rate) / 1000);
   return {
-    name: 'current',
+    name,
     push: (seq, samples, arrivalMs, boxTimeNs, discontinuity) => jb.push(seq, samples, arrivalMs, boxTimeNs, discontinuity),
     pull: (out, now) => jb.pull(out, now),
     counters(): ReplayCounters {
@@ -72,6 +73,23 @@ export function currentSubject(o: SubjectOptions): ReplaySubject {
       };
     },
   };
+}
+
+/** Lowest and highest target a pinned buffer takes, ms: the library buffer's default minMs and maxMs. */
+export const FIXED_TARGET_MIN_MS = 2.5;
+export const FIXED_TARGET_MAX_MS = 200;
+
+/**
+ * The current buffer pinned at `targetMs`: targetMs = minMs = maxMs, so its delay manager cannot move the target and
+ * everything else (stretching, concealment, resuming at the target after an underrun) is the library's. Named
+ * `fixed-<targetMs>`. Its ring holds 2 × maxMs + 100 ms, less than the adaptive buffer's; what a burst pushes out of
+ * it lies further behind than the target, so it is audio that resuming at the target skips anyway.
+ */
+export function pinnedSubject(targetMs: number, o: SubjectOptions): ReplaySubject {
+  if (!(targetMs >= FIXED_TARGET_MIN_MS && targetMs <= FIXED_TARGET_MAX_MS)) {
+    throw new RangeError(`pinned target is ${targetMs} ms; allowed: ${FIXED_TARGET_MIN_MS}-${FIXED_TARGET_MAX_MS}`);
+  }
+  return currentSubject({ ...o, targetMs, current: { ...o.current, targetMs, minMs: targetMs, maxMs: targetMs } }, `fixed-${targetMs}`);
 }
 
 /** The counters both buffers' stats have under the same names. */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseTrace } from '../../bench/jitter/arrival-trace';
 import { syntheticTrace } from '../../bench/jitter/network-model';
 import { replay } from '../../bench/jitter/replay';
-import { makeSubject } from '../../bench/jitter/replay-subjects';
+import { makeSubject, pinnedSubject } from '../../bench/jitter/replay-subjects';
 
 /**
  * The replay tool on a fixed synthetic trace: the shape of what it reports, not its numbers (those are the
@@ -56,6 +56,45 @@ describe('jitter replay: what it reports', () => {
   });
 });
 
+describe('jitter replay: the current buffer pinned at a fixed target', () => {
+  const at = (ms: number, playerTickMs = 0) => replay(trace, pinnedSubject(ms, { rate: 48000, channels: 2 }), { playerTickMs });
+
+  for (const tick of [0, 5]) {
+    test(`player tick ${tick} ms: the target never moves, and a higher target has no more underruns than a lower one`, () => {
+      const rs = [5, 8, 10, 15, 20, 30].map((ms) => ({ ms, r: at(ms, tick) }));
+      for (const { ms, r } of rs) {
+        assert.equal(r.subject, `fixed-${ms}`);
+        assert.equal(r.targetP50Ms, ms);
+        assert.equal(r.targetMaxMs, ms);
+        assert.equal(r.targetEndMs, ms);
+      }
+      for (let k = 1; k < rs.length; k++) {
+        const lo = rs[k - 1]!;
+        const hi = rs[k]!;
+        assert.ok(hi.r.underrunsPerMin <= lo.r.underrunsPerMin, `${hi.ms} ms: ${hi.r.underrunsPerMin} underruns/min; ${lo.ms} ms: ${lo.r.underrunsPerMin}`);
+        assert.ok(hi.r.bufferP50Ms > lo.r.bufferP50Ms, `buffer p50 ${hi.r.bufferP50Ms} at ${hi.ms} ms, ${lo.r.bufferP50Ms} at ${lo.ms} ms`);
+      }
+      // The trace's stalls (100 ms and more) outlast every one of these targets: each is an underrun at any of them.
+      const stalls = rs[rs.length - 1]!.r.stalls.length;
+      assert.ok(stalls >= 1 && rs[rs.length - 1]!.r.underrunsPerMin * rs[rs.length - 1]!.r.minutes >= stalls);
+    });
+  }
+
+  test("buffer p50 tracks the pinned target: below it by the wait for the next packet, within 6 ms", () => {
+    for (const ms of [8, 12, 15, 25]) {
+      for (const tick of [0, 5]) {
+        const r = at(ms, tick);
+        assert.ok(r.bufferP50Ms <= ms && r.bufferP50Ms >= ms - 6, `target ${ms} ms, tick ${tick} ms: buffer p50 ${r.bufferP50Ms} ms`);
+      }
+    }
+  });
+
+  test('a target outside the library buffer\'s minMs-maxMs is refused', () => {
+    assert.throws(() => pinnedSubject(2, { rate: 48000, channels: 2 }), { name: 'RangeError', message: 'pinned target is 2 ms; allowed: 2.5-200' });
+    assert.throws(() => pinnedSubject(201, { rate: 48000, channels: 2 }), { name: 'RangeError', message: 'pinned target is 201 ms; allowed: 2.5-200' });
+  });
+});
+
 describe('jitter replay: the command', () => {
   test('synthetic traces: one table row per trace and buffer; --write-traces writes files it then replays as --trace', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'jb-replay-'));
@@ -78,6 +117,13 @@ describe('jitter replay: the command', () => {
       assert.equal(rows[0]!.trace, 'lan-tcp-1.csv');
       assert.equal(rows[0]!.subject, 'current');
       assert.equal(typeof rows[0]!.bufferP50Ms, 'number');
+      const f = run(['--trace', file, '--buffers', 'current', '--fixed-targets-ms', '8, 12.5']);
+      assert.equal(f.code, 0, f.stderr);
+      const fl = f.stdout.trim().split('\n');
+      assert.equal(fl.length, 4);
+      assert.match(fl[1]!, /^lan-tcp-1\.csv +current /);
+      assert.match(fl[2]!, /^lan-tcp-1\.csv +fixed-8 .* 8\.0\/8\.0\/8\.0 /);
+      assert.match(fl[3]!, /^lan-tcp-1\.csv +fixed-12\.5 .* 12\.5\/12\.5\/12\.5 /);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -89,6 +135,9 @@ describe('jitter replay: the command', () => {
     ['too few seconds', ['--seconds', '1'], /--seconds: got "1"; allowed: a number 5-3600/],
     ['a fractional seed', ['--seed', '1.5'], /--seed: got "1.5"; allowed: an integer 0-4294967295/],
     ['an unknown buffer', ['--buffers', 'neteq'], /--buffers: unknown "neteq"; allowed: baseline, current/],
+    ['a fixed target below the range', ['--fixed-targets-ms', '8,2'], /--fixed-targets-ms: got "2"; allowed: a number 2\.5-200/],
+    ['a fixed target that is not a number', ['--fixed-targets-ms', '8,ten'], /--fixed-targets-ms: got "ten"; allowed: a number 2\.5-200/],
+    ['an empty list of fixed targets', ['--fixed-targets-ms', ','], /--fixed-targets-ms: got an empty list; allowed: numbers 2\.5-200, comma-separated/],
     ['--trace with --profiles', ['--trace', 'x.csv', '--profiles', 'lan'], /--trace and synthetic options .* were both given; allowed: one or the other/],
     ['an unknown option', ['--fast'], /Unknown option '--fast'/],
   ];
