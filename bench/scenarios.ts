@@ -279,14 +279,16 @@ interface Probe {
 }
 
 /**
- * Full-length run at the best probe-passing count, then (if that fails and
- * time is left) at the passing count below it. Clients above the count are
- * closed first; the service keeps running, so it is warm.
+ * Full-length run at the best probe-passing count, then (while that fails and
+ * the ramp's time budget is left) at each passing count below it, so a count
+ * the short probes flattered does not hide the one the machine holds for the
+ * whole window. Clients above the count are closed first; the service keeps
+ * running, so it is warm.
  */
 async function confirmBest(name: ScenarioName, session: BenchSession, steps: RampStep[], ctx: BenchContext, t0: number): Promise<Probe | null> {
   const passing = [...new Set(steps.filter((s) => s.phase === 'probe' && s.pass).map((s) => s.clients))].sort((a, b) => b - a);
   let confirm: Probe | null = null;
-  for (const count of passing.slice(0, 2)) {
+  for (const count of passing) {
     if (!session.serviceAlive) {
       steps.push(errorStep('confirm', count, ctx.seconds, new Error('the service is no longer running')));
       break;
