@@ -18,7 +18,8 @@ import { FLAG_MIX } from '../../src/protocol';
  * qemu-aarch64-static (user-mode emulation: the whole process is aarch64
  * code, the kernel and the ALSA `file` device underneath are real). Run by
  * `make check-arm64`, which builds both first; the main suite leaves this
- * folder out.
+ * folder out. Audio over a WebRTC data channel from the same build is
+ * arm64-webrtc.test.ts; what the two share is test/helpers/arm64.ts.
  */
 
 /** The native addons the service loads, as built in build/arm64/node_modules. */
