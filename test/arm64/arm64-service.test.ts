@@ -1,11 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, readlinkSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, readSync, closeSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import os from 'node:os';
 import path from 'node:path';
 import { OpusEncoder as NativeOpus } from '@discordjs/opus';
 import { checkPackets, makeAlsaFixture, type AlsaFixture } from '../helpers/alsa-fixture';
+import { ARM64_MODULES, ARM64_NODE, QEMU, WAIT_MS, mappedFiles, stageApp } from '../helpers/arm64';
 import { NotifySocket } from '../helpers/notify-socket';
 import { REPO_ROOT, startService, stopAllServices, type ServiceProcess } from '../helpers/service-process';
 import { StreamClient } from '../helpers/stream-client';
@@ -18,12 +18,10 @@ import { FLAG_MIX } from '../../src/protocol';
  * qemu-aarch64-static (user-mode emulation: the whole process is aarch64
  * code, the kernel and the ALSA `file` device underneath are real). Run by
  * `make check-arm64`, which builds both first; the main suite leaves this
- * folder out.
+ * folder out. Audio over a WebRTC data channel from the same build is
+ * arm64-webrtc.test.ts; what the two share is test/helpers/arm64.ts.
  */
 
-const ARM64_MODULES = path.join(REPO_ROOT, 'build', 'arm64', 'node_modules');
-const ARM64_NODE = path.join(REPO_ROOT, 'build', 'arm64-node', 'bin', 'node');
-const QEMU = '/usr/bin/qemu-aarch64-static';
 /** The native addons the service loads, as built in build/arm64/node_modules. */
 const ADDONS = {
   'alsa-capture': path.join(ARM64_MODULES, 'alsa-capture', 'build', 'Release', 'capture.node'),
@@ -34,8 +32,6 @@ const EM_AARCH64 = 183;
 const CHANNELS = 8;
 const PERIOD = 128;
 const MIN_CHECKED = 50;
-/** Emulation is slow: every wait is bounded, generously. */
-const WAIT_MS = 90_000;
 
 /** ELF class, byte order and machine of a file ('not ELF' otherwise). */
 function elfKind(file: string): string {
@@ -60,31 +56,6 @@ function opusAddon(): string {
   assert.equal(found.length, 1, `expected one opus.node under ${dir}, found: ${JSON.stringify(found)}`);
   assert.match(found[0]!, /-linux-arm64-/, 'the opus build folder names another platform or arch');
   return found[0]!;
-}
-
-/**
- * An app tree as the arm64 package lays it out: this build's dist/src, dist/web, web
- * and package.json (architecture-independent), next to the arm64 node_modules.
- * A copy, not a symlink: Node resolves modules from a script's real path.
- */
-function stageApp(): string {
-  const app = mkdtempSync(path.join(os.tmpdir(), 'stagebox-arm64-app-'));
-  cpSync(path.join(REPO_ROOT, 'dist', 'src'), path.join(app, 'dist', 'src'), { recursive: true });
-  cpSync(path.join(REPO_ROOT, 'dist', 'web'), path.join(app, 'dist', 'web'), { recursive: true });
-  cpSync(path.join(REPO_ROOT, 'web'), path.join(app, 'web'), { recursive: true });
-  cpSync(path.join(REPO_ROOT, 'package.json'), path.join(app, 'package.json'));
-  symlinkSync(ARM64_MODULES, path.join(app, 'node_modules'));
-  return app;
-}
-
-/** Files the process has mapped, from the host's /proc (qemu maps the guest's ELF files with their paths). */
-function mappedFiles(pid: number): Set<string> {
-  const out = new Set<string>();
-  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-    const i = line.indexOf(' /');
-    if (i >= 0) out.add(line.slice(i + 1).replace(/ \(deleted\)$/, ''));
-  }
-  return out;
 }
 
 let app: string | null = null;
