@@ -8,10 +8,12 @@ import { checkOffer } from './sdp-offer';
 import { WebRtcError } from './webrtc-error';
 
 /**
- * The audio channel's congestion-window floor (sctp-audio-window.ts): 64 KiB in flight is 150-290 ms of a stereo
- * stream with one copy a datagram, more than any round trip worth waiting for on a stage network.
+ * The audio channel's congestion-window floor (sctp-audio-window.ts): 256 KiB in flight covers a 300 ms Wi-Fi stall
+ * (the longest the profiles have) even at three copies a datagram (2.2 KB × 112 periods), so during a stall the box
+ * keeps sending into the link as over UDP instead of queueing behind the window and dropping at maxBufferedBytes.
+ * 64 KiB (150 ms at one copy) dropped 33-44 datagrams a stall on busy-venue (BENCHMARKS.md, wifi run 4).
  */
-const AUDIO_CWND_FLOOR_BYTES = 65536;
+const AUDIO_CWND_FLOOR_BYTES = 256 * 1024;
 
 /** Options of {@link WebRtcPeers}; checked by the constructor. */
 export interface WebRtcPeersOptions {

@@ -14,6 +14,8 @@ export class LossyUdpRelay {
   private readonly toPeer: Socket = createSocket('udp4');
   private readonly toBox: Socket = createSocket('udp4');
   private peer: RemoteInfo | null = null;
+  /** While held (a link-wide Wi-Fi stall), datagrams both ways wait here, in order. */
+  private held: { toPeer: Buffer[]; toBox: Buffer[] } | null = null;
 
   private constructor(
     private readonly boxPort: number,
@@ -22,7 +24,8 @@ export class LossyUdpRelay {
   ) {
     this.toPeer.on('message', (msg, from) => {
       this.peer = from;
-      this.toBox.send(msg, this.boxPort, '127.0.0.1');
+      if (this.held) this.held.toBox.push(msg);
+      else this.toBox.send(msg, this.boxPort, '127.0.0.1');
     });
     this.toBox.on('message', (msg) => {
       if (this.peer === null) return;
@@ -31,7 +34,8 @@ export class LossyUdpRelay {
         return;
       }
       this.forwarded++;
-      this.toPeer.send(msg, this.peer.port, this.peer.address);
+      if (this.held) this.held.toPeer.push(msg);
+      else this.toPeer.send(msg, this.peer.port, this.peer.address);
     });
   }
 
@@ -48,6 +52,28 @@ export class LossyUdpRelay {
   /** The box's answer with its loopback candidate's port replaced by the relay's. */
   rewriteAnswer(sdp: string): string {
     return sdp.replace(/(a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 )(\d+)/, (_, head: string) => `${head}${this.port}`);
+  }
+
+  /** A stall: from now on nothing passes either way until release(). */
+  hold(): void {
+    this.held ??= { toPeer: [], toBox: [] };
+  }
+
+  /**
+   * The stall ends: what waited goes on in order, a few datagrams per turn of the event loop (as an access point
+   * drains its queue at the link's rate, not in one instant that would overflow the receiver's socket buffer).
+   */
+  async release(): Promise<number> {
+    const held = this.held;
+    if (!held) return 0;
+    const n = held.toPeer.length + held.toBox.length;
+    while (held.toPeer.length > 0 || held.toBox.length > 0) {
+      for (const m of held.toBox.splice(0, 8)) this.toBox.send(m, this.boxPort, '127.0.0.1');
+      for (const m of held.toPeer.splice(0, 8)) this.toPeer.send(m, this.peer!.port, this.peer!.address);
+      await new Promise((r) => setImmediate(r));
+    }
+    this.held = null;
+    return n;
   }
 
   close(): void {

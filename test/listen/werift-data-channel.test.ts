@@ -14,8 +14,8 @@ import { waitFor } from '../helpers/wait';
 
 const PERIOD_MS = 128 / 48;
 
-function datagram(n: number): Buffer {
-  const packet = Buffer.alloc(600);
+function datagram(n: number, size = 600): Buffer {
+  const packet = Buffer.alloc(size);
   packet.writeUInt32LE(n, 0);
   for (let i = 4; i < packet.length; i++) packet[i] = (n * 7 + i) & 0xff;
   const out = Buffer.alloc(audioDatagramBytes([packet]));
@@ -65,6 +65,48 @@ test('werift as the receiver loses exactly the datagrams the network dropped, in
     assert.equal(missing.length, relay!.dropped, `missing ${missing.length} (${missing.join(',')}) where the relay dropped ${relay!.dropped}`);
     assert.ok(missing.every((i) => i < n), `only datagrams sent while lossy are missing: ${missing.join(',')}`);
     assert.deepEqual(states, ['open']);
+  } finally {
+    channel.close();
+    (relay as LossyUdpRelay | null)?.close();
+    await box.stop();
+  }
+});
+
+test('a 300 ms Wi-Fi stall costs the box nothing: it keeps sending into the stalled link, as over UDP, and every datagram arrives', async () => {
+  // The box's defaults (maxBufferedBytes 16 KiB), datagrams the size of a stereo pcm16 packet with one copy.
+  const opened: number[] = [];
+  const box = new WebRtcPeers({ hostAddresses: ['127.0.0.1'], onOpen: (id) => opened.push(id), onClose: () => undefined });
+  const received = new Set<number>();
+  const states: string[] = [];
+  let relay: LossyUdpRelay | null = null;
+  const channel = weriftDataChannel(['127.0.0.1'])({
+    sendOffer: async (sdp) => {
+      const answer = await box.answer(1, sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n'));
+      relay = await LossyUdpRelay.start(candidatePort(answer), () => false);
+      return relay.rewriteAnswer(answer);
+    },
+    onDatagram: (bytes) => received.add(Buffer.from(bytes).readUInt32LE(12)),
+    onState: (state) => states.push(state),
+  });
+  try {
+    await waitFor(() => opened.includes(1) && states.includes('open'), { timeoutMs: 30_000, what: 'the channel open through the relay', describe: () => JSON.stringify(states) });
+    const n = 600;
+    const stall = { from: 200, periods: Math.round(300 / PERIOD_MS) };
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      if (i === stall.from) relay!.hold();
+      if (i === stall.from + stall.periods) void relay!.release();
+      assert.equal(box.send(1, datagram(i, 1100)), true, `datagram ${i} refused by the box (bufferedAmount over maxBufferedBytes)`);
+      const wait = (i + 1) * PERIOD_MS - (performance.now() - t0);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    await waitFor(() => received.has(n - 1), { timeoutMs: 10_000, what: 'the last datagram' });
+    await waitFor(() => received.size === n, {
+      timeoutMs: 5000,
+      what: 'every datagram',
+      describe: () => `missing ${Array.from({ length: n }, (_, i) => i).filter((i) => !received.has(i)).join(',')}`,
+    });
+    assert.equal(box.stats(1)!.messagesDropped, 0);
   } finally {
     channel.close();
     (relay as LossyUdpRelay | null)?.close();
