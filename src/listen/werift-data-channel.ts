@@ -45,7 +45,11 @@ export async function offerAudioChannel(
   label: string = AUDIO_CHANNEL_LABEL,
   init: { ordered?: boolean; maxRetransmits?: number } = AUDIO_CHANNEL_INIT,
 ): Promise<{ pc: RTCPeerConnection; channel: RTCDataChannel; sdp: string }> {
-  const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: hostAddresses(addresses) });
+  const host = hostAddresses(addresses);
+  // One address given: bind the socket to it too. werift binds 0.0.0.0 otherwise, and the kernel then picks the
+  // source address by route, so listeners meant for different links (the bench's) would all leave by one.
+  const bindTo = addresses && host.length === 1 ? { iceInterfaceAddresses: { udp4: host[0]! } } : {};
+  const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: host, ...bindTo });
   const channel = openUnorderedChannel(pc, label, init);
   await pc.setLocalDescription(await pc.createOffer());
   return { pc, channel, sdp: pc.localDescription!.sdp };
