@@ -235,7 +235,9 @@ export class NetHarness {
       stderrTail.push(...c.toString('utf8').split('\n').filter((l) => l.trim() !== ''));
       stderrTail.splice(0, Math.max(0, stderrTail.length - 10));
     });
-    impair.once('exit', (code, signal) => reader.end(new Error(`nh-impair exited (code ${code}, signal ${signal})${stderrTail.length ? `: ${stderrTail.join(' / ')}` : ''}`)));
+    // 'close', not 'exit': 'exit' can come before the last of stdout is read, and would end the reader ahead of the
+    // final report nh-impair printed as it stopped (stop() then returned null: a CI run failed on it).
+    impair.once('close', (code, signal) => reader.end(new Error(`nh-impair exited (code ${code}, signal ${signal})${stderrTail.length ? `: ${stderrTail.join(' / ')}` : ''}`)));
 
     const addrs = Array.from({ length: n }, (_, i) => listenerAddr(i));
     try {
