@@ -63,7 +63,9 @@ describe('the listener page in Chromium across the impaired network', { skip: wh
 
   test('the page plays over the data channel through losses and stalls, and the box counts its datagrams', async () => {
     await page.goto(`http://${BOX_ADDR}:${svc.port}/listen/`);
-    await waitFor(async () => (await page.getAttribute('#conn', 'data-state')) === 'live', { timeoutMs: 15_000, what: 'the page to connect across the harness' });
+    // The page's files and its WebSocket each open a TCP connection across 1 % loss and stalls: a lost SYN alone costs
+    // 1 s, then 2 s more. 30 s, as the wifi bench allows a page (15 s was once not enough in CI).
+    await waitFor(async () => (await page.getAttribute('#conn', 'data-state')) === 'live', { timeoutMs: 30_000, what: 'the page to connect across the harness' });
     await page.click('#start');
     await page.click('.seg label:has(#mode-channels)');
     for (const ch of [0, 1]) await page.check(`#picks input[value="${ch}"]`);
