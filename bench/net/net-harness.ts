@@ -270,6 +270,11 @@ export class NetHarness {
     run(['ip', 'link', 'add', 'nhb0', 'address', MAC.box, 'netns', String(box), 'type', 'veth', 'peer', 'name', 'nhr0', 'address', MAC.routerBox, 'netns', String(router)]);
     run(['ip', 'link', 'add', 'nhl0', 'address', MAC.listener, 'netns', String(lis), 'type', 'veth', 'peer', 'name', 'nhr1', 'address', MAC.routerListener, 'netns', String(router)]);
     const batch = (lines: string[]): string => `${lines.join('\n')}\n`;
+    // IPv4 only, as the harness's addresses are: without this each veth gets an IPv6 link-local address seconds after it
+    // comes up, and Chromium in the listeners' namespace takes that for a network change and aborts every request in
+    // flight (net::ERR_NETWORK_CHANGED; the page test then never connected in some runs).
+    const noIpv6 = '[ ! -d /proc/sys/net/ipv6 ] || { echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; }';
+    for (const ns of [box, lis, router]) this.inNs(ns, ['sh', '-c', noIpv6]);
     this.inNs(box, ['ip', '-batch', '-'], batch([
       'link set lo up',
       `addr add ${BOX_ADDR}/24 dev nhb0`,

@@ -37,6 +37,7 @@ describe('the listener page in Chromium across the impaired network', { skip: wh
   let browser: Browser;
   let page: Page;
   let dir: string;
+  const consoleLines: string[] = [];
 
   before(async () => {
     harness = await NetHarness.start({ profile: loadProfile('busy-venue'), listeners: 1, seed: 7, maxSeconds: 120 });
@@ -50,6 +51,8 @@ describe('the listener page in Chromium across the impaired network', { skip: wh
     chmodSync(wrapper, 0o755);
     browser = await chromium.launch({ executablePath: wrapper, args: ['--no-sandbox', '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required'] });
     page = await (await browser.newContext()).newPage();
+    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
   });
 
   after(async () => {
@@ -65,7 +68,14 @@ describe('the listener page in Chromium across the impaired network', { skip: wh
     await page.goto(`http://${BOX_ADDR}:${svc.port}/listen/`);
     // The page's files and its WebSocket each open a TCP connection across 1 % loss and stalls: a lost SYN alone costs
     // 1 s, then 2 s more. 30 s, as the wifi bench allows a page (15 s was once not enough in CI).
-    await waitFor(async () => (await page.getAttribute('#conn', 'data-state')) === 'live', { timeoutMs: 30_000, what: 'the page to connect across the harness' });
+    let conn = '';
+    await waitFor(
+      async () => {
+        conn = `${await page.getAttribute('#conn', 'data-state')} "${await page.textContent('#conn')}", error "${await page.textContent('#error')}"`;
+        return conn.startsWith('live ');
+      },
+      { timeoutMs: 30_000, what: 'the page to connect across the harness', describe: () => `${conn}; console: ${consoleLines.slice(-5).join(' / ')}` },
+    );
     await page.click('#start');
     await page.click('.seg label:has(#mode-channels)');
     for (const ch of [0, 1]) await page.check(`#picks input[value="${ch}"]`);
