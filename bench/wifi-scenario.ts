@@ -41,6 +41,8 @@ const PROFILE_OVERHEAD_MS = 60_000;
  */
 export type WifiTransport = 'ws' | 'udp' | 'webrtc' | 'page-webrtc' | 'page-ws';
 const TRANSPORT_NAMES: readonly WifiTransport[] = ['ws', 'udp', 'webrtc', 'page-webrtc', 'page-ws'];
+/** How the audio of a run's listeners travels: the page's runs name the page's transport. */
+const wireTransport = (t: WifiTransport): 'ws' | 'udp' | 'webrtc' => (t === 'page-webrtc' ? 'webrtc' : t === 'page-ws' ? 'ws' : t);
 export const WIFI_TRANSPORTS: readonly WifiTransport[] = (process.env.WIFI_TRANSPORTS ?? 'ws,udp,webrtc')
   .split(',')
   .map((t) => t.trim())
@@ -125,7 +127,7 @@ async function runProfile(name: string, transport: WifiTransport, ctx: BenchCont
           host: BOX_ADDR,
           wifiLabel: `l${i}`,
           browser: true,
-          transport: transport === 'page-webrtc' ? 'webrtc' : 'ws',
+          transport: wireTransport(transport),
         }))
       : harness.listenerAddrs.map((addr, i) => ({
           clientId: `wifi-${name}-l${i}`,
@@ -218,7 +220,7 @@ function summarize(name: string, transport: WifiTransport, m: Measurement, net: 
     seqGaps: sum(ls.map((l) => l.seqGaps)),
     recoveredPackets: sum(ls.map((l) => l.recovered)),
     // Listeners still on the transport asked for at the end of the window (a datagram flow can fall back to the WebSocket).
-    listenersOnTransportAtEnd: ls.filter((l) => l.transportNow === (transport === 'page-webrtc' ? 'webrtc' : transport === 'page-ws' ? 'ws' : transport)).length,
+    listenersOnTransportAtEnd: ls.filter((l) => l.transportNow === wireTransport(transport)).length,
     spacingAtEnd: ls.map((l) => l.spacingAtEnd),
     e2eLatencyP50Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p50Ms, fleet.e2e.maxMs) : null),
     e2eLatencyP99Ms: round(fleet.e2e.count ? Math.min(fleet.e2e.p99Ms, fleet.e2e.maxMs) : null),
